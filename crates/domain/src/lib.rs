@@ -1,0 +1,27 @@
+//! liveroom's domain: what a room is, what room metadata may hold, and the rules every
+//! backend applies inside its write transaction.
+//!
+//! This crate knows nothing of Tencent's JSON, HTTP, storage or the wall clock: callers pass
+//! validated inputs and the current time in, and get new state or a [`DomainError`] out. The
+//! protocol layer maps each error to its wire code; the store layer calls these rules so that
+//! limits hold inside the same transaction that writes the data.
+
+mod clock;
+mod error;
+pub mod limits;
+mod listing;
+mod metadata;
+mod room;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::DomainError;
+pub use listing::ListPosition;
+pub use metadata::{
+    Metadata, MetadataEntry, delete_metadata, select_metadata, set_metadata, total_bytes,
+};
+pub use room::{
+    Account, NewRoom, Room, RoomChanges, RoomFields, RoomId, TakeSeatMode, ValidChanges,
+};
+
+/// An application's `SDKAppID`: every room belongs to exactly one app.
+pub type AppId = u32;

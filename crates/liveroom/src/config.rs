@@ -1,0 +1,290 @@
+//! The configuration: embedded defaults, then the TOML file, then `LIVEROOM_*` environment
+//! variables, then command-line flags (decisions.md §4). Anything invalid stops start-up with
+//! a message naming the file, the setting and the problem.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use liveroom_domain::limits::ACCOUNT_MAX_BYTES;
+use liveroom_protocol::Command;
+use liveroom_server::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig};
+use serde::{Deserialize, Serialize};
+
+/// The file's shape. Unknown settings are refused so that a typo cannot go unnoticed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub auth_failure_throttle: ThrottleSettings,
+    pub connections: ConnectionSettings,
+    #[serde(default)]
+    pub apps: Vec<AppSettings>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleSettings {
+    pub max_failures: u32,
+    pub window_secs: u64,
+    pub block_secs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSettings {
+    pub max_connections: usize,
+    pub header_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    pub sdkappid: u32,
+    pub secret_key: String,
+    pub admins: Vec<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub disabled_commands: Vec<String>,
+    /// Requests per second by command name; `"*"` sets every command not named.
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, u32>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("liveroom-data"),
+            auth_failure_throttle: ThrottleSettings::default(),
+            connections: ConnectionSettings::default(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        let d = ThrottleConfig::default();
+        Self {
+            max_failures: d.max_failures,
+            window_secs: d.window.as_secs(),
+            block_secs: d.block.as_secs(),
+        }
+    }
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        let d = ConnectionLimits::default();
+        Self {
+            max_connections: d.max_connections,
+            header_timeout_secs: d.header_timeout.as_secs(),
+            body_timeout_secs: d.body_timeout.as_secs(),
+        }
+    }
+}
+
+/// What the command line says of the configuration.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Layers defaults, `file` (if any), the environment and `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            // Figment treats a missing file as empty; a named file that is not there is an error.
+            std::fs::metadata(file)
+                .with_context(|| format!("config file {}: cannot be read", file.display()))?;
+            warn_if_readable_by_others(file);
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("LIVEROOM_").split("__").ignore(&["config", "log", "log_format"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+        let source = file.map_or_else(|| "the configuration".to_owned(), |f| format!("config file {}", f.display()));
+        settings.listen_addr().with_context(|| format!("{source}: listen"))?;
+        for (i, app) in settings.apps.iter().enumerate() {
+            app.to_config()
+                .with_context(|| format!("{source}: apps[{i}] (sdkappid {})", app.sdkappid))?;
+        }
+        let mut seen = HashSet::new();
+        for app in &settings.apps {
+            ensure!(seen.insert(app.sdkappid), "{source}: apps: sdkappid {} is configured twice", app.sdkappid);
+        }
+        Ok(settings)
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .with_context(|| format!("{:?} is not an address like 127.0.0.1:8080", self.listen))
+    }
+
+    /// The server's configuration for `apps`.
+    pub fn server_config(&self, apps: Vec<AppConfig>) -> ServerConfig {
+        let t = &self.auth_failure_throttle;
+        let c = &self.connections;
+        ServerConfig {
+            apps,
+            auth_failure_throttle: ThrottleConfig {
+                max_failures: t.max_failures,
+                window: Duration::from_secs(t.window_secs),
+                block: Duration::from_secs(t.block_secs),
+            },
+            connections: ConnectionLimits {
+                max_connections: c.max_connections,
+                header_timeout: Duration::from_secs(c.header_timeout_secs),
+                body_timeout: Duration::from_secs(c.body_timeout_secs),
+            },
+        }
+    }
+}
+
+impl AppSettings {
+    pub fn to_config(&self) -> anyhow::Result<AppConfig> {
+        ensure!(!self.secret_key.is_empty(), "secret_key: must not be empty");
+        ensure!(!self.admins.is_empty(), "admins: name at least one administrator");
+        for admin in &self.admins {
+            ensure!(
+                !admin.is_empty() && admin.len() <= ACCOUNT_MAX_BYTES,
+                "admins: {admin:?} must be 1 to {ACCOUNT_MAX_BYTES} bytes"
+            );
+        }
+        let command = |name: &str, setting: &str| {
+            Command::from_name(name).with_context(|| format!("{setting}: {name:?} is not a command liveroom serves"))
+        };
+        let disabled_commands = self
+            .disabled_commands
+            .iter()
+            .map(|name| command(name, "disabled_commands"))
+            .collect::<anyhow::Result<HashSet<_>>>()?;
+        let mut rate_limits = HashMap::new();
+        for (name, &per_second) in &self.rate_limits {
+            if per_second == 0 {
+                bail!("rate_limits.{name}: must be at least 1 request per second");
+            }
+            if name == "*" {
+                continue;
+            }
+            rate_limits.insert(command(name, "rate_limits")?, per_second);
+        }
+        if let Some(&every_other) = self.rate_limits.get("*") {
+            for c in Command::ALL {
+                rate_limits.entry(c).or_insert(every_other);
+            }
+        }
+        Ok(AppConfig {
+            sdkappid: self.sdkappid,
+            secret_key: SecretKey::new(self.secret_key.clone()),
+            admins: self.admins.clone(),
+            enabled: self.enabled,
+            disabled_commands,
+            rate_limits,
+        })
+    }
+}
+
+/// A secret key in a file others can read is a leak waiting to happen: say so at start.
+fn warn_if_readable_by_others(file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %file.display(),
+                "config file is readable by other users and may hold secret keys; consider chmod 600"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liveroom.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path), &Overrides::default()).map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    #[test]
+    fn documented_shape_loads() {
+        let settings = load_toml(
+            r#"
+listen   = "127.0.0.1:9000"
+data_dir = "data"
+[auth_failure_throttle]
+max_failures = 5
+window_secs  = 10
+block_secs   = 60
+[[apps]]
+sdkappid   = 1400000000
+secret_key = "k"
+admins     = ["administrator"]
+enabled    = true
+disabled_commands = ["set_room_metadata"]
+[apps.rate_limits]
+"*" = 5000
+get_room_list = 10
+"#,
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:9000");
+        let app = settings.apps[0].to_config().unwrap();
+        assert_eq!(app.rate_limit(Command::GetRoomList), 10);
+        assert_eq!(app.rate_limit(Command::SetRoomMetadata), 5000);
+        assert!(app.disabled_commands.contains(&Command::SetRoomMetadata));
+        assert_eq!(settings.server_config(vec![]).auth_failure_throttle.max_failures, 5);
+    }
+
+    #[test]
+    fn errors_name_file_setting_and_problem() {
+        for (text, expected) in [
+            ("listen = 5", "listen"),
+            ("listen = \"nowhere\"", "listen"),
+            ("lisen = \"127.0.0.1:1\"", "lisen"),
+            ("[[apps]]\nsdkappid = 1\nsecret_key = \"\"\nadmins = [\"a\"]", "secret_key"),
+            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = []", "admins"),
+            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\ndisabled_commands = [\"nope\"]", "disabled_commands"),
+            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[apps.rate_limits]\nnope = 1", "rate_limits"),
+            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[apps.rate_limits]\nget_room_info = 0", "rate_limits.get_room_info"),
+            ("[[apps]]\nsdkappid = -1\nsecret_key = \"k\"\nadmins = [\"a\"]", "sdkappid"),
+            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]", "configured twice"),
+            ("not toml at all [", "liveroom.toml"),
+        ] {
+            let error = load_toml(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(error.contains("liveroom.toml"), "{text:?} names no file: {error}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let error = Settings::load(Some(Path::new("/nonexistent/liveroom.toml")), &Overrides::default()).unwrap_err();
+        assert!(format!("{error:#}").contains("/nonexistent/liveroom.toml"));
+    }
+}

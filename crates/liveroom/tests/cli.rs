@@ -1,0 +1,125 @@
+//! The binary as a user meets it: zero-config start, `usersig`, bad configuration, signals.
+
+mod common;
+
+use std::io::{BufRead, Read};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn post(url: &str, body: Value) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new().post(url).body(body.to_string()).send().await.unwrap().json().await.unwrap()
+    })
+}
+
+/// Reads the credentials block printed after the "listening" line.
+fn printed(running: &mut Running) -> (u32, String, String) {
+    let mut lines = Vec::new();
+    for line in running.stdout.by_ref().lines() {
+        let line = line.unwrap();
+        let done = line.contains("curl");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+            .trim()
+            .to_owned()
+    };
+    let sdkappid = field("sdkappid:").parse().unwrap();
+    let usersig = field("usersig:").split_whitespace().next().unwrap().to_owned();
+    assert_eq!(field("admin:"), "administrator");
+    assert!(field("secret key:").contains("default-app.toml"));
+    let curl = lines.last().unwrap();
+    let url = curl.split('\'').nth(1).unwrap().to_owned();
+    (sdkappid, usersig, url)
+}
+
+fn terminate(running: &mut Running) -> std::process::ExitStatus {
+    // SAFETY: sending a signal to our own child process by its PID.
+    unsafe { libc::kill(running.child.id() as i32, libc::SIGTERM) };
+    running.child.wait().unwrap()
+}
+
+#[test]
+fn zero_config_start_prints_working_credentials_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = || {
+        let mut command = liveroom();
+        command.current_dir(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]);
+        command
+    };
+    let mut running = start(serve());
+    let (sdkappid, usersig, url) = printed(&mut running);
+    assert!(url.starts_with(&running.base));
+    // The printed curl example works as printed.
+    let answer = post(&url, json!({"RoomInfo": {"RoomId": "live-room"}}));
+    assert_eq!(answer["ErrorCode"], 0, "{answer}");
+    assert!(dir.path().join("liveroom-data/default-app.toml").exists());
+    assert!(dir.path().join("liveroom-data/liveroom.db").exists());
+    assert!(terminate(&mut running).success());
+
+    // A restart reuses the app and the data.
+    let mut running = start(serve());
+    let (again, _, _) = printed(&mut running);
+    assert_eq!(again, sdkappid);
+    let info = running.base.clone()
+        + &format!("/v4/live_engine_http_srv/get_room_info?sdkappid={sdkappid}&identifier=administrator&usersig={usersig}&random=7&contenttype=json");
+    let answer = post(&info, json!({"RoomId": "live-room"}));
+    assert_eq!(answer["ErrorCode"], 0, "{answer}");
+    assert!(terminate(&mut running).success());
+}
+
+#[test]
+fn usersig_command_signs_like_the_official_libraries() {
+    let output = liveroom()
+        .args(["usersig", "--sdkappid", "1400000000", "--key", KEY, "--identifier", "xiaojun", "--expire", "600"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let sig = String::from_utf8(output.stdout).unwrap();
+    let decoded = liveroom_usersig::verify(sig.trim(), 1_400_000_000, "xiaojun", KEY, liveroom_usersig::decode(sig.trim()).unwrap().time())
+        .unwrap();
+    assert_eq!(decoded.expire(), 600);
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = liveroom().arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("serve") && help.contains("usersig"), "{help}");
+}
+
+#[test]
+fn bad_config_stops_start_with_file_setting_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\ndisabled_commands = [\"launch_rocket\"]\n").unwrap();
+    let output = liveroom().args(["serve", "--config"]).arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(stderr.contains("disabled_commands"), "{stderr}");
+    assert!(stderr.contains("launch_rocket"), "{stderr}");
+}
+
+#[test]
+fn second_server_on_the_same_data_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut first = liveroom();
+    first.args(["serve", "--config"]).arg(&config);
+    let mut running = start(first);
+    let output = liveroom().args(["serve", "--config"]).arg(&config).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("another liveroom process"), "{stderr}");
+    assert!(terminate(&mut running).success());
+}

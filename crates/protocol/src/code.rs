@@ -1,0 +1,178 @@
+use liveroom_domain::DomainError;
+use liveroom_usersig::VerifyError;
+
+/// Every code liveroom answers, with the meaning Tencent documents for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Ok,
+    /// 60002: the URL or method is not what the API takes.
+    InvalidHttpUrl,
+    /// 60003: the body is not a JSON object.
+    ReqJsonParseFailed,
+    /// 60004: `identifier` is missing.
+    InvalidAccount,
+    /// 60006: `sdkappid` is not a configured app.
+    InvalidSdkAppId,
+    /// 60007: the per-(app, command) rate limit is exceeded.
+    RestFreqLimit,
+    /// 60008: the client did not send its request in time.
+    RequestTimeout,
+    /// 60009: unknown service or command.
+    InvalidRes,
+    /// 60010: `identifier` is not an App administrator.
+    IdNotAdmin,
+    /// 60012: `sdkappid` is missing.
+    SdkAppIdMiss,
+    /// 60016: the app is disabled.
+    SdkAppIdForbidden,
+    /// 70001
+    UserSigExpired,
+    /// 70002
+    UserSigEmpty,
+    /// 70003: the UserSig cannot be decoded.
+    UserSigCheckFailed,
+    /// 70009: the HMAC does not verify with the app's key.
+    UserSigMismatchKey,
+    /// 70013
+    UserSigMismatchId,
+    /// 70014
+    UserSigMismatchSdkAppId,
+    /// 70050: too many failed authentications from this client; retry after a while.
+    AuthFreqLimit,
+    /// 100001: storage failed; nothing was applied.
+    Internal,
+    /// 100002
+    InvalidParameter,
+    /// 100003
+    RoomIdExists,
+    /// 100004
+    RoomNotFound,
+    /// 100007: the command is not enabled for this app.
+    NotEnabled,
+    /// 100010: the RoomId exists and has the requested owner.
+    RoomIdExistsSameOwner,
+    /// 100012: the same RoomId was created less than a second ago.
+    CreateFreqLimit,
+    /// 100500
+    MetadataTooManyKeys,
+    /// 100501
+    MetadataValueTooLarge,
+    /// 100502
+    MetadataTooLarge,
+    /// 100503
+    MetadataNoSuchKeys,
+}
+
+impl ErrorCode {
+    /// The number that goes into `ErrorCode`.
+    pub const fn number(self) -> u32 {
+        use ErrorCode::*;
+        match self {
+            Ok => 0,
+            InvalidHttpUrl => 60002,
+            ReqJsonParseFailed => 60003,
+            InvalidAccount => 60004,
+            InvalidSdkAppId => 60006,
+            RestFreqLimit => 60007,
+            RequestTimeout => 60008,
+            InvalidRes => 60009,
+            IdNotAdmin => 60010,
+            SdkAppIdMiss => 60012,
+            SdkAppIdForbidden => 60016,
+            UserSigExpired => 70001,
+            UserSigEmpty => 70002,
+            UserSigCheckFailed => 70003,
+            UserSigMismatchKey => 70009,
+            UserSigMismatchId => 70013,
+            UserSigMismatchSdkAppId => 70014,
+            AuthFreqLimit => 70050,
+            Internal => 100001,
+            InvalidParameter => 100002,
+            RoomIdExists => 100003,
+            RoomNotFound => 100004,
+            NotEnabled => 100007,
+            RoomIdExistsSameOwner => 100010,
+            CreateFreqLimit => 100012,
+            MetadataTooManyKeys => 100500,
+            MetadataValueTooLarge => 100501,
+            MetadataTooLarge => 100502,
+            MetadataNoSuchKeys => 100503,
+        }
+    }
+
+    /// Whether this failure is a failed authentication attempt, which counts toward the
+    /// per-client throttle (70050).
+    pub const fn is_auth_failure(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            SdkAppIdMiss
+                | InvalidSdkAppId
+                | InvalidAccount
+                | UserSigEmpty
+                | UserSigCheckFailed
+                | UserSigMismatchSdkAppId
+                | UserSigMismatchId
+                | UserSigMismatchKey
+                | UserSigExpired
+                | IdNotAdmin
+        )
+    }
+}
+
+/// A failed request: its code and a short English `ErrorInfo` naming the field or rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub info: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, info: impl Into<String>) -> Self {
+        Self {
+            code,
+            info: info.into(),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let code = match &error {
+            DomainError::InvalidField { .. } => ErrorCode::InvalidParameter,
+            DomainError::RoomNotFound => ErrorCode::RoomNotFound,
+            DomainError::RoomExists { same_owner: true } => ErrorCode::RoomIdExistsSameOwner,
+            DomainError::RoomExists { same_owner: false } => ErrorCode::RoomIdExists,
+            DomainError::TooManyKeys => ErrorCode::MetadataTooManyKeys,
+            DomainError::ValueTooLarge { .. } => ErrorCode::MetadataValueTooLarge,
+            DomainError::MetadataTooLarge => ErrorCode::MetadataTooLarge,
+            DomainError::NoSuchKeys => ErrorCode::MetadataNoSuchKeys,
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        let (code, info) = match &error {
+            VerifyError::Malformed(reason) => (
+                ErrorCode::UserSigCheckFailed,
+                format!("usersig cannot be decoded: {reason}"),
+            ),
+            VerifyError::SdkAppIdMismatch => (
+                ErrorCode::UserSigMismatchSdkAppId,
+                "usersig was made for another sdkappid".to_owned(),
+            ),
+            VerifyError::IdentifierMismatch => (
+                ErrorCode::UserSigMismatchId,
+                "usersig was made for another identifier".to_owned(),
+            ),
+            VerifyError::SignatureMismatch => (
+                ErrorCode::UserSigMismatchKey,
+                "usersig does not verify with the app's secret key".to_owned(),
+            ),
+            VerifyError::Expired => (ErrorCode::UserSigExpired, "usersig has expired".to_owned()),
+        };
+        Self::new(code, info)
+    }
+}

@@ -1,0 +1,220 @@
+use std::fmt::Write as _;
+
+use liveroom_domain::{ListPosition, NewRoom, Room, RoomChanges, RoomId, ValidChanges, limits};
+use serde::Serialize;
+
+use crate::fields::Fields;
+use crate::request::room_id;
+use crate::{ApiError, ErrorCode};
+
+fn room_changes(info: &Fields) -> Result<RoomChanges, ApiError> {
+    Ok(RoomChanges {
+        name: info.string("RoomName")?,
+        cover_url: info.string("CoverURL")?,
+        notice: info.string("Notice")?,
+        category: info.int_array("Category")?,
+        activity_status: info.int("ActivityStatus")?,
+        max_seat_count: info.int("MaxSeatCount")?,
+        max_member_count: info.int("MaxMemberCount")?,
+        take_seat_mode: info.string("TakeSeatMode")?,
+        is_message_disabled: info.bool("IsMessageDisabled")?,
+        is_public_visible: info.bool("IsPublicVisible")?,
+        is_seat_enabled: info.bool("IsSeatEnabled")?,
+        seat_template: info.string("SeatTemplate")?,
+        is_unlimited_room_enabled: info.bool("IsUnlimitedRoomEnabled")?,
+    })
+}
+
+pub(crate) fn parse_create(fields: &Fields, caller: &str) -> Result<NewRoom, ApiError> {
+    let info = fields.required("RoomInfo", Fields::object)?;
+    Ok(NewRoom::validate(
+        info.required("RoomId", Fields::string)?,
+        info.string("RoomType")?,
+        info.string("Owner_Account")?,
+        caller,
+        room_changes(&info)?,
+    )?)
+}
+
+pub(crate) fn parse_update(fields: &Fields) -> Result<(RoomId, ValidChanges), ApiError> {
+    let info = fields.required("RoomInfo", Fields::object)?;
+    Ok((room_id(&info)?, room_changes(&info)?.validate()?))
+}
+
+/// `get_room_list`: `Next` (`""` or absent: the start) and `Count` (absent: 20; else 1–20).
+pub(crate) fn parse_list(fields: &Fields) -> Result<(Option<ListPosition>, usize), ApiError> {
+    let after = match fields.string("Next")?.as_deref() {
+        None | Some("") => None,
+        Some(cursor) => Some(decode_cursor(cursor)?),
+    };
+    let count = match fields.int("Count")? {
+        None => limits::ROOM_LIST_MAX_COUNT,
+        Some(n) if (1..=limits::ROOM_LIST_MAX_COUNT as i64).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("invalid Count: must be from 1 to {}", limits::ROOM_LIST_MAX_COUNT),
+            ));
+        }
+    };
+    Ok((after, count))
+}
+
+/// The opaque `Next` cursor: `<CreateTime>-<ViewCount>-<hex of RoomId>`, the position of the
+/// last room of the page.
+pub fn encode_cursor(position: &ListPosition) -> String {
+    let mut cursor = format!("{}-{}-", position.create_time, position.view_count);
+    for byte in position.room_id.as_str().bytes() {
+        let _ = write!(cursor, "{byte:02x}");
+    }
+    cursor
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            "invalid Next: not a cursor from get_room_list",
+        )
+    };
+    let mut parts = cursor.split('-');
+    let (Some(create_time), Some(view_count), Some(hex), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let number = |s: &str| {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u64>().ok()
+    };
+    let (Some(create_time), Some(view_count)) = (number(create_time), number(view_count)) else {
+        return Err(invalid());
+    };
+    if hex.len() % 2 != 0 || hex.len() > 2 * limits::ROOM_ID_MAX_BYTES {
+        return Err(invalid());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    let room_id = String::from_utf8(bytes)
+        .ok()
+        .and_then(|id| RoomId::parse(id).ok())
+        .ok_or_else(invalid)?;
+    Ok(ListPosition {
+        view_count,
+        create_time,
+        room_id,
+    })
+}
+
+/// `get_room_info`'s `Response.RoomInfo`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct RoomInfoWire<'a> {
+    room_id: &'a str,
+    room_name: &'a str,
+    room_type: &'static str,
+    #[serde(rename = "Owner_Account")]
+    owner_account: &'a str,
+    create_time: u64,
+    is_seat_enabled: bool,
+    take_seat_mode: &'static str,
+    max_seat_count: u32,
+    max_member_count: u32,
+    is_message_disabled: bool,
+    #[serde(rename = "CoverURL")]
+    cover_url: &'a str,
+    category: &'a [i64],
+    activity_status: i64,
+    view_count: u64,
+    is_public_visible: bool,
+    notice: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_template: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_unlimited_room_enabled: Option<bool>,
+}
+
+impl<'a> From<&'a Room> for RoomInfoWire<'a> {
+    fn from(room: &'a Room) -> Self {
+        let f = &room.fields;
+        Self {
+            room_id: room.id.as_str(),
+            room_name: &f.name,
+            room_type: "Live",
+            owner_account: room.owner.as_str(),
+            create_time: room.create_time,
+            is_seat_enabled: f.is_seat_enabled,
+            take_seat_mode: f.take_seat_mode.as_str(),
+            max_seat_count: f.max_seat_count,
+            max_member_count: f.max_member_count,
+            is_message_disabled: f.is_message_disabled,
+            cover_url: &f.cover_url,
+            category: &f.category,
+            activity_status: f.activity_status,
+            view_count: room.view_count,
+            is_public_visible: f.is_public_visible,
+            notice: &f.notice,
+            seat_template: f.seat_template.as_deref(),
+            is_unlimited_room_enabled: f.is_unlimited_room_enabled,
+        }
+    }
+}
+
+/// One entry of `get_room_list`'s `Response.RoomList`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct RoomListEntry<'a> {
+    room_id: &'a str,
+    room_name: &'a str,
+    #[serde(rename = "Owner_Account")]
+    owner_account: &'a str,
+    #[serde(rename = "CoverURL")]
+    cover_url: &'a str,
+    category: &'a [i64],
+    create_time: u64,
+    activity_status: i64,
+    view_count: u64,
+}
+
+impl<'a> From<&'a Room> for RoomListEntry<'a> {
+    fn from(room: &'a Room) -> Self {
+        Self {
+            room_id: room.id.as_str(),
+            room_name: &room.fields.name,
+            owner_account: room.owner.as_str(),
+            cover_url: &room.fields.cover_url,
+            category: &room.fields.category,
+            create_time: room.create_time,
+            activity_status: room.fields.activity_status,
+            view_count: room.view_count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip() {
+        let position = ListPosition {
+            view_count: 7,
+            create_time: 1_700_000_000,
+            room_id: RoomId::parse("live room-1 ~".into()).unwrap(),
+        };
+        let cursor = encode_cursor(&position);
+        assert_eq!(decode_cursor(&cursor).unwrap(), position);
+    }
+
+    #[test]
+    fn bad_cursors() {
+        for bad in ["", "x", "1-2", "1-2-3-4", "a-2-61", "1-b-61", "1-2-6", "1-2-zz", "1-2-", "1-2-00", "-1-2-61", "99999999999999999999-2-61"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

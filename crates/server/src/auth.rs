@@ -1,0 +1,208 @@
+//! Who is calling: decisions.md §2 rows 4–14, and the failed-authentication throttle.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use liveroom_protocol::{ApiError, ErrorCode, RestQuery};
+
+use crate::config::{AppConfig, ThrottleConfig};
+
+/// An authenticated caller: an administrator of a configured, enabled app.
+pub(crate) struct Caller<'a> {
+    pub app: &'a AppConfig,
+    pub identifier: &'a str,
+}
+
+pub(crate) struct Apps {
+    by_id: HashMap<u32, AppConfig>,
+}
+
+impl Apps {
+    pub fn new(apps: Vec<AppConfig>) -> Self {
+        Self {
+            by_id: apps.into_iter().map(|app| (app.sdkappid, app)).collect(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &AppConfig> {
+        self.by_id.values()
+    }
+
+    /// Rows 4–14 in order; `now` is Unix seconds.
+    pub fn authenticate<'a>(&'a self, query: &'a RestQuery, now: u64) -> Result<Caller<'a>, ApiError> {
+        let sdkappid = query.sdkappid()?;
+        let app = self.by_id.get(&sdkappid).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidSdkAppId, "sdkappid is not a configured app")
+        })?;
+        if !app.enabled {
+            return Err(ApiError::new(ErrorCode::SdkAppIdForbidden, "this app is disabled"));
+        }
+        let identifier = query.identifier()?;
+        let usersig = query.usersig()?;
+        liveroom_usersig::verify(usersig, sdkappid, identifier, app.secret_key.expose(), now)?;
+        if !app.admins.iter().any(|admin| admin == identifier) {
+            return Err(ApiError::new(
+                ErrorCode::IdNotAdmin,
+                "identifier is not an App administrator",
+            ));
+        }
+        Ok(Caller { app, identifier })
+    }
+}
+
+/// Counts failed authentications per client address and blocks an address that fails too
+/// often. Memory is bounded: at most [`Throttle::MAX_TRACKED`] addresses are tracked, stale
+/// ones are dropped first, and past that new addresses go untracked rather than evicting a
+/// blocked one.
+pub(crate) struct Throttle {
+    config: ThrottleConfig,
+    clients: Mutex<Clients>,
+    /// Mirrors `clients.len()` so that the common case (nobody failing) takes no lock.
+    tracked: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Clients {
+    records: HashMap<IpAddr, Record>,
+    /// When stale records were last swept: at most one sweep a second, so that a flood of
+    /// new addresses cannot make every failure scan the whole table.
+    last_sweep: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    window_start: Duration,
+    failures: u32,
+    blocked_until: Duration,
+}
+
+impl Record {
+    fn is_stale(&self, now: Duration, window: Duration) -> bool {
+        now >= self.blocked_until && now.saturating_sub(self.window_start) >= window
+    }
+}
+
+impl Throttle {
+    pub const MAX_TRACKED: usize = 100_000;
+
+    pub fn new(config: ThrottleConfig) -> Self {
+        Self {
+            config,
+            clients: Mutex::new(Clients::default()),
+            tracked: AtomicUsize::new(0),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.config.max_failures > 0
+    }
+
+    pub fn is_blocked(&self, client: IpAddr, now: Duration) -> bool {
+        if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .records
+            .get(&client)
+            .is_some_and(|record| now < record.blocked_until)
+    }
+
+    pub fn record_failure(&self, client: IpAddr, now: Duration) {
+        if !self.enabled() {
+            return;
+        }
+        let mut guard = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let clients = &mut *guard;
+        if clients.records.len() >= Self::MAX_TRACKED && !clients.records.contains_key(&client) {
+            if now.saturating_sub(clients.last_sweep) >= Duration::from_secs(1) {
+                clients.last_sweep = now;
+                clients
+                    .records
+                    .retain(|_, record| !record.is_stale(now, self.config.window));
+            }
+            if clients.records.len() >= Self::MAX_TRACKED {
+                return;
+            }
+        }
+        let record = clients.records.entry(client).or_insert(Record {
+            window_start: now,
+            failures: 0,
+            blocked_until: Duration::ZERO,
+        });
+        if now.saturating_sub(record.window_start) >= self.config.window {
+            record.window_start = now;
+            record.failures = 0;
+        }
+        record.failures += 1;
+        if record.failures > self.config.max_failures {
+            record.blocked_until = now + self.config.block;
+            record.window_start = now;
+            record.failures = 0;
+        }
+        self.tracked.store(clients.records.len(), Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.tracked.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn blocks_after_more_than_max_failures_in_the_window() {
+        let throttle = Throttle::new(ThrottleConfig::default());
+        for _ in 0..20 {
+            throttle.record_failure(IP, secs(100));
+        }
+        assert!(!throttle.is_blocked(IP, secs(100)));
+        throttle.record_failure(IP, secs(109));
+        assert!(throttle.is_blocked(IP, secs(109)));
+        assert!(throttle.is_blocked(IP, secs(168)));
+        assert!(!throttle.is_blocked(IP, secs(169)));
+    }
+
+    #[test]
+    fn failures_spread_over_windows_do_not_block() {
+        let throttle = Throttle::new(ThrottleConfig::default());
+        for t in 0..100 {
+            throttle.record_failure(IP, secs(t));
+            throttle.record_failure(IP, secs(t));
+        }
+        assert!(!throttle.is_blocked(IP, secs(100)));
+    }
+
+    #[test]
+    fn zero_turns_it_off() {
+        let throttle = Throttle::new(ThrottleConfig { max_failures: 0, ..Default::default() });
+        for _ in 0..1000 {
+            throttle.record_failure(IP, secs(1));
+        }
+        assert!(!throttle.is_blocked(IP, secs(1)));
+    }
+
+    #[test]
+    fn memory_is_bounded_under_many_addresses() {
+        let throttle = Throttle::new(ThrottleConfig::default());
+        for i in 0..(Throttle::MAX_TRACKED as u32 + 50_000) {
+            throttle.record_failure(IpAddr::V4(i.into()), secs(1));
+        }
+        assert_eq!(throttle.tracked(), Throttle::MAX_TRACKED);
+        // Once their windows pass, old addresses make room for new ones.
+        throttle.record_failure(IP, secs(20));
+        assert_eq!(throttle.tracked(), 1);
+    }
+}

@@ -1,0 +1,109 @@
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use liveroom_protocol::Command;
+
+/// An app's secret key. Its `Debug` never shows the key, so it cannot leak through a log or
+/// a panic message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    /// The key itself, for signing and verifying only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+/// One app (`SDKAppID`) served by this server.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub sdkappid: u32,
+    pub secret_key: SecretKey,
+    /// The App administrators: the only identifiers the REST API accepts.
+    pub admins: Vec<String>,
+    pub enabled: bool,
+    pub disabled_commands: HashSet<Command>,
+    /// Requests per second per command; commands not named use their documented default.
+    pub rate_limits: HashMap<Command, u32>,
+}
+
+impl AppConfig {
+    /// An enabled app with the documented default limits.
+    pub fn new(sdkappid: u32, secret_key: SecretKey, admins: Vec<String>) -> Self {
+        Self {
+            sdkappid,
+            secret_key,
+            admins,
+            enabled: true,
+            disabled_commands: HashSet::new(),
+            rate_limits: HashMap::new(),
+        }
+    }
+
+    pub fn rate_limit(&self, command: Command) -> u32 {
+        self.rate_limits
+            .get(&command)
+            .copied()
+            .unwrap_or(command.default_rate_limit())
+    }
+}
+
+/// More than `max_failures` failed authentications from one client address within `window`
+/// block that address (70050) for `block`. `max_failures == 0` turns the throttle off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    pub max_failures: u32,
+    pub window: Duration,
+    pub block: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: 20,
+            window: Duration::from_secs(10),
+            block: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Bounds on what clients may hold open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept.
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's body.
+    pub body_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub apps: Vec<AppConfig>,
+    pub auth_failure_throttle: ThrottleConfig,
+    pub connections: ConnectionLimits,
+}

@@ -1,0 +1,202 @@
+//! The request pipeline: every `/v4/…` request goes through [`handle`], which applies the
+//! checks of decisions.md §2 in order, dispatches to a command handler, and writes the one
+//! log line and the metrics of the request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request as HttpRequest;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use liveroom_domain::Clock;
+use liveroom_protocol::{
+    ApiError, Command, ErrorCode, MAX_BODY_BYTES, Reply, Request, RequestIds, RestQuery, parse_body, render,
+};
+use liveroom_store::Store;
+
+use crate::auth::{Apps, Throttle};
+use crate::commands;
+use crate::config::{ConnectionLimits, ServerConfig};
+use crate::limits::{RateLimits, RecentCreations};
+use crate::metrics;
+
+/// The address of the connection a request came on, put there by the listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub SocketAddr);
+
+/// Everything the pipeline and the handlers share.
+pub(crate) struct State<S> {
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+    pub recent_creations: RecentCreations,
+    apps: Apps,
+    throttle: Throttle,
+    rate_limits: RateLimits,
+    request_ids: RequestIds,
+    connections: ConnectionLimits,
+}
+
+impl<S: Store> State<S> {
+    pub fn new(store: S, config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
+        let apps = Apps::new(config.apps);
+        Self {
+            store,
+            recent_creations: RecentCreations::new(clock.clone()),
+            rate_limits: RateLimits::new(&apps, clock.clone()),
+            throttle: Throttle::new(config.auth_failure_throttle),
+            apps,
+            clock,
+            request_ids: RequestIds::default(),
+            connections: config.connections,
+        }
+    }
+}
+
+pub(crate) fn router<S: Store>(state: Arc<State<S>>) -> Router {
+    metrics::handle();
+    Router::new()
+        .route("/metrics", get(|| async { metrics::render() }))
+        .fallback(move |request: HttpRequest| {
+            let state = state.clone();
+            async move {
+                if request.uri().path().starts_with("/v4/") {
+                    handle(&state, request).await
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        })
+}
+
+/// What the log line and the metrics say of a request besides its outcome.
+#[derive(Default)]
+struct Seen {
+    command: Option<Command>,
+    sdkappid: Option<u32>,
+}
+
+async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
+    let started = Instant::now();
+    let request_id = state.request_ids.next();
+    let mut seen = Seen::default();
+    let outcome = pipeline(state, request, &mut seen).await;
+
+    let code = outcome.as_ref().err().map_or(ErrorCode::Ok, |e| e.code).number();
+    let command = seen.command.map_or("-", Command::name);
+    let elapsed = started.elapsed();
+    metrics::record_request(command, code, elapsed);
+    let info = outcome.as_ref().err().map_or("", |e| e.info.as_str());
+    if code == ErrorCode::Internal.number() {
+        tracing::warn!(request_id, command, sdkappid = seen.sdkappid, code, info, elapsed_us = elapsed.as_micros() as u64, "request");
+    } else {
+        tracing::info!(request_id, command, sdkappid = seen.sdkappid, code, info, elapsed_us = elapsed.as_micros() as u64, "request");
+    }
+
+    let body = render(&request_id, &outcome);
+    ([(header::CONTENT_TYPE, "application/json")], Bytes::from(body)).into_response()
+}
+
+/// decisions.md §2, rows 1 to 20, in order; the first failure answers.
+async fn pipeline<S: Store>(state: &State<S>, request: HttpRequest, seen: &mut Seen) -> Result<Reply, ApiError> {
+    let command = parse_path(request.uri().path())?;
+    seen.command = Some(command);
+    if request.method() != Method::POST {
+        return Err(ApiError::new(ErrorCode::InvalidHttpUrl, "the method must be POST"));
+    }
+    let query = RestQuery::parse(request.uri().query())?;
+
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|addr| addr.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let now = state.clock.since_epoch();
+    if state.throttle.is_blocked(client, now) {
+        return Err(ApiError::new(
+            ErrorCode::AuthFreqLimit,
+            "too many failed authentications from this address; retry in a minute",
+        ));
+    }
+    let caller = state
+        .apps
+        .authenticate(&query, now.as_secs())
+        .inspect_err(|error| {
+            if error.code.is_auth_failure() {
+                state.throttle.record_failure(client, now);
+            }
+        })?;
+    let app = caller.app.sdkappid;
+    seen.sdkappid = Some(app);
+
+    if !state.rate_limits.admit(app, command) {
+        return Err(ApiError::new(
+            ErrorCode::RestFreqLimit,
+            format!("{} is limited to {} requests per second", command.name(), caller.app.rate_limit(command)),
+        ));
+    }
+    let body = read_body(request.into_body(), &state.connections).await?;
+    let body = parse_body(&body)?;
+    if caller.app.disabled_commands.contains(&command) {
+        return Err(ApiError::new(
+            ErrorCode::NotEnabled,
+            format!("{} is not enabled for this app", command.name()),
+        ));
+    }
+    let request = Request::parse(command, &body, caller.identifier)?;
+    commands::execute(state, app, request).await
+}
+
+/// Row 1: `/v4/<service>/<command>` naming a command liveroom serves.
+fn parse_path(path: &str) -> Result<Command, ApiError> {
+    path.strip_prefix("/v4/")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(service, command)| Command::from_path(service, command))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRes, "unknown service or command"))
+}
+
+/// Reads at most [`MAX_BODY_BYTES`] (one more byte tells that the body is too large), within
+/// the body timeout.
+async fn read_body(body: Body, limits: &ConnectionLimits) -> Result<Bytes, ApiError> {
+    // A declared length over the limit is refused before waiting for a byte of it.
+    if http_body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Err(ApiError::new(
+            ErrorCode::ReqJsonParseFailed,
+            "request body is larger than 1 MiB",
+        ));
+    }
+    match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES + 1)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::new(
+            ErrorCode::ReqJsonParseFailed,
+            "request body is larger than 1 MiB or was cut short",
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            "request body was not received in time",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("/v4/live_engine_http_srv/del_room_metadata").unwrap(), Command::DelRoomMetadata);
+        for bad in [
+            "/v4/live_engine_http_srv/",
+            "/v4/live_engine_http_srv",
+            "/v4/live_engine_http_srv/del_room_metadata/x",
+            "/v4/room_engine_http_srv/get_room_info",
+            "/v4/live_engine_http_srv/get_member_list",
+            "/v4//del_room_metadata",
+        ] {
+            assert_eq!(parse_path(bad).unwrap_err().code, ErrorCode::InvalidRes, "{bad}");
+        }
+    }
+}

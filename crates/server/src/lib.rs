@@ -1,0 +1,41 @@
+//! liveroom's HTTP server.
+//!
+//! [`serve`] accepts connections on a listener you bind ([`listener`]), and answers every
+//! `/v4/…` request through one pipeline ([`gateway`]): parse the command, authenticate
+//! ([`auth`]), rate-limit ([`limits`]), read and parse the body, then dispatch to the
+//! command's handler ([`commands`], one module per command family). Logs and metrics for
+//! every request are written in the gateway, and only there.
+
+mod auth;
+mod commands;
+mod config;
+mod gateway;
+mod limits;
+mod listener;
+mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use liveroom_domain::Clock;
+use liveroom_store::Store;
+use tokio::net::TcpListener;
+
+pub use config::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig};
+
+/// Serves `store` on `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests finish, and closes the store (every accepted write is flushed).
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    store: S,
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let connections = config.connections.clone();
+    let state = Arc::new(gateway::State::new(store, config, clock));
+    let router = gateway::router(state.clone());
+    let served = listener::run(listener, router, &connections, shutdown).await;
+    state.store.close().await;
+    served
+}

@@ -1,0 +1,130 @@
+//! An in-process harness: the real server on 127.0.0.1:0 with a clock the test moves, spoken
+//! to over HTTP.
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use liveroom_domain::ManualClock;
+use liveroom_server::{AppConfig, SecretKey, ServerConfig};
+use liveroom_store::Store;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub const APP: u32 = 1_400_000_000;
+pub const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+pub const ADMIN: &str = "administrator";
+/// A fixed "now" (Unix seconds) at which every test starts.
+pub const START: u64 = 1_700_000_000;
+
+pub fn app() -> AppConfig {
+    AppConfig::new(APP, SecretKey::new(KEY.into()), vec![ADMIN.into(), "admin2".into()])
+}
+
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        apps: vec![app()],
+        ..Default::default()
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start<S: Store>(store: S, config: ServerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let clock = ManualClock::at(Duration::from_secs(START));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(liveroom_server::serve(
+            listener,
+            store,
+            config,
+            Arc::new(clock.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            base,
+            clock,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn memory() -> Self {
+        Self::start(liveroom_store::MemoryStore::new(), config()).await
+    }
+
+    /// Stops the server the way SIGTERM does, and waits until the store is closed.
+    pub async fn stop(mut self) {
+        self.stop.take().map(|s| s.send(()));
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    pub fn sig(&self, identifier: &str) -> String {
+        liveroom_usersig::generate(APP, KEY, identifier, START, 86_400)
+    }
+
+    /// The URL of `command` called as the App administrator.
+    pub fn url(&self, command: &str) -> String {
+        self.url_with(command, &format!(
+            "sdkappid={APP}&identifier={ADMIN}&usersig={}&random=99999999&contenttype=json",
+            self.sig(ADMIN)
+        ))
+    }
+
+    pub fn url_with(&self, command: &str, query: &str) -> String {
+        format!("{}/v4/live_engine_http_srv/{command}?{query}", self.base)
+    }
+
+    pub async fn post_raw(&self, url: &str, body: impl Into<reqwest::Body>) -> Value {
+        let response = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        response.json().await.unwrap()
+    }
+
+    /// Calls `command` as the App administrator.
+    pub async fn call(&self, command: &str, body: Value) -> Value {
+        self.post_raw(&self.url(command), body.to_string()).await
+    }
+
+    /// Calls `command` and asserts success; returns `Response` (or null).
+    pub async fn ok(&self, command: &str, body: Value) -> Value {
+        let answer = self.call(command, body).await;
+        assert_eq!(answer["ErrorCode"], 0, "{command}: {answer}");
+        assert_eq!(answer["ActionStatus"], "OK");
+        answer.get("Response").cloned().unwrap_or(Value::Null)
+    }
+
+    /// Calls `command` and returns its `ErrorCode`.
+    pub async fn code(&self, command: &str, body: Value) -> u64 {
+        code_of(&self.call(command, body).await)
+    }
+}
+
+pub fn code_of(answer: &Value) -> u64 {
+    let code = answer["ErrorCode"].as_u64().unwrap();
+    assert_eq!(answer["ActionStatus"], if code == 0 { "OK" } else { "FAIL" }, "{answer}");
+    if code != 0 {
+        assert!(!answer["ErrorInfo"].as_str().unwrap().is_empty(), "{answer}");
+    }
+    code
+}
