@@ -1,0 +1,873 @@
+//! The one suite every backend must pass, so that the in-memory store used in tests and the
+//! durable stores cannot drift apart.
+//!
+//! Each case is a public async function taking the store; [`conformance_tests!`] expands into
+//! one test per case. Other crates reach it through the `conformance` feature.
+//!
+//! [`conformance_tests!`]: crate::conformance_tests
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use liveroom_domain::limits::{
+    METADATA_MAX_KEYS, METADATA_TOTAL_MAX_BYTES, METADATA_VALUE_MAX_BYTES,
+};
+use liveroom_domain::{
+    Account, AppId, DomainError, ListPosition, Metadata, MetadataEntry, NewRoom, Room, RoomChanges,
+    RoomId, total_bytes,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+use crate::{MemoryStore, SqliteStore, Store, StoreError, StoreResult};
+
+/// Expands into one test per conformance case. `$make` is evaluated once per test and must
+/// dereference to the store: a `Box<MemoryStore>`, or a guard that also owns a temporary
+/// directory. The async cases run under `#[tokio::test]`, so the calling crate needs tokio.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@async $make;
+            create_and_get_round_trip,
+            create_fills_defaults,
+            create_existing_room_fails,
+            destroy_removes_room_and_metadata,
+            update_touches_only_named_fields,
+            list_order,
+            list_only_public_rooms,
+            list_paging_visits_each_room_once,
+            apps_are_isolated,
+            metadata_set_and_get,
+            metadata_limits,
+            failed_writes_change_nothing,
+            revision_counts_successful_metadata_writes,
+            seeded_rooms_keep_their_counters,
+            close_refuses_writes,
+        );
+
+        #[test]
+        fn metadata_matches_model() {
+            let store = $make;
+            $crate::conformance::metadata_matches_model(&*store);
+        }
+    };
+    (@async $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let store = $make;
+                $crate::conformance::$case(&*store).await;
+            }
+        )*
+    };
+}
+
+/// A backend the suite can load with rooms as they would be after some history (view counts,
+/// revisions), which the [`Store`] writes alone cannot produce.
+pub trait Seed: Store {
+    fn seed(
+        &self,
+        app: AppId,
+        rooms: Vec<(Room, Metadata)>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send;
+}
+
+impl Seed for MemoryStore {
+    fn seed(
+        &self,
+        app: AppId,
+        rooms: Vec<(Room, Metadata)>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.import_rooms(app, rooms)
+    }
+}
+
+impl Seed for SqliteStore {
+    fn seed(
+        &self,
+        app: AppId,
+        rooms: Vec<(Room, Metadata)>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.import_rooms(app, rooms)
+    }
+}
+
+const APP: AppId = 1_400_000_001;
+const OTHER_APP: AppId = 1_400_000_002;
+const NOW: u64 = 1_700_000_000;
+
+fn id(raw: &str) -> RoomId {
+    RoomId::parse(raw.into()).unwrap()
+}
+
+fn new_room(room: &str, owner: &str, changes: RoomChanges) -> NewRoom {
+    NewRoom::validate(room.into(), None, Some(owner.into()), "admin", changes).unwrap()
+}
+
+fn hidden() -> RoomChanges {
+    RoomChanges {
+        is_public_visible: Some(false),
+        ..Default::default()
+    }
+}
+
+fn entries(pairs: &[(&str, &str)]) -> Vec<MetadataEntry> {
+    pairs
+        .iter()
+        .map(|(k, v)| MetadataEntry::new((*k).into(), (*v).into()).unwrap())
+        .collect()
+}
+
+fn keys(names: &[&str]) -> Vec<String> {
+    names.iter().map(|k| (*k).to_owned()).collect()
+}
+
+fn metadata(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn rule<T>(error: DomainError) -> StoreResult<T> {
+    Err(StoreError::Rule(error))
+}
+
+/// A room as `import` would load it.
+fn seeded(room: &str, view_count: u64, create_time: u64, changes: RoomChanges) -> Room {
+    Room {
+        view_count,
+        ..new_room(room, "owner", changes).into_room(create_time)
+    }
+}
+
+async fn create<S: Store>(store: &S, app: AppId, room: &str, now: u64) {
+    store
+        .create_room(app, new_room(room, "owner", RoomChanges::default()), now)
+        .await
+        .unwrap();
+}
+
+async fn get<S: Store>(store: &S, app: AppId, room: &str) -> Room {
+    store
+        .room(app, id(room))
+        .await
+        .unwrap()
+        .expect("room exists")
+}
+
+/// Every public room of `app`, walking pages of `page` rooms.
+async fn walk<S: Store>(store: &S, app: AppId, page: usize) -> Vec<Room> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let rooms = store.list_rooms(app, after, page).await.unwrap();
+        assert!(rooms.len() <= page);
+        let Some(last) = rooms.last() else {
+            return all;
+        };
+        after = Some(ListPosition::of(last));
+        all.extend(rooms);
+    }
+}
+
+fn ids(rooms: &[Room]) -> Vec<&str> {
+    rooms.iter().map(|r| r.id.as_str()).collect()
+}
+
+pub async fn create_and_get_round_trip<S: Store>(store: &S) {
+    let changes = RoomChanges {
+        name: Some("Friday night 周五 🎉".into()),
+        cover_url: Some("https://example.com/cover.png".into()),
+        notice: Some("welcome".into()),
+        category: Some(vec![3, -1, 7]),
+        activity_status: Some(2),
+        max_seat_count: Some(16),
+        max_member_count: Some(500),
+        take_seat_mode: Some("ApplyToTake".into()),
+        is_message_disabled: Some(true),
+        is_public_visible: Some(false),
+        is_seat_enabled: Some(false),
+        seat_template: Some("Grid16".into()),
+        is_unlimited_room_enabled: Some(false),
+    };
+    let room = NewRoom::validate(
+        "room 1 ~".into(),
+        Some("Live".into()),
+        Some("alice".into()),
+        "admin",
+        changes,
+    )
+    .unwrap();
+    store.create_room(APP, room.clone(), NOW).await.unwrap();
+    assert_eq!(
+        store.room(APP, id("room 1 ~")).await,
+        Ok(Some(room.into_room(NOW)))
+    );
+    assert_eq!(
+        store.metadata(APP, id("room 1 ~")).await,
+        Ok(Metadata::new())
+    );
+    assert_eq!(store.room(APP, id("room 2")).await, Ok(None));
+}
+
+pub async fn create_fills_defaults<S: Store>(store: &S) {
+    let room = NewRoom::validate("r".into(), None, None, "admin", RoomChanges::default()).unwrap();
+    store.create_room(APP, room.clone(), NOW).await.unwrap();
+    let stored = get(store, APP, "r").await;
+    assert_eq!(stored, room.into_room(NOW));
+    assert_eq!(
+        stored.owner,
+        Account::parse("owner", "admin".into()).unwrap()
+    );
+    assert_eq!(
+        (stored.create_time, stored.view_count, stored.revision),
+        (NOW, 0, 0)
+    );
+    assert_eq!(stored.fields.name, "r");
+    assert!(stored.fields.is_public_visible);
+    assert_eq!(stored.fields.seat_template, None);
+    assert_eq!(stored.fields.is_unlimited_room_enabled, None);
+}
+
+pub async fn create_existing_room_fails<S: Store>(store: &S) {
+    let first = new_room("r", "alice", RoomChanges::default());
+    store.create_room(APP, first.clone(), NOW).await.unwrap();
+    let renamed = RoomChanges {
+        name: Some("other".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .create_room(APP, new_room("r", "alice", renamed.clone()), NOW + 1)
+            .await,
+        rule(DomainError::RoomExists { same_owner: true })
+    );
+    assert_eq!(
+        store
+            .create_room(APP, new_room("r", "bob", renamed), NOW + 1)
+            .await,
+        rule(DomainError::RoomExists { same_owner: false })
+    );
+    assert_eq!(get(store, APP, "r").await, first.into_room(NOW));
+}
+
+pub async fn destroy_removes_room_and_metadata<S: Store>(store: &S) {
+    create(store, APP, "r", NOW).await;
+    create(store, APP, "kept", NOW).await;
+    store
+        .set_metadata(APP, id("r"), entries(&[("a", "1"), ("b", "2")]))
+        .await
+        .unwrap();
+    store.destroy_room(APP, id("r")).await.unwrap();
+    assert_eq!(store.room(APP, id("r")).await, Ok(None));
+    assert_eq!(
+        store.metadata(APP, id("r")).await,
+        rule(DomainError::RoomNotFound)
+    );
+    assert_eq!(ids(&walk(store, APP, 20).await), ["kept"]);
+    assert_eq!(
+        store.destroy_room(APP, id("r")).await,
+        rule(DomainError::RoomNotFound)
+    );
+    // The RoomId is free again, and the new room starts empty.
+    create(store, APP, "r", NOW + 5).await;
+    let again = get(store, APP, "r").await;
+    assert_eq!((again.create_time, again.revision), (NOW + 5, 0));
+    assert_eq!(store.metadata(APP, id("r")).await, Ok(Metadata::new()));
+}
+
+pub async fn update_touches_only_named_fields<S: Store>(store: &S) {
+    create(store, APP, "r", NOW).await;
+    store
+        .set_metadata(APP, id("r"), entries(&[("k", "v")]))
+        .await
+        .unwrap();
+    let before = get(store, APP, "r").await;
+    let changes = RoomChanges {
+        notice: Some("new notice".into()),
+        max_seat_count: Some(4),
+        seat_template: Some("Grid4".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    store
+        .update_room(APP, id("r"), changes.clone())
+        .await
+        .unwrap();
+    let mut expected = before.clone();
+    changes.apply_to(&mut expected.fields);
+    assert_eq!(get(store, APP, "r").await, expected);
+    assert_eq!(expected.fields.notice, "new notice");
+    assert_eq!(expected.fields.name, before.fields.name);
+    assert_eq!(
+        store.metadata(APP, id("r")).await,
+        Ok(metadata(&[("k", "v")]))
+    );
+    assert_eq!(
+        store.update_room(APP, id("missing"), changes).await,
+        rule(DomainError::RoomNotFound)
+    );
+}
+
+pub async fn list_order<S: Seed>(store: &S) {
+    for (room, time) in [("b", 100), ("a", 100), ("c", 200), ("B", 100)] {
+        create(store, APP, room, time).await;
+    }
+    let viewed = vec![
+        (seeded("v1", 5, 50, RoomChanges::default()), Metadata::new()),
+        (seeded("v2", 5, 60, RoomChanges::default()), Metadata::new()),
+        (seeded("v3", 9, 10, RoomChanges::default()), Metadata::new()),
+    ];
+    assert_eq!(store.seed(APP, viewed).await, Ok(3));
+    // Views descending, then creation time descending, then RoomId in byte order.
+    let expected = ["v3", "v2", "v1", "c", "B", "a", "b"];
+    assert_eq!(
+        ids(&store.list_rooms(APP, None, 20).await.unwrap()),
+        expected
+    );
+    assert_eq!(
+        ids(&store.list_rooms(APP, None, 3).await.unwrap()),
+        expected[..3]
+    );
+    assert_eq!(store.list_rooms(APP, None, 0).await, Ok(vec![]));
+    let after_v1 = ListPosition::of(&get(store, APP, "v1").await);
+    assert_eq!(
+        ids(&store.list_rooms(APP, Some(after_v1), 20).await.unwrap()),
+        expected[3..]
+    );
+}
+
+pub async fn list_only_public_rooms<S: Seed>(store: &S) {
+    create(store, APP, "p1", NOW).await;
+    create(store, APP, "p2", NOW).await;
+    store
+        .create_room(APP, new_room("h1", "owner", hidden()), NOW)
+        .await
+        .unwrap();
+    let seeded_hidden = seeded("h2", 50, NOW, hidden());
+    store
+        .seed(APP, vec![(seeded_hidden, Metadata::new())])
+        .await
+        .unwrap();
+    let hide = hidden().validate().unwrap();
+    store.update_room(APP, id("p2"), hide).await.unwrap();
+    assert_eq!(ids(&walk(store, APP, 20).await), ["p1"]);
+    let show = RoomChanges {
+        is_public_visible: Some(true),
+        ..Default::default()
+    };
+    store
+        .update_room(APP, id("h1"), show.validate().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ids(&walk(store, APP, 20).await), ["h1", "p1"]);
+}
+
+pub async fn list_paging_visits_each_room_once<S: Seed>(store: &S) {
+    let mut visible_ids = Vec::new();
+    let mut with_views = Vec::new();
+    for i in 0..40u64 {
+        let room = format!("room-{:02}", (i * 7) % 40);
+        let changes = if i % 5 == 0 {
+            hidden()
+        } else {
+            RoomChanges::default()
+        };
+        let time = NOW + i % 4;
+        if i % 3 == 0 {
+            // Ties on views and time: only the RoomId tells these apart.
+            with_views.push((seeded(&room, i % 2, time, changes), Metadata::new()));
+        } else {
+            store
+                .create_room(APP, new_room(&room, "owner", changes), time)
+                .await
+                .unwrap();
+        }
+        if i % 5 != 0 {
+            visible_ids.push(room);
+        }
+    }
+    store.seed(APP, with_views).await.unwrap();
+    let mut visible = Vec::new();
+    for room in &visible_ids {
+        visible.push(get(store, APP, room).await);
+    }
+    visible.sort_by(|a, b| {
+        ListPosition::of(a)
+            .sort_key()
+            .cmp(&ListPosition::of(b).sort_key())
+    });
+    assert_eq!(visible.len(), 32);
+    for page in [1, 2, 3, 7, 20] {
+        assert_eq!(walk(store, APP, page).await, visible, "page size {page}");
+    }
+}
+
+pub async fn apps_are_isolated<S: Store>(store: &S) {
+    store
+        .create_room(
+            APP,
+            new_room("shared", "alice", RoomChanges::default()),
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .create_room(
+            OTHER_APP,
+            new_room("shared", "bob", RoomChanges::default()),
+            NOW,
+        )
+        .await
+        .unwrap();
+    create(store, OTHER_APP, "only-other", NOW).await;
+    store
+        .set_metadata(APP, id("shared"), entries(&[("k", "app")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.metadata(OTHER_APP, id("shared")).await,
+        Ok(Metadata::new())
+    );
+    assert_eq!(get(store, OTHER_APP, "shared").await.revision, 0);
+    assert_eq!(store.room(APP, id("only-other")).await, Ok(None));
+    assert_eq!(ids(&walk(store, APP, 20).await), ["shared"]);
+    assert_eq!(
+        ids(&walk(store, OTHER_APP, 20).await),
+        ["only-other", "shared"]
+    );
+    store.destroy_room(APP, id("shared")).await.unwrap();
+    assert_eq!(get(store, OTHER_APP, "shared").await.owner.as_str(), "bob");
+    assert_eq!(ids(&walk(store, APP, 20).await), Vec::<&str>::new());
+}
+
+pub async fn metadata_set_and_get<S: Store>(store: &S) {
+    create(store, APP, "r", NOW).await;
+    let r = || id("r");
+    store
+        .set_metadata(APP, r(), entries(&[("b", "2"), ("a", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.metadata(APP, r()).await,
+        Ok(metadata(&[("a", "1"), ("b", "2")]))
+    );
+    // Upsert; a key repeated in one request ends with its last value; empty values are values.
+    store
+        .set_metadata(
+            APP,
+            r(),
+            entries(&[
+                ("a", "3"),
+                ("ключ", "значение"),
+                ("c", "x"),
+                ("c", ""),
+                ("B", "up"),
+            ]),
+        )
+        .await
+        .unwrap();
+    let expected = metadata(&[
+        ("B", "up"),
+        ("a", "3"),
+        ("b", "2"),
+        ("c", ""),
+        ("ключ", "значение"),
+    ]);
+    assert_eq!(store.metadata(APP, r()).await, Ok(expected));
+    // Missing keys are ignored as long as one exists; repeats count once.
+    store
+        .delete_metadata(APP, r(), keys(&["b", "zz", "b", "ключ"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.metadata(APP, r()).await,
+        Ok(metadata(&[("B", "up"), ("a", "3"), ("c", "")]))
+    );
+}
+
+pub async fn metadata_limits<S: Store>(store: &S) {
+    let set = |room: &'static str, pairs: Vec<(String, String)>| {
+        let entries = pairs
+            .into_iter()
+            .map(|(k, v)| MetadataEntry::new(k, v).unwrap())
+            .collect();
+        store.set_metadata(APP, id(room), entries)
+    };
+    let value = |bytes: usize| "v".repeat(bytes);
+    for room in ["values", "keys", "total", "del"] {
+        create(store, APP, room, NOW).await;
+    }
+
+    let max = METADATA_VALUE_MAX_BYTES;
+    assert_eq!(set("values", vec![("k".into(), value(max))]).await, Ok(()));
+    assert_eq!(
+        set(
+            "values",
+            vec![("ok".into(), value(1)), ("big".into(), value(max + 1))]
+        )
+        .await,
+        rule(DomainError::ValueTooLarge { key: "big".into() })
+    );
+    // Bytes, not characters: 1025 two-byte characters are 2050 bytes.
+    assert_eq!(
+        set("values", vec![("wide".into(), "é".repeat(1025))]).await,
+        rule(DomainError::ValueTooLarge { key: "wide".into() })
+    );
+
+    let ten: Vec<_> = (0..METADATA_MAX_KEYS)
+        .map(|i| (format!("k{i}"), value(1)))
+        .collect();
+    assert_eq!(set("keys", ten).await, Ok(()));
+    assert_eq!(set("keys", vec![("k0".into(), value(2))]).await, Ok(()));
+    assert_eq!(
+        set("keys", vec![("k11".into(), value(1))]).await,
+        rule(DomainError::TooManyKeys)
+    );
+
+    let full: Vec<_> = (0..METADATA_TOTAL_MAX_BYTES / max)
+        .map(|i| (format!("k{i}"), value(max)))
+        .collect();
+    assert_eq!(set("total", full).await, Ok(()));
+    assert_eq!(
+        total_bytes(&store.metadata(APP, id("total")).await.unwrap()),
+        METADATA_TOTAL_MAX_BYTES
+    );
+    assert_eq!(
+        set("total", vec![("extra".into(), value(1))]).await,
+        rule(DomainError::MetadataTooLarge)
+    );
+    // Replacing a value counts its new size only.
+    assert_eq!(
+        set(
+            "total",
+            vec![("k0".into(), value(max - 1)), ("extra".into(), value(1))]
+        )
+        .await,
+        Ok(())
+    );
+
+    assert!(matches!(
+        store.set_metadata(APP, id("del"), vec![]).await,
+        Err(StoreError::Rule(DomainError::InvalidField { .. }))
+    ));
+    assert_eq!(set("del", vec![("a".into(), value(1))]).await, Ok(()));
+    assert!(matches!(
+        store.delete_metadata(APP, id("del"), vec![]).await,
+        Err(StoreError::Rule(DomainError::InvalidField { .. }))
+    ));
+    let eleven: Vec<String> = (0..=METADATA_MAX_KEYS).map(|_| "a".to_owned()).collect();
+    assert_eq!(
+        store.delete_metadata(APP, id("del"), eleven).await,
+        rule(DomainError::TooManyKeys)
+    );
+    assert_eq!(
+        store
+            .delete_metadata(APP, id("del"), keys(&["x", "y"]))
+            .await,
+        rule(DomainError::NoSuchKeys)
+    );
+
+    let missing = || id("missing");
+    assert_eq!(
+        store
+            .set_metadata(APP, missing(), entries(&[("a", "1")]))
+            .await,
+        rule(DomainError::RoomNotFound)
+    );
+    assert_eq!(
+        store.delete_metadata(APP, missing(), keys(&["a"])).await,
+        rule(DomainError::RoomNotFound)
+    );
+    assert_eq!(
+        store.metadata(APP, missing()).await,
+        rule(DomainError::RoomNotFound)
+    );
+}
+
+pub async fn failed_writes_change_nothing<S: Store>(store: &S) {
+    create(store, APP, "r", NOW).await;
+    let nine: Vec<_> = (0..9)
+        .map(|i| (format!("k{i}"), "v".repeat(1800)))
+        .collect();
+    let nine: Vec<(&str, &str)> = nine.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    store
+        .set_metadata(APP, id("r"), entries(&nine))
+        .await
+        .unwrap();
+    let room_before = get(store, APP, "r").await;
+    let metadata_before = store.metadata(APP, id("r")).await.unwrap();
+    let big = "v".repeat(METADATA_VALUE_MAX_BYTES + 1);
+    let longest = "v".repeat(METADATA_VALUE_MAX_BYTES);
+    // Each request changes k0 before reaching what breaks the rules.
+    let failing_sets = [
+        (
+            entries(&[("k0", "changed"), ("new", &big)]),
+            DomainError::ValueTooLarge { key: "new".into() },
+        ),
+        (
+            entries(&[("k0", "changed"), ("n1", ""), ("n2", "")]),
+            DomainError::TooManyKeys,
+        ),
+        (
+            entries(&[("k0", &longest), ("n1", "x")]),
+            DomainError::MetadataTooLarge,
+        ),
+    ];
+    for (request, error) in failing_sets {
+        assert_eq!(store.set_metadata(APP, id("r"), request).await, rule(error));
+    }
+    let eleven = (0..=METADATA_MAX_KEYS).map(|i| format!("k{i}")).collect();
+    assert_eq!(
+        store.delete_metadata(APP, id("r"), eleven).await,
+        rule(DomainError::TooManyKeys)
+    );
+    assert_eq!(
+        store.delete_metadata(APP, id("r"), keys(&["nope"])).await,
+        rule(DomainError::NoSuchKeys)
+    );
+    assert_eq!(
+        store
+            .create_room(APP, new_room("r", "owner", hidden()), NOW + 1)
+            .await,
+        rule(DomainError::RoomExists { same_owner: true })
+    );
+    assert_eq!(get(store, APP, "r").await, room_before);
+    assert_eq!(store.metadata(APP, id("r")).await, Ok(metadata_before));
+}
+
+pub async fn revision_counts_successful_metadata_writes<S: Store>(store: &S) {
+    create(store, APP, "r", NOW).await;
+    let revision = async || get(store, APP, "r").await.revision;
+    assert_eq!(revision().await, 0);
+    store
+        .set_metadata(APP, id("r"), entries(&[("a", "1")]))
+        .await
+        .unwrap();
+    store
+        .set_metadata(APP, id("r"), entries(&[("a", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(revision().await, 2);
+    let too_big = "v".repeat(METADATA_VALUE_MAX_BYTES + 1);
+    assert!(
+        store
+            .set_metadata(APP, id("r"), entries(&[("b", &too_big)]))
+            .await
+            .is_err()
+    );
+    assert_eq!(revision().await, 2);
+    store
+        .delete_metadata(APP, id("r"), keys(&["a"]))
+        .await
+        .unwrap();
+    assert_eq!(revision().await, 3);
+    assert!(
+        store
+            .delete_metadata(APP, id("r"), keys(&["a"]))
+            .await
+            .is_err()
+    );
+    let renamed = RoomChanges {
+        name: Some("renamed".into()),
+        ..Default::default()
+    };
+    store
+        .update_room(APP, id("r"), renamed.validate().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(revision().await, 3);
+    store.destroy_room(APP, id("r")).await.unwrap();
+    create(store, APP, "r", NOW).await;
+    assert_eq!(revision().await, 0);
+}
+
+pub async fn seeded_rooms_keep_their_counters<S: Seed>(store: &S) {
+    let mut room = seeded("seeded", 42, NOW - 100, RoomChanges::default());
+    room.revision = 7;
+    let values = metadata(&[("a", "1"), ("b", "")]);
+    assert_eq!(
+        store.seed(APP, vec![(room.clone(), values.clone())]).await,
+        Ok(1)
+    );
+    assert_eq!(get(store, APP, "seeded").await, room);
+    assert_eq!(store.metadata(APP, id("seeded")).await, Ok(values));
+
+    // A taken RoomId or metadata over the limits loads nothing of the call.
+    let fresh = (
+        seeded("fresh", 0, NOW, RoomChanges::default()),
+        Metadata::new(),
+    );
+    let taken = (
+        seeded("seeded", 0, NOW, RoomChanges::default()),
+        Metadata::new(),
+    );
+    assert_eq!(
+        store.seed(APP, vec![fresh.clone(), taken]).await,
+        rule(DomainError::RoomExists { same_owner: true })
+    );
+    let too_many = (0..=METADATA_MAX_KEYS)
+        .map(|i| (format!("k{i}"), String::new()))
+        .collect();
+    let crowded = (seeded("crowded", 0, NOW, RoomChanges::default()), too_many);
+    assert_eq!(
+        store.seed(APP, vec![fresh, crowded]).await,
+        rule(DomainError::TooManyKeys)
+    );
+    assert_eq!(store.room(APP, id("fresh")).await, Ok(None));
+    assert_eq!(store.room(APP, id("crowded")).await, Ok(None));
+}
+
+pub async fn close_refuses_writes<S: Store>(store: &S) {
+    create(store, APP, "r", NOW).await;
+    store.close().await;
+    let refused = store
+        .create_room(APP, new_room("s", "owner", RoomChanges::default()), NOW)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    let refused = store
+        .set_metadata(APP, id("r"), entries(&[("a", "1")]))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    // Closing twice is fine.
+    store.close().await;
+}
+
+/// One `set_room_metadata` or `del_room_metadata` request.
+#[derive(Debug, Clone)]
+enum Op {
+    Set(Vec<(String, String)>),
+    Delete(Vec<String>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    // Twelve keys: more than a room may hold.
+    let key = "[a-l]";
+    let bytes = prop_oneof![1 => 0usize..64, 5 => 1900usize..=2048, 1 => 2049usize..3000];
+    let value = (prop_oneof![Just('v'), Just('é')], bytes)
+        .prop_map(|(c, bytes)| c.to_string().repeat(bytes / c.len_utf8()));
+    prop_oneof![
+        3 => prop::collection::vec((key, value), 1..4).prop_map(Op::Set),
+        1 => prop::collection::vec(key, 1..12).prop_map(Op::Delete),
+    ]
+}
+
+/// The documented limits (decisions.md §7), written out independently of the domain crate.
+#[derive(Debug, Default)]
+struct Model {
+    values: BTreeMap<String, String>,
+    revision: u64,
+}
+
+impl Model {
+    fn apply(&mut self, op: &Op) -> Result<(), DomainError> {
+        let next = match op {
+            Op::Set(pairs) => {
+                if let Some((key, _)) = pairs.iter().find(|(_, v)| v.len() > 2048) {
+                    return Err(DomainError::ValueTooLarge { key: key.clone() });
+                }
+                let mut next = self.values.clone();
+                next.extend(pairs.iter().cloned());
+                if next.len() > 10 {
+                    return Err(DomainError::TooManyKeys);
+                }
+                if next.values().map(String::len).sum::<usize>() > 16384 {
+                    return Err(DomainError::MetadataTooLarge);
+                }
+                next
+            }
+            Op::Delete(keys) => {
+                if keys.len() > 10 {
+                    return Err(DomainError::TooManyKeys);
+                }
+                if !keys.iter().any(|k| self.values.contains_key(k)) {
+                    return Err(DomainError::NoSuchKeys);
+                }
+                let mut next = self.values.clone();
+                next.retain(|k, _| !keys.contains(k));
+                next
+            }
+        };
+        self.values = next;
+        self.revision += 1;
+        Ok(())
+    }
+}
+
+async fn agrees_with_model<S: Store>(
+    store: &S,
+    room: RoomId,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    store
+        .create_room(
+            APP,
+            new_room(room.as_str(), "owner", RoomChanges::default()),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let mut model = Model::default();
+    for op in &ops {
+        let outcome = match op {
+            Op::Set(pairs) => {
+                let entries = pairs
+                    .iter()
+                    .map(|(k, v)| MetadataEntry::new(k.clone(), v.clone()).unwrap())
+                    .collect();
+                store.set_metadata(APP, room.clone(), entries).await
+            }
+            Op::Delete(keys) => store.delete_metadata(APP, room.clone(), keys.clone()).await,
+        };
+        prop_assert_eq!(
+            outcome,
+            model.apply(op).map_err(StoreError::Rule),
+            "{:?}",
+            op
+        );
+        let stored = store.metadata(APP, room.clone()).await.unwrap();
+        prop_assert_eq!(&stored, &model.values);
+        prop_assert!(stored.len() <= METADATA_MAX_KEYS);
+        prop_assert!(total_bytes(&stored) <= METADATA_TOTAL_MAX_BYTES);
+        prop_assert!(stored.values().all(|v| v.len() <= METADATA_VALUE_MAX_BYTES));
+        let revision = store
+            .room(APP, room.clone())
+            .await
+            .unwrap()
+            .unwrap()
+            .revision;
+        prop_assert_eq!(revision, model.revision);
+    }
+    Ok(())
+}
+
+/// Random sequences of metadata writes against [`Model`]: after every step the store and the
+/// model agree on the outcome, the metadata and the revision. Each case uses a fresh room.
+pub fn metadata_matches_model<S: Store>(store: &S) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let rooms = AtomicUsize::new(0);
+    let strategy = prop::collection::vec(op(), 1..60);
+    let result = runner.run(&strategy, |ops| {
+        let room = id(&format!("model-{}", rooms.fetch_add(1, Ordering::Relaxed)));
+        runtime.block_on(agrees_with_model(store, room, ops))
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}

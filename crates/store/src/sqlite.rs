@@ -1,0 +1,393 @@
+//! The default backend: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! Writes go to one writer thread (see `writer`), which commits whatever is queued as one
+//! transaction: one fsync for the whole batch. Reads use a small pool of read-only
+//! connections and never wait for the writer; WAL lets them read the last commit while a new
+//! one is being written. A lock file keeps a second process off the same database.
+
+mod sql;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use liveroom_domain::{
+    AppId, DomainError, ListPosition, Metadata, MetadataEntry, NewRoom, Room, RoomId, ValidChanges,
+};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{oneshot, watch};
+
+use crate::{Store, StoreError, StoreResult};
+use writer::{Job, Write};
+
+/// How long a connection waits for a lock held by another connection of this process
+/// (readers during a checkpoint) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rooms per transaction in [`SqliteStore::import_rooms`]: big enough that fsyncs do not
+/// matter, small enough that the WAL stays a few megabytes.
+const IMPORT_CHUNK: usize = 10_000;
+
+/// Where and how to open a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file; missing parent directories are created.
+    pub path: PathBuf,
+    /// Most requests committed together.
+    pub max_batch: usize,
+    /// Read-only connections in the read pool.
+    pub readers: usize,
+}
+
+impl SqliteOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_batch: 512,
+            readers: 4,
+        }
+    }
+}
+
+/// The durable store. A write's future resolves after the commit that holds it returned, i.e.
+/// after its fsync. Writes are queued when the method is called (not when the future is first
+/// polled), so one caller's writes apply in call order.
+pub struct SqliteStore {
+    /// `None` once closing began.
+    jobs: RwLock<Option<Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Closed (never sent to) when the writer thread has finished; `close` waits for that.
+    writer_done: watch::Receiver<()>,
+    readers: Readers,
+    /// Held for the store's lifetime. The writer thread holds a clone, so the lock is released
+    /// only after the read-write connection is closed.
+    _lock: Arc<File>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database, taking the data directory's process lock.
+    pub fn open(options: SqliteOptions) -> StoreResult<Self> {
+        let path = options.path;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let lock = Arc::new(lock_data_dir(&path)?);
+        let conn = open_writer(&path)?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| open_reader(&path).map(Mutex::new))
+            .collect::<StoreResult<Vec<_>>>()?;
+
+        let (jobs, queue) = mpsc::channel();
+        let (done, writer_done) = watch::channel(());
+        let max_batch = options.max_batch.max(1);
+        let thread_lock = Arc::clone(&lock);
+        let writer = std::thread::Builder::new()
+            .name("liveroom-store-writer".into())
+            .spawn(move || {
+                let _lock = thread_lock;
+                let _done = done;
+                writer::run(conn, queue, max_batch);
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            jobs: RwLock::new(Some(jobs)),
+            writer: Mutex::new(Some(writer)),
+            writer_done,
+            readers: Readers {
+                conns: readers.into(),
+                next: AtomicUsize::new(0),
+            },
+            _lock: lock,
+        })
+    }
+
+    /// Loads rooms exactly as given (times, counters and revision included) into `app`, for
+    /// benchmarks and tests. Commits in transactions of 10,000 rooms, each all or nothing; on an
+    /// error (a RoomId that exists, metadata over the limits) the transactions before it stay
+    /// and nothing after it is loaded. Returns how many rooms were loaded.
+    pub async fn import_rooms<I>(&self, app: AppId, rooms: I) -> StoreResult<usize>
+    where
+        I: IntoIterator<Item = (Room, Metadata)>,
+    {
+        let mut rooms = rooms.into_iter();
+        let mut imported = 0;
+        let mut chunk: Vec<_> = rooms.by_ref().take(IMPORT_CHUNK).collect();
+        while !chunk.is_empty() {
+            let count = chunk.len();
+            let answer = self.enqueue(Write::Import { app, rooms: chunk })?;
+            // Build the next chunk while the writer commits this one.
+            chunk = rooms.by_ref().take(IMPORT_CHUNK).collect();
+            wait(answer).await?;
+            imported += count;
+        }
+        Ok(imported)
+    }
+
+    fn enqueue(&self, write: Write) -> StoreResult<oneshot::Receiver<StoreResult<()>>> {
+        let (reply, answer) = oneshot::channel();
+        let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
+        let jobs = jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        jobs.send(Job { write, reply })
+            .map_err(|_| writer_stopped())?;
+        Ok(answer)
+    }
+
+    fn submit(&self, write: Write) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        let queued = self.enqueue(write);
+        async move { wait(queued?).await }
+    }
+
+    /// Tests: returns once the writer is parked inside a batch; it stays there until the
+    /// returned sender sends or is dropped. Writes queued meanwhile form the next batch.
+    #[cfg(test)]
+    fn hold_writer(&self) -> std::sync::mpsc::Sender<()> {
+        let (held, is_held) = mpsc::channel();
+        let (go, wait) = mpsc::channel();
+        drop(self.enqueue(Write::Hold { held, go: wait }).unwrap());
+        is_held.recv().unwrap();
+        go
+    }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("the store's writer thread stopped".into())
+}
+
+async fn wait(answer: oneshot::Receiver<StoreResult<()>>) -> StoreResult<()> {
+    answer.await.unwrap_or_else(|_| Err(writer_stopped()))
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and end; joining it makes
+        // sure the database and its lock are released when the store is gone.
+        self.jobs
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = writer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("sqlite store: the writer thread panicked");
+        }
+    }
+}
+
+/// `<db>.lock` beside the database, exclusively locked for as long as the file stays open.
+fn lock_data_dir(db: &Path) -> StoreResult<File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "another liveroom process is using the data directory ({} is locked)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn open_error(path: &Path, error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(())
+}
+
+fn open_writer(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "{} cannot use WAL mode (journal mode is {mode})",
+            path.display()
+        )));
+    }
+    configure(&conn).map_err(|e| open_error(path, e))?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Creates the schema in a new database; refuses one written by a newer liveroom.
+fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| open_error(path, e))?;
+    match version {
+        0 => conn
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
+                sql::SCHEMA,
+                sql::SCHEMA_VERSION
+            ))
+            .map_err(|e| open_error(path, e)),
+        sql::SCHEMA_VERSION => Ok(()),
+        other => Err(StoreError::Unavailable(format!(
+            "{} has schema version {other}, which this liveroom does not know (it knows \
+             version {}); was it written by a newer liveroom?",
+            path.display(),
+            sql::SCHEMA_VERSION
+        ))),
+    }
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    configure(&conn).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Read-only connections, each used by one reader at a time.
+struct Readers {
+    conns: Box<[Mutex<Connection>]>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// Runs `read` on a free connection, or waits for one when all are busy. Reads are short
+    /// indexed lookups, so running them on the caller's thread costs less than handing them off.
+    fn with<T>(&self, read: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let free = (0..n).find_map(|i| match self.conns[(start + i) % n].try_lock() {
+            Ok(conn) => Some(conn),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        });
+        let mut conn: MutexGuard<'_, Connection> = free.unwrap_or_else(|| {
+            self.conns[start % n]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        });
+        read(&mut conn).map_err(|e| writer::unavailable("read", &e))
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_room(
+        &self,
+        app: AppId,
+        room: NewRoom,
+        now: u64,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.submit(Write::Create { app, room, now })
+    }
+
+    fn destroy_room(
+        &self,
+        app: AppId,
+        room: RoomId,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.submit(Write::Destroy { app, room })
+    }
+
+    fn update_room(
+        &self,
+        app: AppId,
+        room: RoomId,
+        changes: ValidChanges,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.submit(Write::Update { app, room, changes })
+    }
+
+    async fn room(&self, app: AppId, room: RoomId) -> StoreResult<Option<Room>> {
+        self.readers.with(|conn| sql::load_room(conn, app, &room))
+    }
+
+    async fn list_rooms(
+        &self,
+        app: AppId,
+        after: Option<ListPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<Room>> {
+        self.readers.with(|conn| {
+            let snapshot = conn.transaction()?;
+            sql::list_rooms(&snapshot, app, after.as_ref(), limit)
+        })
+    }
+
+    async fn metadata(&self, app: AppId, room: RoomId) -> StoreResult<Metadata> {
+        self.readers
+            .with(|conn| sql::load_metadata(conn, app, &room))?
+            .ok_or(StoreError::Rule(DomainError::RoomNotFound))
+    }
+
+    fn set_metadata(
+        &self,
+        app: AppId,
+        room: RoomId,
+        entries: Vec<MetadataEntry>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.submit(Write::SetMetadata { app, room, entries })
+    }
+
+    fn delete_metadata(
+        &self,
+        app: AppId,
+        room: RoomId,
+        keys: Vec<String>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.submit(Write::DeleteMetadata { app, room, keys })
+    }
+
+    async fn close(&self) {
+        self.jobs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Resolves once the writer thread dropped its end: every queued write is answered.
+        let _ = self.writer_done.clone().changed().await;
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("sqlite store: the writer thread panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

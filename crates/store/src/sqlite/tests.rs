@@ -1,0 +1,391 @@
+use std::ops::Deref;
+use std::sync::Arc;
+
+use liveroom_domain::limits::{METADATA_MAX_KEYS, METADATA_TOTAL_MAX_BYTES};
+use liveroom_domain::{RoomChanges, total_bytes};
+use tempfile::TempDir;
+
+use super::*;
+
+/// A store in a fresh temporary directory, which goes away after the store.
+struct TempStore {
+    store: SqliteStore,
+    _dir: TempDir,
+}
+
+impl Deref for TempStore {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+/// A path whose parent directories do not exist yet: `open` must create them.
+fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("data").join("rooms").join("liveroom.db")
+}
+
+fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(SqliteOptions::new(path)).unwrap()
+}
+
+fn temp_store() -> TempStore {
+    let dir = tempfile::tempdir().unwrap();
+    TempStore {
+        store: open(&db_path(&dir)),
+        _dir: dir,
+    }
+}
+
+crate::conformance_tests!(temp_store());
+
+const APP: AppId = 7;
+const NOW: u64 = 1_700_000_000;
+
+fn id(raw: &str) -> RoomId {
+    RoomId::parse(raw.into()).unwrap()
+}
+
+fn new_room(room: &str) -> NewRoom {
+    NewRoom::validate(
+        room.into(),
+        None,
+        Some("owner".into()),
+        "admin",
+        RoomChanges::default(),
+    )
+    .unwrap()
+}
+
+fn entries(pairs: &[(&str, &str)]) -> Vec<MetadataEntry> {
+    pairs
+        .iter()
+        .map(|(k, v)| MetadataEntry::new((*k).into(), (*v).into()).unwrap())
+        .collect()
+}
+
+fn unavailable_message(outcome: StoreResult<impl Sized>) -> String {
+    match outcome {
+        Err(StoreError::Unavailable(message)) => message,
+        Err(other) => panic!("expected Unavailable, got {other:?}"),
+        Ok(_) => panic!("expected Unavailable, got success"),
+    }
+}
+
+/// Everything a client can read: every page of the list, and each named room with its
+/// metadata.
+async fn snapshot(
+    store: &SqliteStore,
+    rooms: &[String],
+) -> (Vec<Room>, Vec<(Option<Room>, StoreResult<Metadata>)>) {
+    let mut list = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_rooms(APP, after, 7).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(ListPosition::of(last));
+        list.extend(page);
+    }
+    let mut each = Vec::new();
+    for room in rooms {
+        let stored = store.room(APP, id(room)).await.unwrap();
+        each.push((stored, store.metadata(APP, id(room)).await));
+    }
+    (list, each)
+}
+
+#[tokio::test]
+async fn restart_restores_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path);
+    let names: Vec<String> = (0..30).map(|i| format!("room-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let changes = RoomChanges {
+            is_public_visible: Some(i % 4 != 0),
+            category: Some(vec![i as i64, -1]),
+            ..Default::default()
+        };
+        let room = NewRoom::validate(name.clone(), None, Some("o".into()), "a", changes).unwrap();
+        store
+            .create_room(APP, room, NOW + (i as u64 % 5))
+            .await
+            .unwrap();
+        for j in 0..i % 3 {
+            let value = "é".repeat(i * 10 + j);
+            let key = format!("k{j}");
+            store
+                .set_metadata(APP, id(name), entries(&[(&key, &value)]))
+                .await
+                .unwrap();
+        }
+    }
+    store
+        .delete_metadata(APP, id("room-02"), vec!["k0".into()])
+        .await
+        .unwrap();
+    let notice = RoomChanges {
+        notice: Some("updated".into()),
+        ..Default::default()
+    };
+    store
+        .update_room(APP, id("room-05"), notice.validate().unwrap())
+        .await
+        .unwrap();
+    store.destroy_room(APP, id("room-07")).await.unwrap();
+    let seeded = Room {
+        view_count: 99,
+        revision: 4,
+        ..new_room("seeded").into_room(NOW - 1)
+    };
+    store
+        .import_rooms(APP, [(seeded, Metadata::from([("s".into(), "1".into())]))])
+        .await
+        .unwrap();
+    let mut all = names.clone();
+    all.push("seeded".into());
+
+    let before = snapshot(&store, &all).await;
+    // 30 rooms, 8 hidden, one destroyed, one imported.
+    assert_eq!(before.0.len(), 30 - 8 - 1 + 1);
+    store.close().await;
+    drop(store);
+
+    let store = open(&path);
+    assert_eq!(snapshot(&store, &all).await, before);
+    store
+        .create_room(APP, new_room("after"), NOW)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn second_open_is_refused_while_the_first_store_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let first = open(&path);
+    let message = unavailable_message(SqliteStore::open(SqliteOptions::new(&path)));
+    assert!(
+        message.contains("another liveroom process is using the data directory"),
+        "{message}"
+    );
+    // Dropping without `close` still finishes queued writes and releases the lock.
+    let queued = first.create_room(APP, new_room("queued"), NOW);
+    drop(queued);
+    drop(first);
+    let second = open(&path);
+    assert!(second.room(APP, id("queued")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    drop(open(&path));
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", sql::SCHEMA_VERSION + 1)
+        .unwrap();
+    let message = unavailable_message(SqliteStore::open(SqliteOptions::new(&path)));
+    assert!(message.contains("schema version 2"), "{message}");
+}
+
+#[tokio::test]
+async fn one_bad_request_in_a_batch_fails_alone() {
+    let store = temp_store();
+    store.create_room(APP, new_room("r"), NOW).await.unwrap();
+    let go = store.hold_writer();
+    // All of these are queued before the writer resumes, so they form one batch.
+    let set_a = store.set_metadata(APP, id("r"), entries(&[("a", "1")]));
+    let create_n1 = store.create_room(APP, new_room("n1"), NOW);
+    let too_big = store.set_metadata(APP, id("r"), entries(&[("a", &"v".repeat(2049))]));
+    let exists = store.create_room(APP, new_room("r"), NOW);
+    // u64::MAX does not fit SQLite's integers: an SQL error, not a rule.
+    let sql_error = store.create_room(APP, new_room("late"), u64::MAX);
+    let set_b = store.set_metadata(APP, id("r"), entries(&[("b", "2")]));
+    let create_n2 = store.create_room(APP, new_room("n2"), NOW);
+    go.send(()).unwrap();
+
+    assert_eq!(set_a.await, Ok(()));
+    assert_eq!(create_n1.await, Ok(()));
+    assert_eq!(
+        too_big.await,
+        Err(StoreError::Rule(DomainError::ValueTooLarge {
+            key: "a".into()
+        }))
+    );
+    assert_eq!(
+        exists.await,
+        Err(StoreError::Rule(DomainError::RoomExists {
+            same_owner: true
+        }))
+    );
+    unavailable_message(sql_error.await);
+    assert_eq!(set_b.await, Ok(()));
+    assert_eq!(create_n2.await, Ok(()));
+
+    let expected = Metadata::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
+    assert_eq!(store.metadata(APP, id("r")).await, Ok(expected));
+    assert_eq!(store.room(APP, id("r")).await.unwrap().unwrap().revision, 2);
+    assert!(store.room(APP, id("n1")).await.unwrap().is_some());
+    assert!(store.room(APP, id("n2")).await.unwrap().is_some());
+    assert_eq!(store.room(APP, id("late")).await, Ok(None));
+}
+
+#[tokio::test]
+async fn failed_commit_fails_the_whole_batch_and_the_writer_recovers() {
+    let store = temp_store();
+    store.create_room(APP, new_room("r"), NOW).await.unwrap();
+    let go = store.hold_writer();
+    let set = store.set_metadata(APP, id("r"), entries(&[("a", "1")]));
+    let create = store.create_room(APP, new_room("n1"), NOW);
+    let breaker = store.submit(Write::BreakCommit);
+    go.send(()).unwrap();
+    for outcome in [set.await, create.await, breaker.await] {
+        let message = unavailable_message(outcome);
+        assert!(message.contains("write transaction failed"), "{message}");
+    }
+    assert_eq!(store.metadata(APP, id("r")).await, Ok(Metadata::new()));
+    assert_eq!(store.room(APP, id("r")).await.unwrap().unwrap().revision, 0);
+    assert_eq!(store.room(APP, id("n1")).await, Ok(None));
+
+    store.create_room(APP, new_room("n1"), NOW).await.unwrap();
+    assert!(store.room(APP, id("n1")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn close_finishes_queued_writes_then_refuses() {
+    let store = temp_store();
+    store.create_room(APP, new_room("r"), NOW).await.unwrap();
+    let go = store.hold_writer();
+    let create = store.create_room(APP, new_room("queued"), NOW);
+    let set = store.set_metadata(APP, id("r"), entries(&[("a", "1")]));
+    tokio::join!(store.close(), async { go.send(()).unwrap() });
+    assert_eq!(create.await, Ok(()));
+    assert_eq!(set.await, Ok(()));
+    let late = store.create_room(APP, new_room("late"), NOW).await;
+    assert_eq!(unavailable_message(late), "store is closed");
+    // Reads keep working until the store is dropped.
+    assert!(store.room(APP, id("queued")).await.unwrap().is_some());
+    assert_eq!(store.metadata(APP, id("r")).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_no_acknowledged_write() {
+    const TASKS: usize = 8;
+    const WRITES: usize = 50;
+    let store = Arc::new(temp_store());
+    store.create_room(APP, new_room("hot"), NOW).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let own_key = format!("t{t}");
+            let (mut hot_successes, mut last_own_value, mut own_rooms) = (0u64, None, Vec::new());
+            for w in 0..WRITES {
+                let hot = || id("hot");
+                let outcome = match w % 4 {
+                    // Sizes up to 2048 bytes on nine or more keys: the total limit gets hit.
+                    0 | 2 => {
+                        let value = "v".repeat((w * 131 + t * 61) % 2049);
+                        let mut request = vec![(own_key.as_str(), value.as_str())];
+                        let extra = format!("x{}", w % 3);
+                        if w % 8 == 0 {
+                            request.push((&extra, "x"));
+                        }
+                        let outcome = store.set_metadata(APP, hot(), entries(&request)).await;
+                        if outcome.is_ok() {
+                            last_own_value = Some(value);
+                        }
+                        outcome
+                    }
+                    1 => {
+                        let room = format!("t{t}-w{w}");
+                        let outcome = store.create_room(APP, new_room(&room), NOW).await;
+                        own_rooms.push(room);
+                        outcome
+                    }
+                    _ => {
+                        let keys = vec!["x0".into(), "x1".into(), "x2".into()];
+                        store.delete_metadata(APP, hot(), keys).await
+                    }
+                };
+                match outcome {
+                    Ok(()) if w % 4 != 1 => hot_successes += 1,
+                    Ok(()) | Err(StoreError::Rule(_)) => {}
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+            (own_key, hot_successes, last_own_value, own_rooms)
+        }));
+    }
+    let mut hot_successes = 0;
+    let hot_metadata = {
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        let metadata = store.metadata(APP, id("hot")).await.unwrap();
+        for (key, successes, last_value, own_rooms) in results {
+            hot_successes += successes;
+            assert_eq!(metadata.get(&key), last_value.as_ref(), "{key}");
+            for room in own_rooms {
+                assert!(
+                    store.room(APP, id(&room)).await.unwrap().is_some(),
+                    "{room}"
+                );
+            }
+        }
+        metadata
+    };
+    assert!(hot_metadata.len() <= METADATA_MAX_KEYS);
+    assert!(total_bytes(&hot_metadata) <= METADATA_TOTAL_MAX_BYTES);
+    let hot = store.room(APP, id("hot")).await.unwrap().unwrap();
+    assert_eq!(hot.revision, hot_successes);
+}
+
+#[tokio::test]
+async fn import_commits_chunk_by_chunk() {
+    let store = temp_store();
+    store
+        .create_room(APP, new_room("taken"), NOW)
+        .await
+        .unwrap();
+    let name = |i: usize| format!("imported-{i:05}");
+    let rooms = (0..2 * IMPORT_CHUNK + 1)
+        .map(|i| {
+            let room = Room {
+                view_count: (i % 100) as u64,
+                ..new_room(&name(i)).into_room(NOW + (i % 7) as u64)
+            };
+            let metadata = if i % 1000 == 0 {
+                Metadata::from([("k".into(), format!("{i}"))])
+            } else {
+                Metadata::new()
+            };
+            (room, metadata)
+        })
+        .chain([(new_room("taken").into_room(NOW), Metadata::new())]);
+    // The third transaction holds the last new room and the taken one: it fails whole.
+    assert_eq!(
+        store.import_rooms(APP, rooms).await,
+        Err(StoreError::Rule(DomainError::RoomExists {
+            same_owner: true
+        }))
+    );
+    for i in [0, IMPORT_CHUNK, 2 * IMPORT_CHUNK - 1] {
+        let room = store.room(APP, id(&name(i))).await.unwrap().unwrap();
+        assert_eq!(
+            (room.view_count, room.create_time),
+            ((i % 100) as u64, NOW + (i % 7) as u64)
+        );
+    }
+    assert_eq!(
+        store.metadata(APP, id(&name(IMPORT_CHUNK))).await.unwrap()["k"],
+        IMPORT_CHUNK.to_string()
+    );
+    assert_eq!(store.room(APP, id(&name(2 * IMPORT_CHUNK))).await, Ok(None));
+    let top = store.list_rooms(APP, None, 3).await.unwrap();
+    assert!(top.iter().all(|r| r.view_count == 99));
+}
