@@ -10,11 +10,20 @@ pub enum DomainError {
     /// The RoomId is taken; `same_owner` tells whether the caller asked for the same owner.
     #[error("room already exists")]
     RoomExists { same_owner: bool },
-    #[error("room metadata would hold more than {} keys", crate::limits::METADATA_MAX_KEYS)]
+    #[error(
+        "room metadata would hold more than {} keys",
+        crate::limits::METADATA_MAX_KEYS
+    )]
     TooManyKeys,
-    #[error("value of key {key:?} is longer than {} bytes", crate::limits::METADATA_VALUE_MAX_BYTES)]
+    #[error(
+        "value of key {key:?} is longer than {} bytes",
+        crate::limits::METADATA_VALUE_MAX_BYTES
+    )]
     ValueTooLarge { key: String },
-    #[error("room metadata values would exceed {} bytes in total", crate::limits::METADATA_TOTAL_MAX_BYTES)]
+    #[error(
+        "room metadata values would exceed {} bytes in total",
+        crate::limits::METADATA_TOTAL_MAX_BYTES
+    )]
     MetadataTooLarge,
     #[error("none of the keys exists")]
     NoSuchKeys,

@@ -41,7 +41,10 @@ pub fn total_bytes(metadata: &Metadata) -> usize {
 
 /// Upserts `entries` into `current` (a key repeated in one request: the last one wins) and
 /// returns the room's new metadata, or the first limit the result would break.
-pub fn set_metadata(current: &Metadata, entries: &[MetadataEntry]) -> Result<Metadata, DomainError> {
+pub fn set_metadata(
+    current: &Metadata,
+    entries: &[MetadataEntry],
+) -> Result<Metadata, DomainError> {
     if entries.is_empty() {
         return Err(DomainError::invalid("Metadata", "must not be empty"));
     }
@@ -86,7 +89,10 @@ pub fn delete_metadata(current: &Metadata, keys: &[String]) -> Result<Vec<String
 
 /// What `get_room_metadata` answers: every pair in key order when `keys` is empty, otherwise
 /// the requested keys that exist, in request order, each once.
-pub fn select_metadata<'m>(current: &'m Metadata, keys: &[String]) -> Vec<(&'m String, &'m String)> {
+pub fn select_metadata<'m>(
+    current: &'m Metadata,
+    keys: &[String],
+) -> Vec<(&'m String, &'m String)> {
     if keys.is_empty() {
         current.iter().collect()
     } else {
@@ -125,8 +131,15 @@ mod tests {
     #[test]
     fn set_upserts_and_last_repeat_wins() {
         let current = Metadata::from([("a".into(), "1".into())]);
-        let next = set_metadata(&current, &[entry("a", "2"), entry("b", "x"), entry("b", "y")]).unwrap();
-        assert_eq!(next, Metadata::from([("a".into(), "2".into()), ("b".into(), "y".into())]));
+        let next = set_metadata(
+            &current,
+            &[entry("a", "2"), entry("b", "x"), entry("b", "y")],
+        )
+        .unwrap();
+        assert_eq!(
+            next,
+            Metadata::from([("a".into(), "2".into()), ("b".into(), "y".into())])
+        );
     }
 
     #[test]
@@ -139,7 +152,9 @@ mod tests {
         assert!(set_metadata(&empty, &[entry("k", &"v".repeat(2048))]).is_ok());
         let eleven: Vec<_> = (0..11).map(|i| entry(&format!("k{i}"), "")).collect();
         assert_eq!(set_metadata(&empty, &eleven), Err(DomainError::TooManyKeys));
-        let full: Vec<_> = (0..8).map(|i| entry(&format!("k{i}"), &"v".repeat(2048))).collect();
+        let full: Vec<_> = (0..8)
+            .map(|i| entry(&format!("k{i}"), &"v".repeat(2048)))
+            .collect();
         let at_limit = set_metadata(&empty, &full).unwrap();
         assert_eq!(total_bytes(&at_limit), 16384);
         assert_eq!(
@@ -157,20 +172,30 @@ mod tests {
             delete_metadata(&current, &["b".into(), "zz".into(), "b".into()]),
             Ok(vec!["b".to_owned()])
         );
-        assert_eq!(delete_metadata(&current, &["zz".into()]), Err(DomainError::NoSuchKeys));
+        assert_eq!(
+            delete_metadata(&current, &["zz".into()]),
+            Err(DomainError::NoSuchKeys)
+        );
         let eleven: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
-        assert_eq!(delete_metadata(&current, &eleven), Err(DomainError::TooManyKeys));
+        assert_eq!(
+            delete_metadata(&current, &eleven),
+            Err(DomainError::TooManyKeys)
+        );
     }
 
     #[test]
     fn select_order() {
         let current = Metadata::from([("b".into(), "2".into()), ("a".into(), "1".into())]);
-        let all: Vec<_> = select_metadata(&current, &[]).into_iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(all, ["a", "b"]);
-        let some: Vec<_> = select_metadata(&current, &["b".into(), "x".into(), "a".into(), "b".into()])
+        let all: Vec<_> = select_metadata(&current, &[])
             .into_iter()
             .map(|(k, _)| k.as_str())
             .collect();
+        assert_eq!(all, ["a", "b"]);
+        let some: Vec<_> =
+            select_metadata(&current, &["b".into(), "x".into(), "a".into(), "b".into()])
+                .into_iter()
+                .map(|(k, _)| k.as_str())
+                .collect();
         assert_eq!(some, ["b", "a"]);
     }
 

@@ -169,7 +169,11 @@ impl RoomChanges {
         check_len("CoverURL", &self.cover_url, COVER_URL_MAX_BYTES)?;
         check_len("Notice", &self.notice, NOTICE_MAX_BYTES)?;
         check_len("SeatTemplate", &self.seat_template, SEAT_TEMPLATE_MAX_BYTES)?;
-        if self.category.as_ref().is_some_and(|c| c.len() > CATEGORY_MAX_ITEMS) {
+        if self
+            .category
+            .as_ref()
+            .is_some_and(|c| c.len() > CATEGORY_MAX_ITEMS)
+        {
             return Err(DomainError::invalid(
                 "Category",
                 format!("must hold at most {CATEGORY_MAX_ITEMS} integers"),
@@ -333,8 +337,8 @@ mod tests {
 
     #[test]
     fn create_defaults_and_owner() {
-        let room = NewRoom::validate("r1".into(), None, None, "admin", RoomChanges::default())
-            .unwrap();
+        let room =
+            NewRoom::validate("r1".into(), None, None, "admin", RoomChanges::default()).unwrap();
         assert_eq!(room.owner.as_str(), "admin");
         assert_eq!(room.fields.name, "r1");
         assert!(room.fields.is_public_visible);
@@ -350,15 +354,63 @@ mod tests {
             "a",
             RoomChanges::default(),
         );
-        assert!(matches!(bad_type, Err(DomainError::InvalidField { field: "RoomType", .. })));
+        assert!(matches!(
+            bad_type,
+            Err(DomainError::InvalidField {
+                field: "RoomType",
+                ..
+            })
+        ));
         for (changes, field) in [
-            (RoomChanges { name: Some("n".repeat(101)), ..Default::default() }, "RoomName"),
-            (RoomChanges { cover_url: Some("c".repeat(201)), ..Default::default() }, "CoverURL"),
-            (RoomChanges { notice: Some("n".repeat(101)), ..Default::default() }, "Notice"),
-            (RoomChanges { category: Some(vec![1, 2, 3, 4]), ..Default::default() }, "Category"),
-            (RoomChanges { max_seat_count: Some(0), ..Default::default() }, "MaxSeatCount"),
-            (RoomChanges { max_seat_count: Some(17), ..Default::default() }, "MaxSeatCount"),
-            (RoomChanges { take_seat_mode: Some("x".into()), ..Default::default() }, "TakeSeatMode"),
+            (
+                RoomChanges {
+                    name: Some("n".repeat(101)),
+                    ..Default::default()
+                },
+                "RoomName",
+            ),
+            (
+                RoomChanges {
+                    cover_url: Some("c".repeat(201)),
+                    ..Default::default()
+                },
+                "CoverURL",
+            ),
+            (
+                RoomChanges {
+                    notice: Some("n".repeat(101)),
+                    ..Default::default()
+                },
+                "Notice",
+            ),
+            (
+                RoomChanges {
+                    category: Some(vec![1, 2, 3, 4]),
+                    ..Default::default()
+                },
+                "Category",
+            ),
+            (
+                RoomChanges {
+                    max_seat_count: Some(0),
+                    ..Default::default()
+                },
+                "MaxSeatCount",
+            ),
+            (
+                RoomChanges {
+                    max_seat_count: Some(17),
+                    ..Default::default()
+                },
+                "MaxSeatCount",
+            ),
+            (
+                RoomChanges {
+                    take_seat_mode: Some("x".into()),
+                    ..Default::default()
+                },
+                "TakeSeatMode",
+            ),
         ] {
             let err = changes.validate().unwrap_err();
             assert!(
@@ -372,10 +424,13 @@ mod tests {
     fn changes_touch_only_named_fields() {
         let mut fields = RoomFields::defaults(&RoomId::parse("r".into()).unwrap());
         let before = fields.clone();
-        RoomChanges { notice: Some("hi".into()), ..Default::default() }
-            .validate()
-            .unwrap()
-            .apply_to(&mut fields);
+        RoomChanges {
+            notice: Some("hi".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+        .apply_to(&mut fields);
         assert_eq!(fields.notice, "hi");
         fields.notice = before.notice.clone();
         assert_eq!(fields, before);

@@ -12,7 +12,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use liveroom_domain::limits::ACCOUNT_MAX_BYTES;
 use liveroom_protocol::Command;
-use liveroom_server::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig};
+use liveroom_server::{
+    AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig,
+};
 use serde::{Deserialize, Serialize};
 
 /// The file's shape. Unknown settings are refused so that a typo cannot go unnoticed.
@@ -23,8 +25,18 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub auth_failure_throttle: ThrottleSettings,
     pub connections: ConnectionSettings,
+    /// Serve HTTPS with these PEM files instead of plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
     #[serde(default)]
     pub apps: Vec<AppSettings>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,6 +81,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("liveroom-data"),
             auth_failure_throttle: ThrottleSettings::default(),
             connections: ConnectionSettings::default(),
+            tls: None,
             apps: Vec::new(),
         }
     }
@@ -117,19 +130,32 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         let settings: Settings = figment
-            .merge(Env::prefixed("LIVEROOM_").split("__").ignore(&["config", "log", "log_format"]))
+            .merge(
+                Env::prefixed("LIVEROOM_")
+                    .split("__")
+                    .ignore(&["config", "log", "log_format"]),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
-        let source = file.map_or_else(|| "the configuration".to_owned(), |f| format!("config file {}", f.display()));
-        settings.listen_addr().with_context(|| format!("{source}: listen"))?;
+        let source = file.map_or_else(
+            || "the configuration".to_owned(),
+            |f| format!("config file {}", f.display()),
+        );
+        settings
+            .listen_addr()
+            .with_context(|| format!("{source}: listen"))?;
         for (i, app) in settings.apps.iter().enumerate() {
             app.to_config()
                 .with_context(|| format!("{source}: apps[{i}] (sdkappid {})", app.sdkappid))?;
         }
         let mut seen = HashSet::new();
         for app in &settings.apps {
-            ensure!(seen.insert(app.sdkappid), "{source}: apps: sdkappid {} is configured twice", app.sdkappid);
+            ensure!(
+                seen.insert(app.sdkappid),
+                "{source}: apps: sdkappid {} is configured twice",
+                app.sdkappid
+            );
         }
         Ok(settings)
     }
@@ -140,11 +166,23 @@ impl Settings {
             .with_context(|| format!("{:?} is not an address like 127.0.0.1:8080", self.listen))
     }
 
+    /// The certificate and key named by `[tls]`, read once at start.
+    pub fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
+        self.tls
+            .as_ref()
+            .map(|tls| {
+                TlsConfig::load(&tls.cert_file, &tls.key_file)
+                    .map_err(|e| anyhow::anyhow!("tls: {e}"))
+            })
+            .transpose()
+    }
+
     /// The server's configuration for `apps`.
-    pub fn server_config(&self, apps: Vec<AppConfig>) -> ServerConfig {
+    pub fn server_config(&self, apps: Vec<AppConfig>, tls: Option<TlsConfig>) -> ServerConfig {
         let t = &self.auth_failure_throttle;
         let c = &self.connections;
         ServerConfig {
+            tls,
             apps,
             auth_failure_throttle: ThrottleConfig {
                 max_failures: t.max_failures,
@@ -163,7 +201,10 @@ impl Settings {
 impl AppSettings {
     pub fn to_config(&self) -> anyhow::Result<AppConfig> {
         ensure!(!self.secret_key.is_empty(), "secret_key: must not be empty");
-        ensure!(!self.admins.is_empty(), "admins: name at least one administrator");
+        ensure!(
+            !self.admins.is_empty(),
+            "admins: name at least one administrator"
+        );
         for admin in &self.admins {
             ensure!(
                 !admin.is_empty() && admin.len() <= ACCOUNT_MAX_BYTES,
@@ -171,7 +212,8 @@ impl AppSettings {
             );
         }
         let command = |name: &str, setting: &str| {
-            Command::from_name(name).with_context(|| format!("{setting}: {name:?} is not a command liveroom serves"))
+            Command::from_name(name)
+                .with_context(|| format!("{setting}: {name:?} is not a command liveroom serves"))
         };
         let disabled_commands = self
             .disabled_commands
@@ -258,7 +300,13 @@ get_room_list = 10
         assert_eq!(app.rate_limit(Command::GetRoomList), 10);
         assert_eq!(app.rate_limit(Command::SetRoomMetadata), 5000);
         assert!(app.disabled_commands.contains(&Command::SetRoomMetadata));
-        assert_eq!(settings.server_config(vec![]).auth_failure_throttle.max_failures, 5);
+        assert_eq!(
+            settings
+                .server_config(vec![], None)
+                .auth_failure_throttle
+                .max_failures,
+            5
+        );
     }
 
     #[test]
@@ -267,24 +315,52 @@ get_room_list = 10
             ("listen = 5", "listen"),
             ("listen = \"nowhere\"", "listen"),
             ("lisen = \"127.0.0.1:1\"", "lisen"),
-            ("[[apps]]\nsdkappid = 1\nsecret_key = \"\"\nadmins = [\"a\"]", "secret_key"),
-            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = []", "admins"),
-            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\ndisabled_commands = [\"nope\"]", "disabled_commands"),
-            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[apps.rate_limits]\nnope = 1", "rate_limits"),
-            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[apps.rate_limits]\nget_room_info = 0", "rate_limits.get_room_info"),
-            ("[[apps]]\nsdkappid = -1\nsecret_key = \"k\"\nadmins = [\"a\"]", "sdkappid"),
-            ("[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]", "configured twice"),
+            (
+                "[[apps]]\nsdkappid = 1\nsecret_key = \"\"\nadmins = [\"a\"]",
+                "secret_key",
+            ),
+            (
+                "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = []",
+                "admins",
+            ),
+            (
+                "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\ndisabled_commands = [\"nope\"]",
+                "disabled_commands",
+            ),
+            (
+                "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[apps.rate_limits]\nnope = 1",
+                "rate_limits",
+            ),
+            (
+                "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[apps.rate_limits]\nget_room_info = 0",
+                "rate_limits.get_room_info",
+            ),
+            (
+                "[[apps]]\nsdkappid = -1\nsecret_key = \"k\"\nadmins = [\"a\"]",
+                "sdkappid",
+            ),
+            (
+                "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]",
+                "configured twice",
+            ),
             ("not toml at all [", "liveroom.toml"),
         ] {
             let error = load_toml(text).unwrap_err().to_string();
             assert!(error.contains(expected), "{text:?}: {error}");
-            assert!(error.contains("liveroom.toml"), "{text:?} names no file: {error}");
+            assert!(
+                error.contains("liveroom.toml"),
+                "{text:?} names no file: {error}"
+            );
         }
     }
 
     #[test]
     fn missing_file_is_an_error() {
-        let error = Settings::load(Some(Path::new("/nonexistent/liveroom.toml")), &Overrides::default()).unwrap_err();
+        let error = Settings::load(
+            Some(Path::new("/nonexistent/liveroom.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err();
         assert!(format!("{error:#}").contains("/nonexistent/liveroom.toml"));
     }
 }

@@ -18,16 +18,22 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppSettings, PathBuf)>
     if !path.exists() {
         create(&path)?;
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let app: AppSettings = toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
-    app.to_config().with_context(|| format!("{}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let app: AppSettings =
+        toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
+    app.to_config()
+        .with_context(|| format!("{}", path.display()))?;
     Ok((app, path))
 }
 
 fn create(path: &Path) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let key: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let key: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
     let app = AppSettings {
         sdkappid: rand::random_range(1_400_000_000..1_500_000_000),
         secret_key: key,
@@ -47,7 +53,9 @@ fn create(path: &Path) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -62,6 +70,7 @@ pub fn print_credentials(
     out: &mut impl Write,
     app: &AppSettings,
     path: &Path,
+    scheme: &str,
     local: SocketAddr,
     now: u64,
 ) -> std::io::Result<()> {
@@ -85,7 +94,7 @@ pub fn print_credentials(
     writeln!(out, "try it:")?;
     writeln!(
         out,
-        "  curl -s -X POST 'http://{host}/v4/live_engine_http_srv/create_room?sdkappid={}&identifier={admin}&usersig={sig}&random=99999999&contenttype=json' -H 'Content-Type: application/json' -d '{{\"RoomInfo\":{{\"RoomId\":\"live-room\"}}}}'",
+        "  curl -s -X POST '{scheme}://{host}/v4/live_engine_http_srv/create_room?sdkappid={}&identifier={admin}&usersig={sig}&random=99999999&contenttype=json' -H 'Content-Type: application/json' -d '{{\"RoomInfo\":{{\"RoomId\":\"live-room\"}}}}'",
         app.sdkappid
     )
 }

@@ -58,12 +58,27 @@ enum Commands {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Usersig { sdkappid, key, identifier, expire } => {
-            let sig = liveroom_usersig::generate(sdkappid, &key, &identifier, SystemClock.unix_secs(), expire);
+        Commands::Usersig {
+            sdkappid,
+            key,
+            identifier,
+            expire,
+        } => {
+            let sig = liveroom_usersig::generate(
+                sdkappid,
+                &key,
+                &identifier,
+                SystemClock.unix_secs(),
+                expire,
+            );
             println!("{sig}");
             Ok(())
         }
-        Commands::Serve { config, listen, data_dir } => {
+        Commands::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
             init_logging();
             let settings = Settings::load(config.as_deref(), &Overrides { listen, data_dir })?;
             tokio::runtime::Builder::new_multi_thread()
@@ -79,7 +94,9 @@ fn main() -> anyhow::Result<()> {
 /// `LIVEROOM_LOG_FORMAT=json` for JSON lines); stdout carries only what the user must read.
 fn init_logging() {
     let filter = EnvFilter::try_from_env("LIVEROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("LIVEROOM_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -105,6 +122,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let database = settings.data_dir.join("liveroom.db");
     let store = SqliteStore::open(SqliteOptions::new(database.clone()))
         .with_context(|| format!("cannot open the database {}", database.display()))?;
+    let tls = settings.tls()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = settings.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -112,15 +131,26 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "liveroom listening on http://{local} (data in {})", settings.data_dir.display())?;
+    writeln!(
+        out,
+        "liveroom listening on {scheme}://{local} (data in {})",
+        settings.data_dir.display()
+    )?;
     if let Some((app, path)) = &default_app {
-        default_app::print_credentials(&mut out, app, path, local, clock.unix_secs())?;
+        default_app::print_credentials(&mut out, app, path, scheme, local, clock.unix_secs())?;
     }
     out.flush()?;
     drop(out);
 
     tracing::info!(%local, apps = settings.apps.len().max(1), "serving");
-    liveroom_server::serve(listener, store, settings.server_config(apps), clock, shutdown_signal()).await?;
+    liveroom_server::serve(
+        listener,
+        store,
+        settings.server_config(apps, tls),
+        clock,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -130,8 +160,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler cannot fail on unix");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler cannot fail on unix");
         tokio::select! {
             _ = interrupt => {},
             _ = terminate.recv() => {},

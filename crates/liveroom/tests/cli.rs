@@ -8,9 +8,20 @@ use common::*;
 use serde_json::{Value, json};
 
 fn post(url: &str, body: Value) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        reqwest::Client::new().post(url).body(body.to_string()).send().await.unwrap().json().await.unwrap()
+        reqwest::Client::new()
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     })
 }
 
@@ -34,7 +45,11 @@ fn printed(running: &mut Running) -> (u32, String, String) {
             .to_owned()
     };
     let sdkappid = field("sdkappid:").parse().unwrap();
-    let usersig = field("usersig:").split_whitespace().next().unwrap().to_owned();
+    let usersig = field("usersig:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(field("admin:"), "administrator");
     assert!(field("secret key:").contains("default-app.toml"));
     let curl = lines.last().unwrap();
@@ -53,7 +68,9 @@ fn zero_config_start_prints_working_credentials_and_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let serve = || {
         let mut command = liveroom();
-        command.current_dir(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]);
+        command
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"]);
         command
     };
     let mut running = start(serve());
@@ -71,7 +88,9 @@ fn zero_config_start_prints_working_credentials_and_keeps_them() {
     let (again, _, _) = printed(&mut running);
     assert_eq!(again, sdkappid);
     let info = running.base.clone()
-        + &format!("/v4/live_engine_http_srv/get_room_info?sdkappid={sdkappid}&identifier=administrator&usersig={usersig}&random=7&contenttype=json");
+        + &format!(
+            "/v4/live_engine_http_srv/get_room_info?sdkappid={sdkappid}&identifier=administrator&usersig={usersig}&random=7&contenttype=json"
+        );
     let answer = post(&info, json!({"RoomId": "live-room"}));
     assert_eq!(answer["ErrorCode"], 0, "{answer}");
     assert!(terminate(&mut running).success());
@@ -80,13 +99,29 @@ fn zero_config_start_prints_working_credentials_and_keeps_them() {
 #[test]
 fn usersig_command_signs_like_the_official_libraries() {
     let output = liveroom()
-        .args(["usersig", "--sdkappid", "1400000000", "--key", KEY, "--identifier", "xiaojun", "--expire", "600"])
+        .args([
+            "usersig",
+            "--sdkappid",
+            "1400000000",
+            "--key",
+            KEY,
+            "--identifier",
+            "xiaojun",
+            "--expire",
+            "600",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success());
     let sig = String::from_utf8(output.stdout).unwrap();
-    let decoded = liveroom_usersig::verify(sig.trim(), 1_400_000_000, "xiaojun", KEY, liveroom_usersig::decode(sig.trim()).unwrap().time())
-        .unwrap();
+    let decoded = liveroom_usersig::verify(
+        sig.trim(),
+        1_400_000_000,
+        "xiaojun",
+        KEY,
+        liveroom_usersig::decode(sig.trim()).unwrap().time(),
+    )
+    .unwrap();
     assert_eq!(decoded.expire(), 600);
 }
 
@@ -102,7 +137,11 @@ fn bad_config_stops_start_with_file_setting_and_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\ndisabled_commands = [\"launch_rocket\"]\n").unwrap();
-    let output = liveroom().args(["serve", "--config"]).arg(&path).output().unwrap();
+    let output = liveroom()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("bad.toml"), "{stderr}");
@@ -117,9 +156,46 @@ fn second_server_on_the_same_data_dir_refuses_to_start() {
     let mut first = liveroom();
     first.args(["serve", "--config"]).arg(&config);
     let mut running = start(first);
-    let output = liveroom().args(["serve", "--config"]).arg(&config).output().unwrap();
+    let output = liveroom()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("another liveroom process"), "{stderr}");
     assert!(terminate(&mut running).success());
+}
+
+#[test]
+fn logs_never_hold_secret_keys_or_usersigs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let log_path = dir.path().join("stderr.log");
+    let mut command = liveroom();
+    command
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("LIVEROOM_LOG", "trace")
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let mut running = start_with_logs(command);
+    let good = admin_sig();
+    let wrong_key = liveroom_usersig::generate(APP, "not-the-key", ADMIN, 1_700_000_000, 86_400);
+    let expired = liveroom_usersig::generate(APP, KEY, ADMIN, 1_000_000_000, 10);
+    for sig in [&good, &wrong_key, &expired, &"garbage-usersig".to_owned()] {
+        post(
+            &running.url("create_room", sig),
+            json!({"RoomInfo": {"RoomId": "r"}}),
+        );
+        post(
+            &running.url("set_room_metadata", sig),
+            json!({"RoomId": "r", "Metadata": [{"Key": "k", "Value": "v"}]}),
+        );
+    }
+    assert!(terminate(&mut running).success());
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("request"), "the requests were logged: {logs}");
+    for secret in [KEY, &good, &wrong_key, &expired, "garbage-usersig"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
 }

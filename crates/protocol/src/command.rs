@@ -1,3 +1,5 @@
+use crate::{ApiError, ErrorCode};
+
 /// The one service liveroom serves so far.
 pub const SERVICE: &str = "live_engine_http_srv";
 
@@ -35,6 +37,15 @@ impl Command {
         Self::from_name(command)
     }
 
+    /// decisions.md §2 row 1: a request path `/v4/<service>/<command>` naming a command
+    /// liveroom serves.
+    pub fn from_uri_path(path: &str) -> Result<Self, ApiError> {
+        path.strip_prefix("/v4/")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(service, command)| Self::from_path(service, command))
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidRes, "unknown service or command"))
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
@@ -70,7 +81,33 @@ mod tests {
         for command in Command::ALL {
             assert_eq!(Command::from_path(SERVICE, command.name()), Some(command));
         }
-        assert_eq!(Command::from_path("room_engine_http_mic", "get_seat_list"), None);
+        assert_eq!(
+            Command::from_path("room_engine_http_mic", "get_seat_list"),
+            None
+        );
         assert_eq!(Command::from_path(SERVICE, "get_member_list"), None);
+    }
+
+    #[test]
+    fn uri_paths() {
+        assert_eq!(
+            Command::from_uri_path("/v4/live_engine_http_srv/del_room_metadata"),
+            Ok(Command::DelRoomMetadata)
+        );
+        for bad in [
+            "/v4/live_engine_http_srv/",
+            "/v4/live_engine_http_srv",
+            "/v4/live_engine_http_srv/del_room_metadata/x",
+            "/v4/room_engine_http_srv/get_room_info",
+            "/v4/live_engine_http_srv/get_member_list",
+            "/v4//del_room_metadata",
+            "/v3/live_engine_http_srv/del_room_metadata",
+        ] {
+            assert_eq!(
+                Command::from_uri_path(bad).unwrap_err().code,
+                ErrorCode::InvalidRes,
+                "{bad}"
+            );
+        }
     }
 }

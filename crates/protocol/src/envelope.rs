@@ -25,7 +25,9 @@ impl RequestIds {
 pub enum Reply {
     /// The bare envelope.
     Done,
-    Created { room_id: String },
+    Created {
+        room_id: String,
+    },
     /// `destroy_room`'s statistics: zeros until statistics exist.
     Destroyed,
     RoomInfo(Box<Room>),
@@ -144,7 +146,10 @@ mod tests {
         let hex = a.strip_prefix("Id-").unwrap();
         let (hex, seq) = hex.split_once("-O-Seq-").unwrap();
         assert_eq!(hex.len(), 32);
-        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert_eq!(seq, "0");
     }
 

@@ -79,7 +79,10 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn string_array(&self, field: &'static str) -> Result<Option<Vec<String>>, ApiError> {
+    pub(crate) fn string_array(
+        &self,
+        field: &'static str,
+    ) -> Result<Option<Vec<String>>, ApiError> {
         self.array(field)?
             .map(|items| {
                 items

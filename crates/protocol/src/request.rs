@@ -40,7 +40,9 @@ pub enum Request {
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let fail = |info: &str| ApiError::new(ErrorCode::ReqJsonParseFailed, info);
     if body.is_empty() {
-        return Err(fail("request body is empty; send {} when a command needs no fields"));
+        return Err(fail(
+            "request body is empty; send {} when a command needs no fields",
+        ));
     }
     if body.len() > MAX_BODY_BYTES {
         return Err(fail("request body is larger than 1 MiB"));
@@ -55,7 +57,11 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 impl Request {
     /// Row 18 for `command`'s body. `caller` is the calling administrator, the default owner
     /// of a new room.
-    pub fn parse(command: Command, body: &Map<String, Value>, caller: &str) -> Result<Self, ApiError> {
+    pub fn parse(
+        command: Command,
+        body: &Map<String, Value>,
+        caller: &str,
+    ) -> Result<Self, ApiError> {
         let fields = Fields::new(body);
         Ok(match command {
             Command::CreateRoom => Request::CreateRoom(rooms::parse_create(&fields, caller)?),
@@ -106,7 +112,10 @@ mod tests {
     #[test]
     fn body_must_be_an_object() {
         for body in [&b""[..], b"[]", b"1", b"{", b"\xff\xfe", b"null"] {
-            assert_eq!(parse_body(body).unwrap_err().code, ErrorCode::ReqJsonParseFailed);
+            assert_eq!(
+                parse_body(body).unwrap_err().code,
+                ErrorCode::ReqJsonParseFailed
+            );
         }
         let nested = "[".repeat(10_000) + &"]".repeat(10_000);
         assert_eq!(
@@ -123,7 +132,9 @@ mod tests {
             json!({"RoomId": "live-room", "Keys": ["key1", "key2"]}),
         )
         .unwrap();
-        let Request::DelRoomMetadata { room, keys } = request else { panic!() };
+        let Request::DelRoomMetadata { room, keys } = request else {
+            panic!()
+        };
         assert_eq!(room.as_str(), "live-room");
         assert_eq!(keys, ["key1", "key2"]);
     }
@@ -138,23 +149,50 @@ mod tests {
             (DelRoomMetadata, json!({"RoomId": "r", "Keys": "a"})),
             (DelRoomMetadata, json!({"RoomId": "r", "Keys": []})),
             (DelRoomMetadata, json!({"RoomId": "r", "Keys": [1]})),
-            (DelRoomMetadata, json!({"RoomId": "x".repeat(49), "Keys": ["a"]})),
+            (
+                DelRoomMetadata,
+                json!({"RoomId": "x".repeat(49), "Keys": ["a"]}),
+            ),
             (GetRoomMetadata, json!({"RoomId": "r"})),
             (GetRoomMetadata, json!({"RoomId": "r", "Keys": [null]})),
             (SetRoomMetadata, json!({"RoomId": "r"})),
             (SetRoomMetadata, json!({"RoomId": "r", "Metadata": []})),
             (SetRoomMetadata, json!({"RoomId": "r", "Metadata": {}})),
             (SetRoomMetadata, json!({"RoomId": "r", "Metadata": ["k"]})),
-            (SetRoomMetadata, json!({"RoomId": "r", "Metadata": [{"Key": "", "Value": "v"}]})),
-            (SetRoomMetadata, json!({"RoomId": "r", "Metadata": [{"Key": "k".repeat(51), "Value": "v"}]})),
-            (SetRoomMetadata, json!({"RoomId": "r", "Metadata": [{"Key": "k", "Value": 1}]})),
-            (SetRoomMetadata, json!({"RoomId": "r", "Metadata": [{"Key": "k"}]})),
+            (
+                SetRoomMetadata,
+                json!({"RoomId": "r", "Metadata": [{"Key": "", "Value": "v"}]}),
+            ),
+            (
+                SetRoomMetadata,
+                json!({"RoomId": "r", "Metadata": [{"Key": "k".repeat(51), "Value": "v"}]}),
+            ),
+            (
+                SetRoomMetadata,
+                json!({"RoomId": "r", "Metadata": [{"Key": "k", "Value": 1}]}),
+            ),
+            (
+                SetRoomMetadata,
+                json!({"RoomId": "r", "Metadata": [{"Key": "k"}]}),
+            ),
             (CreateRoom, json!({})),
             (CreateRoom, json!({"RoomInfo": {"RoomType": "Live"}})),
-            (CreateRoom, json!({"RoomInfo": {"RoomId": "r", "MaxSeatCount": 2.5}})),
-            (CreateRoom, json!({"RoomInfo": {"RoomId": "r", "Category": [1, "2"]}})),
-            (CreateRoom, json!({"RoomInfo": {"RoomId": "r", "IsPublicVisible": "yes"}})),
-            (CreateRoom, json!({"RoomInfo": {"RoomId": "r", "Owner_Account": ""}})),
+            (
+                CreateRoom,
+                json!({"RoomInfo": {"RoomId": "r", "MaxSeatCount": 2.5}}),
+            ),
+            (
+                CreateRoom,
+                json!({"RoomInfo": {"RoomId": "r", "Category": [1, "2"]}}),
+            ),
+            (
+                CreateRoom,
+                json!({"RoomInfo": {"RoomId": "r", "IsPublicVisible": "yes"}}),
+            ),
+            (
+                CreateRoom,
+                json!({"RoomInfo": {"RoomId": "r", "Owner_Account": ""}}),
+            ),
             (UpdateRoomInfo, json!({"RoomInfo": {"RoomName": "n"}})),
             (GetRoomList, json!({"Count": 0})),
             (GetRoomList, json!({"Count": 21})),
@@ -169,11 +207,17 @@ mod tests {
     fn list_defaults() {
         assert_eq!(
             parse(Command::GetRoomList, json!({})).unwrap(),
-            Request::GetRoomList { after: None, count: 20 }
+            Request::GetRoomList {
+                after: None,
+                count: 20
+            }
         );
         assert_eq!(
             parse(Command::GetRoomList, json!({"Next": "", "Count": 3})).unwrap(),
-            Request::GetRoomList { after: None, count: 3 }
+            Request::GetRoomList {
+                after: None,
+                count: 3
+            }
         );
     }
 }

@@ -53,7 +53,10 @@ pub(crate) fn parse_list(fields: &Fields) -> Result<(Option<ListPosition>, usize
         Some(_) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameter,
-                format!("invalid Count: must be from 1 to {}", limits::ROOM_LIST_MAX_COUNT),
+                format!(
+                    "invalid Count: must be from 1 to {}",
+                    limits::ROOM_LIST_MAX_COUNT
+                ),
             ));
         }
     };
@@ -97,7 +100,10 @@ pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
     }
     let bytes = (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
     let room_id = String::from_utf8(bytes)
@@ -213,7 +219,20 @@ mod tests {
 
     #[test]
     fn bad_cursors() {
-        for bad in ["", "x", "1-2", "1-2-3-4", "a-2-61", "1-b-61", "1-2-6", "1-2-zz", "1-2-", "1-2-00", "-1-2-61", "99999999999999999999-2-61"] {
+        for bad in [
+            "",
+            "x",
+            "1-2",
+            "1-2-3-4",
+            "a-2-61",
+            "1-b-61",
+            "1-2-6",
+            "1-2-zz",
+            "1-2-",
+            "1-2-00",
+            "-1-2-61",
+            "99999999999999999999-2-61",
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

@@ -32,13 +32,23 @@ impl Apps {
     }
 
     /// Rows 4–14 in order; `now` is Unix seconds.
-    pub fn authenticate<'a>(&'a self, query: &'a RestQuery, now: u64) -> Result<Caller<'a>, ApiError> {
+    pub fn authenticate<'a>(
+        &'a self,
+        query: &'a RestQuery,
+        now: u64,
+    ) -> Result<Caller<'a>, ApiError> {
         let sdkappid = query.sdkappid()?;
         let app = self.by_id.get(&sdkappid).ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidSdkAppId, "sdkappid is not a configured app")
+            ApiError::new(
+                ErrorCode::InvalidSdkAppId,
+                "sdkappid is not a configured app",
+            )
         })?;
         if !app.enabled {
-            return Err(ApiError::new(ErrorCode::SdkAppIdForbidden, "this app is disabled"));
+            return Err(ApiError::new(
+                ErrorCode::SdkAppIdForbidden,
+                "this app is disabled",
+            ));
         }
         let identifier = query.identifier()?;
         let usersig = query.usersig()?;
@@ -187,7 +197,10 @@ mod tests {
 
     #[test]
     fn zero_turns_it_off() {
-        let throttle = Throttle::new(ThrottleConfig { max_failures: 0, ..Default::default() });
+        let throttle = Throttle::new(ThrottleConfig {
+            max_failures: 0,
+            ..Default::default()
+        });
         for _ in 0..1000 {
             throttle.record_failure(IP, secs(1));
         }

@@ -1,6 +1,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use liveroom_protocol::Command;
 
@@ -101,9 +106,48 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Serve HTTPS instead of plain HTTP, for clients that insist on `https://`.
+#[derive(Clone)]
+pub struct TlsConfig(pub(crate) Arc<rustls::ServerConfig>);
+
+impl TlsConfig {
+    /// Loads a PEM certificate chain and its PEM private key. The error names the file and
+    /// the problem, never the key's contents.
+    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Self, String> {
+        let certs = CertificateDer::pem_file_iter(cert_file)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                format!(
+                    "{}: cannot read a PEM certificate chain: {e}",
+                    cert_file.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!("{}: holds no certificate", cert_file.display()));
+        }
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| format!("{}: cannot read a PEM private key: {e}", key_file.display()))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))?;
+        Ok(Self(Arc::new(config)))
+    }
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsConfig")
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     pub apps: Vec<AppConfig>,
     pub auth_failure_throttle: ThrottleConfig,
     pub connections: ConnectionLimits,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
 }

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use liveroom_domain::Clock;
 use liveroom_protocol::{
-    ApiError, Command, ErrorCode, MAX_BODY_BYTES, Reply, Request, RequestIds, RestQuery, parse_body, render,
+    ApiError, Command, ErrorCode, MAX_BODY_BYTES, Reply, Request, RequestIds, RestQuery,
+    parse_body, render,
 };
 use liveroom_store::Store;
 
@@ -85,27 +86,58 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
     let mut seen = Seen::default();
     let outcome = pipeline(state, request, &mut seen).await;
 
-    let code = outcome.as_ref().err().map_or(ErrorCode::Ok, |e| e.code).number();
+    let code = outcome
+        .as_ref()
+        .err()
+        .map_or(ErrorCode::Ok, |e| e.code)
+        .number();
     let command = seen.command.map_or("-", Command::name);
     let elapsed = started.elapsed();
     metrics::record_request(command, code, elapsed);
     let info = outcome.as_ref().err().map_or("", |e| e.info.as_str());
     if code == ErrorCode::Internal.number() {
-        tracing::warn!(request_id, command, sdkappid = seen.sdkappid, code, info, elapsed_us = elapsed.as_micros() as u64, "request");
+        tracing::warn!(
+            request_id,
+            command,
+            sdkappid = seen.sdkappid,
+            code,
+            info,
+            elapsed_us = elapsed.as_micros() as u64,
+            "request"
+        );
     } else {
-        tracing::info!(request_id, command, sdkappid = seen.sdkappid, code, info, elapsed_us = elapsed.as_micros() as u64, "request");
+        tracing::info!(
+            request_id,
+            command,
+            sdkappid = seen.sdkappid,
+            code,
+            info,
+            elapsed_us = elapsed.as_micros() as u64,
+            "request"
+        );
     }
 
     let body = render(&request_id, &outcome);
-    ([(header::CONTENT_TYPE, "application/json")], Bytes::from(body)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(body),
+    )
+        .into_response()
 }
 
 /// decisions.md §2, rows 1 to 20, in order; the first failure answers.
-async fn pipeline<S: Store>(state: &State<S>, request: HttpRequest, seen: &mut Seen) -> Result<Reply, ApiError> {
-    let command = parse_path(request.uri().path())?;
+async fn pipeline<S: Store>(
+    state: &State<S>,
+    request: HttpRequest,
+    seen: &mut Seen,
+) -> Result<Reply, ApiError> {
+    let command = Command::from_uri_path(request.uri().path())?;
     seen.command = Some(command);
     if request.method() != Method::POST {
-        return Err(ApiError::new(ErrorCode::InvalidHttpUrl, "the method must be POST"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidHttpUrl,
+            "the method must be POST",
+        ));
     }
     let query = RestQuery::parse(request.uri().query())?;
 
@@ -135,7 +167,11 @@ async fn pipeline<S: Store>(state: &State<S>, request: HttpRequest, seen: &mut S
     if !state.rate_limits.admit(app, command) {
         return Err(ApiError::new(
             ErrorCode::RestFreqLimit,
-            format!("{} is limited to {} requests per second", command.name(), caller.app.rate_limit(command)),
+            format!(
+                "{} is limited to {} requests per second",
+                command.name(),
+                caller.app.rate_limit(command)
+            ),
         ));
     }
     let body = read_body(request.into_body(), &state.connections).await?;
@@ -150,14 +186,6 @@ async fn pipeline<S: Store>(state: &State<S>, request: HttpRequest, seen: &mut S
     commands::execute(state, app, request).await
 }
 
-/// Row 1: `/v4/<service>/<command>` naming a command liveroom serves.
-fn parse_path(path: &str) -> Result<Command, ApiError> {
-    path.strip_prefix("/v4/")
-        .and_then(|rest| rest.split_once('/'))
-        .and_then(|(service, command)| Command::from_path(service, command))
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRes, "unknown service or command"))
-}
-
 /// Reads at most [`MAX_BODY_BYTES`] (one more byte tells that the body is too large), within
 /// the body timeout.
 async fn read_body(body: Body, limits: &ConnectionLimits) -> Result<Bytes, ApiError> {
@@ -168,7 +196,12 @@ async fn read_body(body: Body, limits: &ConnectionLimits) -> Result<Bytes, ApiEr
             "request body is larger than 1 MiB",
         ));
     }
-    match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES + 1)).await {
+    match tokio::time::timeout(
+        limits.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY_BYTES + 1),
+    )
+    .await
+    {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(ApiError::new(
             ErrorCode::ReqJsonParseFailed,
@@ -178,25 +211,5 @@ async fn read_body(body: Body, limits: &ConnectionLimits) -> Result<Bytes, ApiEr
             ErrorCode::RequestTimeout,
             "request body was not received in time",
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths() {
-        assert_eq!(parse_path("/v4/live_engine_http_srv/del_room_metadata").unwrap(), Command::DelRoomMetadata);
-        for bad in [
-            "/v4/live_engine_http_srv/",
-            "/v4/live_engine_http_srv",
-            "/v4/live_engine_http_srv/del_room_metadata/x",
-            "/v4/room_engine_http_srv/get_room_info",
-            "/v4/live_engine_http_srv/get_member_list",
-            "/v4//del_room_metadata",
-        ] {
-            assert_eq!(parse_path(bad).unwrap_err().code, ErrorCode::InvalidRes, "{bad}");
-        }
     }
 }

@@ -21,7 +21,7 @@ use liveroom_domain::Clock;
 use liveroom_store::Store;
 use tokio::net::TcpListener;
 
-pub use config::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig};
+pub use config::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig};
 
 /// Serves `store` on `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish, and closes the store (every accepted write is flushed).
@@ -33,9 +33,10 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let connections = config.connections.clone();
+    let tls = config.tls.clone();
     let state = Arc::new(gateway::State::new(store, config, clock));
     let router = gateway::router(state.clone());
-    let served = listener::run(listener, router, &connections, shutdown).await;
+    let served = listener::run(listener, router, &connections, tls, shutdown).await;
     state.store.close().await;
     served
 }

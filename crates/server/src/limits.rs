@@ -24,7 +24,8 @@ impl clock::Clock for LimiterClock {
     }
 }
 
-type Limiter = RateLimiter<state::NotKeyed, state::InMemoryState, LimiterClock, NoOpMiddleware<Nanos>>;
+type Limiter =
+    RateLimiter<state::NotKeyed, state::InMemoryState, LimiterClock, NoOpMiddleware<Nanos>>;
 
 /// One GCRA limiter per (app, command), built once from the configuration: the set of keys
 /// is fixed, so nothing grows with traffic.
@@ -40,7 +41,8 @@ impl RateLimits {
             for command in Command::ALL {
                 let per_second = std::num::NonZeroU32::new(app.rate_limit(command))
                     .unwrap_or(std::num::NonZeroU32::MIN);
-                let limiter = RateLimiter::direct_with_clock(Quota::per_second(per_second), clock.clone());
+                let limiter =
+                    RateLimiter::direct_with_clock(Quota::per_second(per_second), clock.clone());
                 limiters.insert((app.sdkappid, command), limiter);
             }
         }
@@ -103,10 +105,14 @@ mod tests {
         let mut app = AppConfig::new(1, SecretKey::new("k".into()), vec![]);
         app.rate_limits.insert(Command::GetRoomInfo, 3);
         let limits = RateLimits::new(&Apps::new(vec![app]), Arc::new(clock.clone()));
-        let admitted = (0..10).filter(|_| limits.admit(1, Command::GetRoomInfo)).count();
+        let admitted = (0..10)
+            .filter(|_| limits.admit(1, Command::GetRoomInfo))
+            .count();
         assert_eq!(admitted, 3);
         clock.advance(Duration::from_secs(1));
-        let admitted = (0..10).filter(|_| limits.admit(1, Command::GetRoomInfo)).count();
+        let admitted = (0..10)
+            .filter(|_| limits.admit(1, Command::GetRoomInfo))
+            .count();
         assert_eq!(admitted, 3);
         // Other commands have their own budget.
         assert!(limits.admit(1, Command::GetRoomList));

@@ -18,15 +18,17 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::config::ConnectionLimits;
+use crate::config::{ConnectionLimits, TlsConfig};
 use crate::gateway::ClientAddr;
 
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     limits: &ConnectionLimits,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let tls = tls.map(|tls| tokio_rustls::TlsAcceptor::from(tls.0));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
@@ -59,10 +61,30 @@ pub(crate) async fn run(
             request.extensions_mut().insert(ClientAddr(peer));
             router.clone().oneshot(request)
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
+        // Errors of a single connection (a client that goes away mid-request, a failed TLS
+        // handshake) are routine, not errors of the server.
         tokio::spawn(async move {
-            // A client that goes away mid-request is routine, not an error of ours.
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let _ = watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await;
+                }
+                Some(tls) => {
+                    // The handshake is bounded like the headers, so a silent client cannot hold the slot.
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
+                    {
+                        let _ = watcher
+                            .watch(http.serve_connection(TokioIo::new(stream), service))
+                            .await;
+                    }
+                }
+            }
             drop(slot);
         });
     }

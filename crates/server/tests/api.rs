@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 async fn server_with_room(room: &str) -> TestServer {
     let server = TestServer::memory().await;
-    server.ok("create_room", json!({"RoomInfo": {"RoomId": room}})).await;
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": room}}))
+        .await;
     server
 }
 
@@ -35,15 +37,32 @@ async fn seed_sample_request_and_response() {
         )
         .await;
     let object = answer.as_object().unwrap();
-    assert_eq!(object.keys().collect::<Vec<_>>(), ["ActionStatus", "ErrorCode", "ErrorInfo", "RequestId"]);
+    assert_eq!(
+        object.keys().collect::<Vec<_>>(),
+        ["ActionStatus", "ErrorCode", "ErrorInfo", "RequestId"]
+    );
     assert_eq!(answer["ActionStatus"], "OK");
     assert_eq!(answer["ErrorInfo"], "");
     assert_eq!(answer["ErrorCode"], 0);
     let request_id = answer["RequestId"].as_str().unwrap();
-    let (hex, seq) = request_id.strip_prefix("Id-").unwrap().split_once("-O-Seq-").unwrap();
-    assert!(hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    let (hex, seq) = request_id
+        .strip_prefix("Id-")
+        .unwrap()
+        .split_once("-O-Seq-")
+        .unwrap();
+    assert!(
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
     assert!(seq.parse::<u64>().is_ok());
-    let left = server.ok("get_room_metadata", json!({"RoomId": "live-room", "Keys": []})).await;
+    let left = server
+        .ok(
+            "get_room_metadata",
+            json!({"RoomId": "live-room", "Keys": []}),
+        )
+        .await;
     assert_eq!(left, json!({"Metadata": []}));
 }
 
@@ -62,7 +81,9 @@ async fn room_lifecycle() {
         .await;
     assert_eq!(created, json!({"RoomId": "live-room"}));
 
-    let info = server.ok("get_room_info", json!({"RoomId": "live-room"})).await;
+    let info = server
+        .ok("get_room_info", json!({"RoomId": "live-room"}))
+        .await;
     assert_eq!(
         info["RoomInfo"],
         json!({"RoomId": "live-room", "RoomName": "live name", "RoomType": "Live", "Owner_Account": "anchor1",
@@ -75,27 +96,52 @@ async fn room_lifecycle() {
     server
         .ok("update_room_info", json!({"RoomInfo": {"RoomId": "live-room", "RoomName": "rname-123", "Notice": "hello", "IsPublicVisible": false, "TakeSeatMode": "FreeToTake"}}))
         .await;
-    let info = server.ok("get_room_info", json!({"RoomId": "live-room"})).await["RoomInfo"].clone();
+    let info = server
+        .ok("get_room_info", json!({"RoomId": "live-room"}))
+        .await["RoomInfo"]
+        .clone();
     assert_eq!(info["RoomName"], "rname-123");
     assert_eq!(info["Notice"], "hello");
     assert_eq!(info["IsPublicVisible"], false);
     assert_eq!(info["TakeSeatMode"], "FreeToTake");
     assert_eq!(info["CoverURL"], "cover url", "fields not named stay");
 
-    let destroyed = server.ok("destroy_room", json!({"RoomId": "live-room"})).await;
+    let destroyed = server
+        .ok("destroy_room", json!({"RoomId": "live-room"}))
+        .await;
     assert_eq!(
         destroyed,
         json!({"Statistic": {"TotalViewers": 0, "TotalGiftsSent": 0, "TotalGiftCoins": 0, "TotalUniqueGiftSenders": 0, "TotalLikesReceived": 0}})
     );
-    assert_eq!(server.code("get_room_info", json!({"RoomId": "live-room"})).await, 100004);
-    assert_eq!(server.code("destroy_room", json!({"RoomId": "live-room"})).await, 100004);
-    assert_eq!(server.code("update_room_info", json!({"RoomInfo": {"RoomId": "live-room"}})).await, 100004);
+    assert_eq!(
+        server
+            .code("get_room_info", json!({"RoomId": "live-room"}))
+            .await,
+        100004
+    );
+    assert_eq!(
+        server
+            .code("destroy_room", json!({"RoomId": "live-room"}))
+            .await,
+        100004
+    );
+    assert_eq!(
+        server
+            .code(
+                "update_room_info",
+                json!({"RoomInfo": {"RoomId": "live-room"}})
+            )
+            .await,
+        100004
+    );
 }
 
 #[tokio::test]
 async fn create_room_defaults_and_conflicts() {
     let server = TestServer::memory().await;
-    server.ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}})).await;
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}}))
+        .await;
     let info = server.ok("get_room_info", json!({"RoomId": "r1"})).await["RoomInfo"].clone();
     assert_eq!(info["Owner_Account"], ADMIN, "owner defaults to the caller");
     assert_eq!(info["RoomName"], "r1", "name defaults to the RoomId");
@@ -104,16 +150,38 @@ async fn create_room_defaults_and_conflicts() {
     assert!(info.get("SeatTemplate").is_none());
 
     server.clock.advance(std::time::Duration::from_secs(2));
-    assert_eq!(server.code("create_room", json!({"RoomInfo": {"RoomId": "r1"}})).await, 100010);
-    assert_eq!(server.code("create_room", json!({"RoomInfo": {"RoomId": "r1", "Owner_Account": "someone"}})).await, 100003);
+    assert_eq!(
+        server
+            .code("create_room", json!({"RoomInfo": {"RoomId": "r1"}}))
+            .await,
+        100010
+    );
+    assert_eq!(
+        server
+            .code(
+                "create_room",
+                json!({"RoomInfo": {"RoomId": "r1", "Owner_Account": "someone"}})
+            )
+            .await,
+        100003
+    );
 
     // Once per second per RoomId, even after a destroy.
     server.ok("destroy_room", json!({"RoomId": "r1"})).await;
-    server.ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}})).await;
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}}))
+        .await;
     server.ok("destroy_room", json!({"RoomId": "r1"})).await;
-    assert_eq!(server.code("create_room", json!({"RoomInfo": {"RoomId": "r1"}})).await, 100012);
+    assert_eq!(
+        server
+            .code("create_room", json!({"RoomInfo": {"RoomId": "r1"}}))
+            .await,
+        100012
+    );
     server.clock.advance(std::time::Duration::from_secs(1));
-    server.ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}})).await;
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}}))
+        .await;
 
     for bad in [
         json!({"RoomInfo": {"RoomId": "r2", "RoomType": "Voice"}}),
@@ -129,9 +197,17 @@ async fn create_room_defaults_and_conflicts() {
         json!({"RoomInfo": {"RoomId": ""}}),
         json!({"RoomInfo": "r2"}),
     ] {
-        assert_eq!(server.code("create_room", bad.clone()).await, 100002, "{bad}");
+        assert_eq!(
+            server.code("create_room", bad.clone()).await,
+            100002,
+            "{bad}"
+        );
     }
-    assert_eq!(server.code("get_room_info", json!({"RoomId": "r2"})).await, 100004, "nothing was created");
+    assert_eq!(
+        server.code("get_room_info", json!({"RoomId": "r2"})).await,
+        100004,
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +217,10 @@ async fn room_list_pages_walk_every_visible_room_once() {
     for i in 0..45 {
         let public = i % 4 != 0;
         server
-            .ok("create_room", json!({"RoomInfo": {"RoomId": format!("room-{i:02}"), "IsPublicVisible": public}}))
+            .ok(
+                "create_room",
+                json!({"RoomInfo": {"RoomId": format!("room-{i:02}"), "IsPublicVisible": public}}),
+            )
             .await;
         if public {
             expected.push(format!("room-{i:02}"));
@@ -154,10 +233,16 @@ async fn room_list_pages_walk_every_visible_room_once() {
     let mut next = String::new();
     let mut pages = 0;
     loop {
-        let page = server.ok("get_room_list", json!({"Next": next, "Count": 7})).await;
+        let page = server
+            .ok("get_room_list", json!({"Next": next, "Count": 7}))
+            .await;
         let rooms = page["RoomList"].as_array().unwrap();
         assert!(rooms.len() <= 7);
-        walked.extend(rooms.iter().map(|r| r["RoomId"].as_str().unwrap().to_owned()));
+        walked.extend(
+            rooms
+                .iter()
+                .map(|r| r["RoomId"].as_str().unwrap().to_owned()),
+        );
         pages += 1;
         next = page["Next"].as_str().unwrap().to_owned();
         if next.is_empty() {
@@ -177,13 +262,35 @@ async fn room_list_pages_walk_every_visible_room_once() {
     let default_page = server.ok("get_room_list", json!({})).await;
     assert_eq!(default_page["RoomList"].as_array().unwrap().len(), 20);
     let entry = &default_page["RoomList"][0];
-    for field in ["RoomId", "RoomName", "Owner_Account", "CoverURL", "Category", "CreateTime", "ActivityStatus", "ViewCount"] {
-        assert!(entry.get(field).is_some(), "list entry lacks {field}: {entry}");
+    for field in [
+        "RoomId",
+        "RoomName",
+        "Owner_Account",
+        "CoverURL",
+        "Category",
+        "CreateTime",
+        "ActivityStatus",
+        "ViewCount",
+    ] {
+        assert!(
+            entry.get(field).is_some(),
+            "list entry lacks {field}: {entry}"
+        );
     }
     // get_room_list allows 10 calls a second.
     server.clock.advance(std::time::Duration::from_secs(1));
-    for bad in [json!({"Count": 0}), json!({"Count": 21}), json!({"Count": "5"}), json!({"Next": "nope"}), json!({"Next": 3})] {
-        assert_eq!(server.code("get_room_list", bad.clone()).await, 100002, "{bad}");
+    for bad in [
+        json!({"Count": 0}),
+        json!({"Count": 21}),
+        json!({"Count": "5"}),
+        json!({"Next": "nope"}),
+        json!({"Next": 3}),
+    ] {
+        assert_eq!(
+            server.code("get_room_list", bad.clone()).await,
+            100002,
+            "{bad}"
+        );
     }
 }
 
@@ -193,21 +300,63 @@ async fn metadata_set_get_del() {
     server
         .ok("set_room_metadata", json!({"RoomId": "r", "Metadata": [{"Key": "b", "Value": "1"}, {"Key": "a", "Value": "2"}, {"Key": "b", "Value": "3"}]}))
         .await;
-    let all = server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": []})).await;
-    assert_eq!(all, json!({"Metadata": [{"Key": "a", "Value": "2"}, {"Key": "b", "Value": "3"}]}));
-    let some = server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": ["b", "zz", "a", "b"]})).await;
+    let all = server
+        .ok("get_room_metadata", json!({"RoomId": "r", "Keys": []}))
+        .await;
+    assert_eq!(
+        all,
+        json!({"Metadata": [{"Key": "a", "Value": "2"}, {"Key": "b", "Value": "3"}]})
+    );
+    let some = server
+        .ok(
+            "get_room_metadata",
+            json!({"RoomId": "r", "Keys": ["b", "zz", "a", "b"]}),
+        )
+        .await;
     assert_eq!(keys_of(&some), ["b", "a"]);
-    let none = server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": ["zz"]})).await;
+    let none = server
+        .ok("get_room_metadata", json!({"RoomId": "r", "Keys": ["zz"]}))
+        .await;
     assert_eq!(none, json!({"Metadata": []}));
 
-    assert_eq!(server.code("del_room_metadata", json!({"RoomId": "r", "Keys": ["zz", "yy"]})).await, 100503);
-    server.ok("del_room_metadata", json!({"RoomId": "r", "Keys": ["a", "zz"]})).await;
-    assert_eq!(keys_of(&server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": []})).await), ["b"]);
+    assert_eq!(
+        server
+            .code(
+                "del_room_metadata",
+                json!({"RoomId": "r", "Keys": ["zz", "yy"]})
+            )
+            .await,
+        100503
+    );
+    server
+        .ok(
+            "del_room_metadata",
+            json!({"RoomId": "r", "Keys": ["a", "zz"]}),
+        )
+        .await;
+    assert_eq!(
+        keys_of(
+            &server
+                .ok("get_room_metadata", json!({"RoomId": "r", "Keys": []}))
+                .await
+        ),
+        ["b"]
+    );
     let eleven: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
-    assert_eq!(server.code("del_room_metadata", json!({"RoomId": "r", "Keys": eleven})).await, 100500);
+    assert_eq!(
+        server
+            .code("del_room_metadata", json!({"RoomId": "r", "Keys": eleven}))
+            .await,
+        100500
+    );
 
-    for command in ["get_room_metadata", "set_room_metadata", "del_room_metadata"] {
-        let body = json!({"RoomId": "missing", "Keys": ["a"], "Metadata": [{"Key": "a", "Value": "v"}]});
+    for command in [
+        "get_room_metadata",
+        "set_room_metadata",
+        "del_room_metadata",
+    ] {
+        let body =
+            json!({"RoomId": "missing", "Keys": ["a"], "Metadata": [{"Key": "a", "Value": "v"}]});
         assert_eq!(server.code(command, body).await, 100004, "{command}");
     }
 }
@@ -216,8 +365,15 @@ async fn metadata_set_get_del() {
 async fn metadata_limits_and_all_or_nothing() {
     let server = server_with_room("r").await;
     let value = |n: usize| "v".repeat(n);
-    server.ok("set_room_metadata", json!({"RoomId": "r", "Metadata": [{"Key": "k".repeat(50), "Value": value(2048)}]})).await;
-    let before = server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": []})).await;
+    server
+        .ok(
+            "set_room_metadata",
+            json!({"RoomId": "r", "Metadata": [{"Key": "k".repeat(50), "Value": value(2048)}]}),
+        )
+        .await;
+    let before = server
+        .ok("get_room_metadata", json!({"RoomId": "r", "Keys": []}))
+        .await;
 
     // A value over 2048 bytes fails the whole request, its valid neighbours included.
     let body = json!({"RoomId": "r", "Metadata": [{"Key": "ok", "Value": "x"}, {"Key": "big", "Value": value(2049)}]});
@@ -225,14 +381,38 @@ async fn metadata_limits_and_all_or_nothing() {
     // Multi-byte characters count as bytes: 683 × 3 bytes = 2049.
     let body = json!({"RoomId": "r", "Metadata": [{"Key": "big", "Value": "€".repeat(683)}]});
     assert_eq!(server.code("set_room_metadata", body).await, 100501);
-    let eleven: Vec<Value> = (0..10).map(|i| json!({"Key": format!("k{i}"), "Value": ""})).collect();
-    assert_eq!(server.code("set_room_metadata", json!({"RoomId": "r", "Metadata": eleven})).await, 100500);
-    let big: Vec<Value> = (0..7).map(|i| json!({"Key": format!("k{i}"), "Value": value(2048)})).collect();
-    server.ok("set_room_metadata", json!({"RoomId": "r", "Metadata": big})).await;
+    let eleven: Vec<Value> = (0..10)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": ""}))
+        .collect();
+    assert_eq!(
+        server
+            .code(
+                "set_room_metadata",
+                json!({"RoomId": "r", "Metadata": eleven})
+            )
+            .await,
+        100500
+    );
+    let big: Vec<Value> = (0..7)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": value(2048)}))
+        .collect();
+    server
+        .ok("set_room_metadata", json!({"RoomId": "r", "Metadata": big}))
+        .await;
     let total_now = 8 * 2048;
     assert_eq!(total_now, 16384);
-    assert_eq!(server.code("set_room_metadata", json!({"RoomId": "r", "Metadata": [{"Key": "one-more", "Value": "x"}]})).await, 100502);
-    let after = server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": []})).await;
+    assert_eq!(
+        server
+            .code(
+                "set_room_metadata",
+                json!({"RoomId": "r", "Metadata": [{"Key": "one-more", "Value": "x"}]})
+            )
+            .await,
+        100502
+    );
+    let after = server
+        .ok("get_room_metadata", json!({"RoomId": "r", "Keys": []}))
+        .await;
     assert_eq!(keys_of(&after).len(), 8);
     assert!(keys_of(&after).contains(&"k".repeat(50)));
     assert_ne!(before, after);
@@ -249,24 +429,59 @@ async fn metadata_limits_and_all_or_nothing() {
         json!({"RoomId": "r", "Metadata": [{"Key": "a", "Value": null}]}),
         json!({"Metadata": [{"Key": "a", "Value": "b"}]}),
     ] {
-        assert_eq!(server.code("set_room_metadata", bad.clone()).await, 100002, "{bad}");
+        assert_eq!(
+            server.code("set_room_metadata", bad.clone()).await,
+            100002,
+            "{bad}"
+        );
     }
-    for bad in [json!({"RoomId": "r"}), json!({"RoomId": "r", "Keys": []}), json!({"RoomId": "r", "Keys": "a"}), json!({"RoomId": "r", "Keys": [1]})] {
-        assert_eq!(server.code("del_room_metadata", bad.clone()).await, 100002, "{bad}");
+    for bad in [
+        json!({"RoomId": "r"}),
+        json!({"RoomId": "r", "Keys": []}),
+        json!({"RoomId": "r", "Keys": "a"}),
+        json!({"RoomId": "r", "Keys": [1]}),
+    ] {
+        assert_eq!(
+            server.code("del_room_metadata", bad.clone()).await,
+            100002,
+            "{bad}"
+        );
     }
-    for bad in [json!({"RoomId": "r"}), json!({"RoomId": "r", "Keys": {}}), json!({"RoomId": 7, "Keys": []})] {
-        assert_eq!(server.code("get_room_metadata", bad.clone()).await, 100002, "{bad}");
+    for bad in [
+        json!({"RoomId": "r"}),
+        json!({"RoomId": "r", "Keys": {}}),
+        json!({"RoomId": 7, "Keys": []}),
+    ] {
+        assert_eq!(
+            server.code("get_room_metadata", bad.clone()).await,
+            100002,
+            "{bad}"
+        );
     }
-    let unchanged = server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": []})).await;
+    let unchanged = server
+        .ok("get_room_metadata", json!({"RoomId": "r", "Keys": []}))
+        .await;
     assert_eq!(unchanged, after);
 }
 
 #[tokio::test]
 async fn destroy_removes_metadata() {
     let server = server_with_room("r").await;
-    server.ok("set_room_metadata", json!({"RoomId": "r", "Metadata": [{"Key": "a", "Value": "1"}]})).await;
+    server
+        .ok(
+            "set_room_metadata",
+            json!({"RoomId": "r", "Metadata": [{"Key": "a", "Value": "1"}]}),
+        )
+        .await;
     server.ok("destroy_room", json!({"RoomId": "r"})).await;
     server.clock.advance(std::time::Duration::from_secs(1));
-    server.ok("create_room", json!({"RoomInfo": {"RoomId": "r"}})).await;
-    assert_eq!(server.ok("get_room_metadata", json!({"RoomId": "r", "Keys": []})).await, json!({"Metadata": []}));
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": "r"}}))
+        .await;
+    assert_eq!(
+        server
+            .ok("get_room_metadata", json!({"RoomId": "r", "Keys": []}))
+            .await,
+        json!({"Metadata": []})
+    );
 }

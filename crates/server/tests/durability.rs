@@ -15,7 +15,11 @@ async fn snapshot(server: &TestServer, rooms: &[String]) -> Vec<Value> {
     let mut state = vec![server.ok("get_room_list", json!({"Count": 20})).await];
     for room in rooms {
         state.push(server.ok("get_room_info", json!({"RoomId": room})).await);
-        state.push(server.ok("get_room_metadata", json!({"RoomId": room, "Keys": []})).await);
+        state.push(
+            server
+                .ok("get_room_metadata", json!({"RoomId": room, "Keys": []}))
+                .await,
+        );
     }
     state
 }
@@ -29,19 +33,43 @@ async fn state_after_restart_equals_state_before() {
         server
             .ok("create_room", json!({"RoomInfo": {"RoomId": room, "Category": [i], "Notice": format!("n{i}"), "IsPublicVisible": i % 3 != 0}}))
             .await;
-        let entries: Vec<Value> = (0..=i % 5).map(|k| json!({"Key": format!("k{k}"), "Value": "€".repeat(i * 10 + k)})).collect();
-        server.ok("set_room_metadata", json!({"RoomId": room, "Metadata": entries})).await;
+        let entries: Vec<Value> = (0..=i % 5)
+            .map(|k| json!({"Key": format!("k{k}"), "Value": "€".repeat(i * 10 + k)}))
+            .collect();
+        server
+            .ok(
+                "set_room_metadata",
+                json!({"RoomId": room, "Metadata": entries}),
+            )
+            .await;
     }
-    server.ok("del_room_metadata", json!({"RoomId": "room-4", "Keys": ["k0"]})).await;
-    server.ok("update_room_info", json!({"RoomInfo": {"RoomId": "room-5", "RoomName": "renamed"}})).await;
-    server.ok("destroy_room", json!({"RoomId": "room-11"})).await;
+    server
+        .ok(
+            "del_room_metadata",
+            json!({"RoomId": "room-4", "Keys": ["k0"]}),
+        )
+        .await;
+    server
+        .ok(
+            "update_room_info",
+            json!({"RoomInfo": {"RoomId": "room-5", "RoomName": "renamed"}}),
+        )
+        .await;
+    server
+        .ok("destroy_room", json!({"RoomId": "room-11"}))
+        .await;
     let live: Vec<String> = rooms[..11].to_vec();
     let before = snapshot(&server, &live).await;
     server.stop().await;
 
     let server = TestServer::start(open(dir.path()), config()).await;
     assert_eq!(snapshot(&server, &live).await, before);
-    assert_eq!(server.code("get_room_info", json!({"RoomId": "room-11"})).await, 100004);
+    assert_eq!(
+        server
+            .code("get_room_info", json!({"RoomId": "room-11"}))
+            .await,
+        100004
+    );
     server.stop().await;
 }
 
@@ -49,7 +77,9 @@ async fn state_after_restart_equals_state_before() {
 async fn graceful_stop_finishes_in_flight_writes() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(open(dir.path()), config()).await;
-    server.ok("create_room", json!({"RoomInfo": {"RoomId": "hot"}})).await;
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": "hot"}}))
+        .await;
     let writes: Vec<_> = (0..50)
         .map(|i| {
             let url = server.url("set_room_metadata");
@@ -70,7 +100,9 @@ async fn graceful_stop_finishes_in_flight_writes() {
     server.stop().await;
     assert_eq!(acknowledged.len(), 50);
     let server = TestServer::start(open(dir.path()), config()).await;
-    let metadata = server.ok("get_room_metadata", json!({"RoomId": "hot", "Keys": []})).await;
+    let metadata = server
+        .ok("get_room_metadata", json!({"RoomId": "hot", "Keys": []}))
+        .await;
     assert_eq!(metadata["Metadata"].as_array().unwrap().len(), 10);
     server.stop().await;
 }

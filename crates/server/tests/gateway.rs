@@ -10,7 +10,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn query(sdkappid: &str, identifier: &str, usersig: &str) -> String {
-    format!("sdkappid={sdkappid}&identifier={identifier}&usersig={usersig}&random=99999999&contenttype=json")
+    format!(
+        "sdkappid={sdkappid}&identifier={identifier}&usersig={usersig}&random=99999999&contenttype=json"
+    )
 }
 
 fn sig_at(identifier: &str, time: u64, expire: u64) -> String {
@@ -19,21 +21,33 @@ fn sig_at(identifier: &str, time: u64, expire: u64) -> String {
 
 /// A server with several apps: the main one, a disabled one, one with a command disabled.
 async fn server() -> TestServer {
-    let mut disabled = AppConfig::new(1_400_000_001, SecretKey::new(KEY.into()), vec![ADMIN.into()]);
+    let mut disabled = AppConfig::new(
+        1_400_000_001,
+        SecretKey::new(KEY.into()),
+        vec![ADMIN.into()],
+    );
     disabled.enabled = false;
     let mut main = app();
-    main.disabled_commands.insert(liveroom_protocol::Command::SetRoomMetadata);
+    main.disabled_commands
+        .insert(liveroom_protocol::Command::SetRoomMetadata);
     let config = ServerConfig {
         apps: vec![main, disabled],
         // Tests below exercise every failure from one address; the throttle has its own test.
-        auth_failure_throttle: ThrottleConfig { max_failures: 0, ..Default::default() },
+        auth_failure_throttle: ThrottleConfig {
+            max_failures: 0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     TestServer::start(liveroom_store::MemoryStore::new(), config).await
 }
 
 async fn code_at(server: &TestServer, command: &str, query: &str, body: &str) -> u64 {
-    code_of(&server.post_raw(&server.url_with(command, query), body.to_owned()).await)
+    code_of(
+        &server
+            .post_raw(&server.url_with(command, query), body.to_owned())
+            .await,
+    )
 }
 
 #[tokio::test]
@@ -45,34 +59,113 @@ async fn each_failure_gets_its_code() {
     let cases: Vec<(&str, String, u64)> = vec![
         ("no_such_command", query(&app, ADMIN, &good), 60009),
         ("get_member_list", query(&app, ADMIN, &good), 60009),
-        ("get_room_info", format!("{}&contenttype=xml", query(&app, ADMIN, &good)).replace("contenttype=json&", ""), 60002),
-        ("get_room_info", query(&app, ADMIN, &good).replace("random=99999999", "random=abc"), 60002),
-        ("get_room_info", query(&app, ADMIN, &good).replace("random=99999999", "random=4294967296"), 60002),
-        ("get_room_info", format!("{}&sdkappid={app}", query(&app, ADMIN, &good)), 60002),
-        ("get_room_info", format!("identifier={ADMIN}&usersig={good}"), 60012),
+        (
+            "get_room_info",
+            format!("{}&contenttype=xml", query(&app, ADMIN, &good))
+                .replace("contenttype=json&", ""),
+            60002,
+        ),
+        (
+            "get_room_info",
+            query(&app, ADMIN, &good).replace("random=99999999", "random=abc"),
+            60002,
+        ),
+        (
+            "get_room_info",
+            query(&app, ADMIN, &good).replace("random=99999999", "random=4294967296"),
+            60002,
+        ),
+        (
+            "get_room_info",
+            format!("{}&sdkappid={app}", query(&app, ADMIN, &good)),
+            60002,
+        ),
+        (
+            "get_room_info",
+            format!("identifier={ADMIN}&usersig={good}"),
+            60012,
+        ),
         ("get_room_info", query("", ADMIN, &good), 60012),
         ("get_room_info", query("abc", ADMIN, &good), 60006),
         ("get_room_info", query("99", ADMIN, &good), 60006),
         ("get_room_info", query("1400000001", ADMIN, &good), 60016),
         ("get_room_info", query(&app, "", &good), 60004),
-        ("get_room_info", format!("sdkappid={app}&usersig={good}"), 60004),
+        (
+            "get_room_info",
+            format!("sdkappid={app}&usersig={good}"),
+            60004,
+        ),
         ("get_room_info", query(&app, ADMIN, ""), 70002),
         ("get_room_info", query(&app, ADMIN, "not-a-sig!"), 70003),
-        ("get_room_info", query(&app, ADMIN, "eJyrVgrxCdYrSy1S"), 70003),
-        ("get_room_info", query(&app, ADMIN, &liveroom_usersig::generate(7, KEY, ADMIN, START, 86_400)), 70014),
-        ("get_room_info", query(&app, ADMIN, &sig_at("someone", START, 86_400)), 70013),
-        ("get_room_info", query(&app, ADMIN, &liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400)), 70009),
-        ("get_room_info", query(&app, ADMIN, &sig_at(ADMIN, START - 100, 99)), 70001),
-        ("get_room_info", query(&app, "user1", &sig_at("user1", START, 86_400)), 60010),
+        (
+            "get_room_info",
+            query(&app, ADMIN, "eJyrVgrxCdYrSy1S"),
+            70003,
+        ),
+        (
+            "get_room_info",
+            query(
+                &app,
+                ADMIN,
+                &liveroom_usersig::generate(7, KEY, ADMIN, START, 86_400),
+            ),
+            70014,
+        ),
+        (
+            "get_room_info",
+            query(&app, ADMIN, &sig_at("someone", START, 86_400)),
+            70013,
+        ),
+        (
+            "get_room_info",
+            query(
+                &app,
+                ADMIN,
+                &liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400),
+            ),
+            70009,
+        ),
+        (
+            "get_room_info",
+            query(&app, ADMIN, &sig_at(ADMIN, START - 100, 99)),
+            70001,
+        ),
+        (
+            "get_room_info",
+            query(&app, "user1", &sig_at("user1", START, 86_400)),
+            60010,
+        ),
         ("get_room_info", query(&app, ADMIN, &good), 100004),
     ];
     for (command, query, expected) in cases {
-        assert_eq!(code_at(&server, command, &query, body).await, expected, "{command}?{query}");
+        assert_eq!(
+            code_at(&server, command, &query, body).await,
+            expected,
+            "{command}?{query}"
+        );
     }
     // Valid exactly until time + expire.
-    assert_eq!(code_at(&server, "get_room_info", &query(&app, ADMIN, &sig_at(ADMIN, START - 100, 100)), body).await, 100004);
+    assert_eq!(
+        code_at(
+            &server,
+            "get_room_info",
+            &query(&app, ADMIN, &sig_at(ADMIN, START - 100, 100)),
+            body
+        )
+        .await,
+        100004
+    );
     // A second administrator is an administrator too.
-    assert_eq!(code_at(&server, "get_room_info", &query(&app, "admin2", &sig_at("admin2", START, 10)), body).await, 100004);
+    assert_eq!(
+        code_at(
+            &server,
+            "get_room_info",
+            &query(&app, "admin2", &sig_at("admin2", START, 10)),
+            body
+        )
+        .await,
+        100004
+    );
 }
 
 #[tokio::test]
@@ -80,25 +173,51 @@ async fn checks_run_in_order() {
     let server = server().await;
     let app = APP.to_string();
     let good = query(&app, ADMIN, &sig_at(ADMIN, START, 86_400));
-    let bad_sig = query(&app, ADMIN, &liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400));
+    let bad_sig = query(
+        &app,
+        ADMIN,
+        &liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400),
+    );
     // Unknown command before the method; the method before the query; the URL before auth.
-    let get = server.http.get(server.url_with("nope", "")).send().await.unwrap();
+    let get = server
+        .http
+        .get(server.url_with("nope", ""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(code_of(&get.json().await.unwrap()), 60009);
-    let get = server.http.get(server.url_with("get_room_info", &bad_sig)).send().await.unwrap();
+    let get = server
+        .http
+        .get(server.url_with("get_room_info", &bad_sig))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(code_of(&get.json().await.unwrap()), 60002);
     // Authentication before the body.
     assert_eq!(code_at(&server, "get_room_info", &bad_sig, "").await, 70009);
     // The body before the command's enablement; enablement before the fields.
-    assert_eq!(code_at(&server, "set_room_metadata", &good, "[]").await, 60003);
-    assert_eq!(code_at(&server, "set_room_metadata", &good, "{}").await, 100007);
+    assert_eq!(
+        code_at(&server, "set_room_metadata", &good, "[]").await,
+        60003
+    );
+    assert_eq!(
+        code_at(&server, "set_room_metadata", &good, "{}").await,
+        100007
+    );
     // Fields before the room's existence.
-    assert_eq!(code_at(&server, "get_room_metadata", &good, r#"{"RoomId":"r"}"#).await, 100002);
+    assert_eq!(
+        code_at(&server, "get_room_metadata", &good, r#"{"RoomId":"r"}"#).await,
+        100002
+    );
 }
 
 #[tokio::test]
 async fn bad_bodies_are_60003() {
     let server = server().await;
-    let url = server.url_with("get_room_info", &query(&APP.to_string(), ADMIN, &sig_at(ADMIN, START, 86_400)));
+    let url = server.url_with(
+        "get_room_info",
+        &query(&APP.to_string(), ADMIN, &sig_at(ADMIN, START, 86_400)),
+    );
     for body in [
         Vec::new(),
         b"not json".to_vec(),
@@ -109,24 +228,47 @@ async fn bad_bodies_are_60003() {
         format!("{{\"RoomId\":\"{}\"}}", "x".repeat(1024 * 1024)).into_bytes(),
     ] {
         let len = body.len();
-        assert_eq!(code_of(&server.post_raw(&url, body).await), 60003, "body of {len} bytes");
+        assert_eq!(
+            code_of(&server.post_raw(&url, body).await),
+            60003,
+            "body of {len} bytes"
+        );
     }
 }
 
 #[tokio::test]
 async fn paths_outside_v4_are_not_found() {
     let server = server().await;
-    let response = server.http.post(format!("{}/v3/x", server.base)).send().await.unwrap();
+    let response = server
+        .http
+        .post(format!("{}/v3/x", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
-    let metrics = server.http.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
 }
 
 #[tokio::test]
 async fn rate_limit_per_app_and_command() {
     let mut limited = app();
-    limited.rate_limits.insert(liveroom_protocol::Command::GetRoomInfo, 3);
-    let server = TestServer::start(liveroom_store::MemoryStore::new(), ServerConfig { apps: vec![limited], ..Default::default() }).await;
+    limited
+        .rate_limits
+        .insert(liveroom_protocol::Command::GetRoomInfo, 3);
+    let server = TestServer::start(
+        liveroom_store::MemoryStore::new(),
+        ServerConfig {
+            apps: vec![limited],
+            ..Default::default()
+        },
+    )
+    .await;
     let body = json!({"RoomId": "r"});
     let mut codes = Vec::new();
     for _ in 0..5 {
@@ -148,12 +290,20 @@ async fn rate_limit_per_app_and_command() {
 async fn auth_failure_throttle_blocks_then_lifts() {
     let server = TestServer::memory().await;
     let app = APP.to_string();
-    let wrong = query(&app, ADMIN, &liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400));
+    let wrong = query(
+        &app,
+        ADMIN,
+        &liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400),
+    );
     let body = r#"{"RoomId":"r"}"#;
     for _ in 0..20 {
         assert_eq!(code_at(&server, "get_room_info", &wrong, body).await, 70009);
     }
-    assert_eq!(code_at(&server, "get_room_info", &wrong, body).await, 70009, "the 21st failure is still checked");
+    assert_eq!(
+        code_at(&server, "get_room_info", &wrong, body).await,
+        70009,
+        "the 21st failure is still checked"
+    );
     // Blocked now, even with good credentials, before any signature work.
     let good = query(&app, ADMIN, &sig_at(ADMIN, START, 86_400));
     assert_eq!(code_at(&server, "get_room_info", &good, body).await, 70050);
@@ -173,17 +323,38 @@ async fn raw_http_oddities() {
     );
     // A body with NUL bytes in the RoomId, and a Content-Length over the limit.
     for (request, expected) in [
-        (format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{{\"RoomId\":\"a\\u0000\"}}"), "100002"),
-        (format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n{{}}"), "60003"),
-        (format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"), "60002"),
+        (
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{{\"RoomId\":\"a\\u0000\"}}"
+            ),
+            "100002",
+        ),
+        (
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n{{}}"
+            ),
+            "60003",
+        ),
+        (
+            format!(
+                "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ),
+            "60002",
+        ),
     ] {
-        let request = request.replace("Content-Length: 17", &format!("Content-Length: {}", "{\"RoomId\":\"a\\u0000\"}".len()));
+        let request = request.replace(
+            "Content-Length: 17",
+            &format!("Content-Length: {}", "{\"RoomId\":\"a\\u0000\"}".len()),
+        );
         let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer).await;
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.contains(&format!("\"ErrorCode\":{expected}")), "{answer}");
+        assert!(
+            answer.contains(&format!("\"ErrorCode\":{expected}")),
+            "{answer}"
+        );
     }
 }

@@ -35,12 +35,13 @@ pub struct Running {
 
 /// Starts `command` and waits for its "liveroom listening on http://…" line.
 pub fn start(mut command: Command) -> Running {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .env("LIVEROOM_LOG", "warn")
-        .spawn()
-        .unwrap();
+    command.stderr(Stdio::null()).env("LIVEROOM_LOG", "warn");
+    start_with_logs(command)
+}
+
+/// Like [`start`], with stderr and the log level as `command` sets them.
+pub fn start_with_logs(mut command: Command) -> Running {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -49,7 +50,11 @@ pub fn start(mut command: Command) -> Running {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_owned();
-    Running { child, base, stdout }
+    Running {
+        child,
+        base,
+        stdout,
+    }
 }
 
 impl Running {
@@ -62,6 +67,9 @@ impl Running {
 }
 
 pub fn admin_sig() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     liveroom_usersig::generate(APP, KEY, ADMIN, now, 86_400)
 }

@@ -22,7 +22,9 @@ pub(crate) async fn execute<S: Store>(
         Request::GetRoomInfo(room) => rooms::info(state, app, room).await,
         Request::GetRoomList { after, count } => rooms::list(state, app, after, count).await,
         Request::GetRoomMetadata { room, keys } => metadata::get(state, app, room, keys).await,
-        Request::SetRoomMetadata { room, entries } => metadata::set(state, app, room, entries).await,
+        Request::SetRoomMetadata { room, entries } => {
+            metadata::set(state, app, room, entries).await
+        }
         Request::DelRoomMetadata { room, keys } => metadata::delete(state, app, room, keys).await,
     }
 }

@@ -5,7 +5,11 @@ use liveroom_store::Store;
 use super::store_error;
 use crate::gateway::State;
 
-pub(super) async fn create<S: Store>(state: &State<S>, app: AppId, room: NewRoom) -> Result<Reply, ApiError> {
+pub(super) async fn create<S: Store>(
+    state: &State<S>,
+    app: AppId,
+    room: NewRoom,
+) -> Result<Reply, ApiError> {
     if state.recent_creations.too_soon(app, &room.id) {
         return Err(ApiError::new(
             ErrorCode::CreateFreqLimit,
@@ -24,8 +28,16 @@ pub(super) async fn create<S: Store>(state: &State<S>, app: AppId, room: NewRoom
     })
 }
 
-pub(super) async fn destroy<S: Store>(state: &State<S>, app: AppId, room: RoomId) -> Result<Reply, ApiError> {
-    state.store.destroy_room(app, room).await.map_err(store_error)?;
+pub(super) async fn destroy<S: Store>(
+    state: &State<S>,
+    app: AppId,
+    room: RoomId,
+) -> Result<Reply, ApiError> {
+    state
+        .store
+        .destroy_room(app, room)
+        .await
+        .map_err(store_error)?;
     Ok(Reply::Destroyed)
 }
 
@@ -43,7 +55,11 @@ pub(super) async fn update<S: Store>(
     Ok(Reply::Done)
 }
 
-pub(super) async fn info<S: Store>(state: &State<S>, app: AppId, room: RoomId) -> Result<Reply, ApiError> {
+pub(super) async fn info<S: Store>(
+    state: &State<S>,
+    app: AppId,
+    room: RoomId,
+) -> Result<Reply, ApiError> {
     match state.store.room(app, room).await.map_err(store_error)? {
         Some(room) => Ok(Reply::RoomInfo(Box::new(room))),
         None => Err(DomainError::RoomNotFound.into()),

@@ -19,7 +19,11 @@ pub const ADMIN: &str = "administrator";
 pub const START: u64 = 1_700_000_000;
 
 pub fn app() -> AppConfig {
-    AppConfig::new(APP, SecretKey::new(KEY.into()), vec![ADMIN.into(), "admin2".into()])
+    AppConfig::new(
+        APP,
+        SecretKey::new(KEY.into()),
+        vec![ADMIN.into(), "admin2".into()],
+    )
 }
 
 pub fn config() -> ServerConfig {
@@ -77,10 +81,13 @@ impl TestServer {
 
     /// The URL of `command` called as the App administrator.
     pub fn url(&self, command: &str) -> String {
-        self.url_with(command, &format!(
-            "sdkappid={APP}&identifier={ADMIN}&usersig={}&random=99999999&contenttype=json",
-            self.sig(ADMIN)
-        ))
+        self.url_with(
+            command,
+            &format!(
+                "sdkappid={APP}&identifier={ADMIN}&usersig={}&random=99999999&contenttype=json",
+                self.sig(ADMIN)
+            ),
+        )
     }
 
     pub fn url_with(&self, command: &str, query: &str) -> String {
@@ -122,9 +129,16 @@ impl TestServer {
 
 pub fn code_of(answer: &Value) -> u64 {
     let code = answer["ErrorCode"].as_u64().unwrap();
-    assert_eq!(answer["ActionStatus"], if code == 0 { "OK" } else { "FAIL" }, "{answer}");
+    assert_eq!(
+        answer["ActionStatus"],
+        if code == 0 { "OK" } else { "FAIL" },
+        "{answer}"
+    );
     if code != 0 {
-        assert!(!answer["ErrorInfo"].as_str().unwrap().is_empty(), "{answer}");
+        assert!(
+            !answer["ErrorInfo"].as_str().unwrap().is_empty(),
+            "{answer}"
+        );
     }
     code
 }
