@@ -18,12 +18,73 @@ pub(crate) struct Caller<'a> {
 
 pub(crate) struct Apps {
     by_id: HashMap<u32, AppConfig>,
+    verified: VerifiedSigs,
+}
+
+/// UserSigs that verified, with the second after which each expires. Keyed by the whole
+/// credentials (app, identifier, UserSig); keys never change while the server runs, so a hit
+/// stands for a fresh HMAC check, and expiry is still checked on every request. Only
+/// signatures made with an app's key get in, and the cache is bounded by bytes.
+struct VerifiedSigs(quick_cache::sync::Cache<(u32, String, String), u64, CredentialBytes>);
+
+#[derive(Clone)]
+struct CredentialBytes;
+
+impl quick_cache::Weighter<(u32, String, String), u64> for CredentialBytes {
+    fn weight(&self, key: &(u32, String, String), _: &u64) -> u64 {
+        (key.1.len() + key.2.len() + 64) as u64
+    }
+}
+
+impl VerifiedSigs {
+    const MAX_BYTES: u64 = 8 * 1024 * 1024;
+    /// A typical entry (a 200-character UserSig) weighs about 300 bytes.
+    const ESTIMATED_ITEMS: usize = (Self::MAX_BYTES / 300) as usize;
+
+    fn new() -> Self {
+        Self(quick_cache::sync::Cache::with_weighter(
+            Self::ESTIMATED_ITEMS,
+            Self::MAX_BYTES,
+            CredentialBytes,
+        ))
+    }
+
+    /// Rows 9–13 for `app`: the cached outcome when these credentials verified before,
+    /// otherwise a full verification.
+    fn verify(
+        &self,
+        app: &AppConfig,
+        identifier: &str,
+        usersig: &str,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        let key = (app.sdkappid, identifier.to_owned(), usersig.to_owned());
+        let expires_at = match self.0.get(&key) {
+            Some(expires_at) => expires_at,
+            None => {
+                let sig = liveroom_usersig::verify(
+                    usersig,
+                    app.sdkappid,
+                    identifier,
+                    app.secret_key.expose(),
+                    now,
+                )?;
+                self.0.insert(key, sig.expires_at());
+                return Ok(());
+            }
+        };
+        if now > expires_at {
+            return Err(liveroom_usersig::VerifyError::Expired.into());
+        }
+        Ok(())
+    }
 }
 
 impl Apps {
     pub fn new(apps: Vec<AppConfig>) -> Self {
         Self {
             by_id: apps.into_iter().map(|app| (app.sdkappid, app)).collect(),
+            verified: VerifiedSigs::new(),
         }
     }
 
@@ -52,7 +113,7 @@ impl Apps {
         }
         let identifier = query.identifier()?;
         let usersig = query.usersig()?;
-        liveroom_usersig::verify(usersig, sdkappid, identifier, app.secret_key.expose(), now)?;
+        self.verified.verify(app, identifier, usersig, now)?;
         if !app.admins.iter().any(|admin| admin == identifier) {
             return Err(ApiError::new(
                 ErrorCode::IdNotAdmin,
@@ -165,6 +226,55 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SecretKey;
+
+    #[test]
+    fn a_cached_verification_never_accepts_what_a_fresh_one_rejects() {
+        let app = AppConfig::new(1, SecretKey::new("key".into()), vec!["admin".into()]);
+        let cache = VerifiedSigs::new();
+        let sig = liveroom_usersig::generate(1, "key", "admin", 100, 10);
+        for _ in 0..2 {
+            assert!(cache.verify(&app, "admin", &sig, 110).is_ok());
+        }
+        assert_eq!(
+            cache.verify(&app, "admin", &sig, 111).unwrap_err().code,
+            ErrorCode::UserSigExpired
+        );
+        // The same UserSig for another identifier or app is not a hit.
+        assert_eq!(
+            cache.verify(&app, "other", &sig, 105).unwrap_err().code,
+            ErrorCode::UserSigMismatchId
+        );
+        let other_app = AppConfig::new(2, SecretKey::new("key".into()), vec!["admin".into()]);
+        assert_eq!(
+            cache
+                .verify(&other_app, "admin", &sig, 105)
+                .unwrap_err()
+                .code,
+            ErrorCode::UserSigMismatchSdkAppId
+        );
+        // Failures are not cached: a bad signature stays bad.
+        let forged = liveroom_usersig::generate(1, "wrong", "admin", 100, 10);
+        for _ in 0..2 {
+            assert_eq!(
+                cache.verify(&app, "admin", &forged, 105).unwrap_err().code,
+                ErrorCode::UserSigMismatchKey
+            );
+        }
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_bytes() {
+        let app = AppConfig::new(1, SecretKey::new("key".into()), vec![]);
+        let cache = VerifiedSigs::new();
+        for i in 0..60_000 {
+            let identifier = format!("user-{i}");
+            let sig = liveroom_usersig::generate(1, "key", &identifier, 100, 10);
+            cache.verify(&app, &identifier, &sig, 100).unwrap();
+        }
+        assert!(cache.0.weight() <= VerifiedSigs::MAX_BYTES);
+        assert!(cache.0.len() < 60_000);
+    }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
