@@ -95,27 +95,16 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
     let elapsed = started.elapsed();
     metrics::record_request(command, code, elapsed);
     let info = outcome.as_ref().err().map_or("", |e| e.info.as_str());
-    if code == ErrorCode::Internal.number() {
-        tracing::warn!(
-            request_id,
-            command,
-            sdkappid = seen.sdkappid,
-            code,
-            info,
-            elapsed_us = elapsed.as_micros() as u64,
-            "request"
-        );
-    } else {
-        tracing::info!(
-            request_id,
-            command,
-            sdkappid = seen.sdkappid,
-            code,
-            info,
-            elapsed_us = elapsed.as_micros() as u64,
-            "request"
-        );
-    }
+    // Storage failures are logged with their cause where they happen (commands::store_error).
+    tracing::info!(
+        request_id,
+        command,
+        sdkappid = seen.sdkappid,
+        code,
+        info,
+        elapsed_us = elapsed.as_micros() as u64,
+        "request"
+    );
 
     let body = render(&request_id, &outcome);
     (

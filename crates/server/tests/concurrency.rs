@@ -21,17 +21,19 @@ struct Acked {
     answered: Instant,
 }
 
-async fn call(http: &reqwest::Client, url: &str, body: Value) -> u64 {
-    let answer: Value = http
-        .post(url)
+async fn answer(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    http.post(url)
         .body(body.to_string())
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    answer["ErrorCode"].as_u64().unwrap()
+        .unwrap()
+}
+
+async fn call(http: &reqwest::Client, url: &str, body: Value) -> u64 {
+    answer(http, url, body).await["ErrorCode"].as_u64().unwrap()
 }
 
 fn metadata_of(answer: &Value) -> Vec<(String, String)> {
@@ -156,15 +158,7 @@ async fn concurrent_writers_of_one_room() {
         tokio::spawn(async move {
             let mut looks = 0;
             while !done.load(Ordering::SeqCst) {
-                let answer: Value = http
-                    .post(&get_url)
-                    .body(json!({"RoomId": "hot", "Keys": []}).to_string())
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer = answer(&http, &get_url, json!({"RoomId": "hot", "Keys": []})).await;
                 let metadata = metadata_of(&answer);
                 assert!(metadata.len() <= 10, "{} keys", metadata.len());
                 assert!(metadata.iter().map(|(_, v)| v.len()).sum::<usize>() <= 16384);
