@@ -12,7 +12,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use liveroom_domain::{Clock, SystemClock};
 use liveroom_store::{SqliteOptions, SqliteStore};
-use tracing_subscriber::EnvFilter;
 
 use crate::config::{Overrides, Settings};
 
@@ -79,7 +78,14 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
         } => {
-            init_logging();
+            // A file-size limit (e.g. systemd's LimitFSIZE=) must surface as a failed write
+            // (EFBIG, answered 100001 and logged), not kill the process without a word.
+            #[cfg(unix)]
+            // SAFETY: setting a signal's disposition to "ignore" at start, before any thread exists.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
+            let _flush_logs_at_exit = liveroom_server::init_logging();
             let settings = Settings::load(config.as_deref(), &Overrides { listen, data_dir })?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -90,21 +96,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Logs go to stderr (`LIVEROOM_LOG` filters, e.g. `info` or `liveroom_server=debug`;
-/// `LIVEROOM_LOG_FORMAT=json` for JSON lines); stdout carries only what the user must read.
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("LIVEROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LIVEROOM_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // First: a SIGTERM that comes once the server says it is listening must stop it gracefully.
+    let shutdown = shutdown_signal()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut apps = settings
         .apps
@@ -148,27 +142,34 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         store,
         settings.server_config(apps, tls),
         clock,
-        shutdown_signal(),
+        shutdown,
     )
     .await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not when the future
+/// is first polled: until then the signals' default action would kill the process.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler cannot fail on unix");
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
+    let received = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
         }
-    }
+    };
     #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let received = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    Ok(async move {
+        received.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

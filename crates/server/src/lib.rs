@@ -12,6 +12,7 @@ mod config;
 mod gateway;
 mod limits;
 mod listener;
+mod logging;
 mod metrics;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use liveroom_store::Store;
 use tokio::net::TcpListener;
 
 pub use config::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig};
+pub use logging::{LogGuard, init_logging};
 
 /// Serves `store` on `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish, and closes the store (every accepted write is flushed).

@@ -27,7 +27,9 @@ use crate::{Store, StoreError, StoreResult};
 use writer::{Job, Write};
 
 /// How long a connection waits for a lock held by another connection of this process
-/// (readers during a checkpoint) before failing.
+/// (readers during a checkpoint), or by another program that ignores the lock file (the
+/// `sqlite3` shell), before failing: a batch that cannot get the write lock answers
+/// `Unavailable` after this long.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rooms per transaction in [`SqliteStore::import_rooms`]: big enough that fsyncs do not
@@ -222,6 +224,21 @@ fn open_error(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
 }
 
+/// As [`open_error`], with the operating system's reason for an I/O error, and a hint when
+/// SQLite could not open or create a file: it needs `-wal` and `-shm` files beside the database.
+fn conn_error(path: &Path, conn: &Connection, error: rusqlite::Error) -> StoreError {
+    let hint = match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::CannotOpen) => format!(
+            "; SQLite creates {name}-wal and {name}-shm beside {name}, so their directory \
+             must be writable",
+            name = path.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        _ => String::new(),
+    };
+    let error = writer::describe(conn, &error);
+    StoreError::Unavailable(format!("cannot open {}: {error}{hint}", path.display()))
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -232,16 +249,25 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 fn open_writer(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    let fail = |e| conn_error(path, &conn, e);
+    // SQLite quietly opens a file it may not write read-only; every write would then fail
+    // until a restart, even after the file became writable again. Refuse to start instead.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(fail)? {
+        return Err(StoreError::Unavailable(format!(
+            "cannot open {} for writing (read-only file or file system?)",
+            path.display()
+        )));
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|e| open_error(path, e))?;
+        .map_err(fail)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!(
             "{} cannot use WAL mode (journal mode is {mode})",
             path.display()
         )));
     }
-    configure(&conn).map_err(|e| open_error(path, e))?;
+    configure(&conn).map_err(fail)?;
     migrate(&conn, path)?;
     Ok(conn)
 }
@@ -250,7 +276,7 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
 fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|e| open_error(path, e))?;
+        .map_err(|e| conn_error(path, conn, e))?;
     match version {
         0 => conn
             .execute_batch(&format!(
@@ -258,7 +284,7 @@ fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
                 sql::SCHEMA,
                 sql::SCHEMA_VERSION
             ))
-            .map_err(|e| open_error(path, e)),
+            .map_err(|e| conn_error(path, conn, e)),
         sql::SCHEMA_VERSION => Ok(()),
         other => Err(StoreError::Unavailable(format!(
             "{} has schema version {other}, which this liveroom does not know (it knows \
@@ -272,7 +298,7 @@ fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
 fn open_reader(path: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-    configure(&conn).map_err(|e| open_error(path, e))?;
+    configure(&conn).map_err(|e| conn_error(path, &conn, e))?;
     Ok(conn)
 }
 
@@ -298,7 +324,7 @@ impl Readers {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         });
-        read(&mut conn).map_err(|e| writer::unavailable("read", &e))
+        read(&mut conn).map_err(|e| writer::unavailable(&conn, "read", &e))
     }
 }
 

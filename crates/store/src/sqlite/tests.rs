@@ -389,3 +389,93 @@ async fn import_commits_chunk_by_chunk() {
     let top = store.list_rooms(APP, None, 3).await.unwrap();
     assert!(top.iter().all(|r| r.view_count == 99));
 }
+
+/// Metadata values unique to `room`, about a page of them per room.
+fn page_of_metadata(room: &str) -> Vec<MetadataEntry> {
+    (0..4)
+        .map(|k| {
+            let value: String = format!("<{room}/{k}>")
+                .repeat(80)
+                .chars()
+                .take(800)
+                .collect();
+            MetadataEntry::new(format!("k{k}"), value).unwrap()
+        })
+        .collect()
+}
+
+/// Rooms `a`, `m-00`…, `victim`, `w-00`…, `z`, each with a page of metadata, in a closed
+/// database at `path`. Returns the room names.
+async fn rooms_with_metadata(path: &Path) -> Vec<String> {
+    let store = open(path);
+    let names: Vec<String> = ["a".to_owned()]
+        .into_iter()
+        .chain((0..30).map(|i| format!("m-{i:02}")))
+        .chain(["victim".to_owned()])
+        .chain((0..30).map(|i| format!("w-{i:02}")))
+        .chain(["z".to_owned()])
+        .collect();
+    for name in &names {
+        store.create_room(APP, new_room(name), NOW).await.unwrap();
+        store
+            .set_metadata(APP, id(name), page_of_metadata(name))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    names
+}
+
+#[tokio::test]
+async fn a_closed_database_file_holds_everything_without_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let names = rooms_with_metadata(&path).await;
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    // A backup that copies the database file alone.
+    let copy = dir.path().join("copy").join("liveroom.db");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&path, &copy).unwrap();
+    let store = open(&copy);
+    for name in &names {
+        let metadata = store.metadata(APP, id(name)).await.unwrap();
+        assert_eq!(metadata.len(), 4, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_page_fails_only_the_requests_that_touch_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    rooms_with_metadata(&path).await;
+    let mut file = std::fs::read(&path).unwrap();
+    let page_size = usize::from(u16::from_be_bytes([file[16], file[17]]));
+    let needle = page_of_metadata("victim")[0].value().as_bytes().to_vec();
+    // The leaf page (type 0x0a) that holds the victim's first value.
+    let page = file
+        .chunks(page_size)
+        .position(|p| p[0] == 0x0a && p.windows(needle.len()).any(|w| w == needle))
+        .unwrap();
+    file[page * page_size..(page + 1) * page_size].fill(b'#');
+    std::fs::write(&path, &file).unwrap();
+
+    let store = open(&path);
+    let go = store.hold_writer();
+    // One batch: a write that reads the corrupt page between two that do not.
+    let before = store.set_metadata(APP, id("a"), entries(&[("k0", "new")]));
+    let corrupt = store.set_metadata(APP, id("victim"), entries(&[("k0", "new")]));
+    let after = store.create_room(APP, new_room("b"), NOW);
+    go.send(()).unwrap();
+    let message = unavailable_message(corrupt.await);
+    assert!(message.contains("malformed"), "{message}");
+    assert_eq!(before.await, Ok(()));
+    assert_eq!(after.await, Ok(()));
+    assert!(store.room(APP, id("b")).await.unwrap().is_some());
+    assert_eq!(store.metadata(APP, id("a")).await.unwrap()["k0"], "new");
+    let message = unavailable_message(store.metadata(APP, id("victim")).await);
+    assert!(message.contains("malformed"), "{message}");
+    // The room row lives in another table, on a sound page.
+    assert!(store.room(APP, id("victim")).await.unwrap().is_some());
+}

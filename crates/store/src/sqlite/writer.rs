@@ -79,12 +79,30 @@ impl From<rusqlite::Error> for Failure {
     }
 }
 
-pub(super) fn unavailable(what: &str, error: &rusqlite::Error) -> StoreError {
+pub(super) fn unavailable(conn: &Connection, what: &str, error: &rusqlite::Error) -> StoreError {
+    let error = describe(conn, error);
     tracing::error!(%error, "sqlite store: {what} failed");
     StoreError::Unavailable(format!("{what} failed: {error}"))
 }
 
-/// Runs until every sender is gone and the queue is empty, then returns (dropping `conn`).
+/// `error` with the operating system's reason when SQLite has one: "disk I/O error" alone does
+/// not tell a full disk (EFBIG) from a read-only file (EPERM, EROFS) or a failing device (EIO).
+pub(super) fn describe(conn: &Connection, error: &rusqlite::Error) -> String {
+    // SQLite records the OS error for I/O errors (and for failed opens, but there it may be
+    // the error of a fallback it tried, e.g. ENOENT for a read-only open); for others it would
+    // be stale.
+    if error.sqlite_error_code() != Some(rusqlite::ErrorCode::SystemIoFailure) {
+        return error.to_string();
+    }
+    // SAFETY: reads the connection's last OS error; the handle is valid while `conn` is.
+    match unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) } {
+        0 => error.to_string(),
+        errno => format!("{error} ({})", std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Runs until every sender is gone and the queue is empty, then checkpoints and returns
+/// (dropping `conn`).
 pub(super) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Ok(first) = jobs.recv() {
@@ -92,44 +110,123 @@ pub(super) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize) {
         batch.extend(jobs.try_iter().take(max_batch - 1));
         commit_batch(&conn, &mut batch);
     }
+    checkpoint(&conn);
+}
+
+/// Copies the WAL into the database file and empties it, so that after a clean stop the
+/// database file alone holds everything (for a backup that copies just that file). Closing
+/// would not do it: the read pool's connections are still open then, and SQLite leaves the
+/// WAL to the last connection, which is read-only. Failing here loses nothing: the WAL stays
+/// and the next open replays it.
+fn checkpoint(conn: &Connection) {
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    match outcome {
+        Ok(0) => {}
+        Ok(_) => tracing::warn!("sqlite store: final checkpoint incomplete (a read was running)"),
+        Err(e) => {
+            let error = describe(conn, &e);
+            tracing::warn!(%error, "sqlite store: final checkpoint failed; the WAL is kept");
+        }
+    }
 }
 
 /// Applies and commits `batch` (emptying it), then answers each request. Nothing is answered
 /// before COMMIT returns, so a success always means "durable".
 fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
-    let (writes, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|j| (j.write, j.reply)).unzip();
-    let count = writes.len();
-    let outcomes = apply_all(conn, writes).unwrap_or_else(|error| {
+    let (mut writes, mut replies): (Vec<_>, Vec<_>) =
+        batch.drain(..).map(|j| (j.write, j.reply)).unzip();
+    loop {
+        let abandoned = match apply_all(conn, &writes) {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The caller may have gone away; the write stands regardless.
+                    let _ = reply.send(outcome);
+                }
+                return;
+            }
+            Err(abandoned) => abandoned,
+        };
+        // Described before the rollback, which could replace the OS error SQLite recorded.
+        let error = match &abandoned {
+            Abandoned::Batch(e) | Abandoned::Request(_, e) => describe(conn, e),
+        };
         if !conn.is_autocommit()
             && let Err(rollback) = conn.execute_batch("ROLLBACK")
         {
             tracing::error!(error = %rollback, "sqlite store: rollback failed");
         }
-        tracing::error!(%error, requests = count, "sqlite store: batch failed, nothing applied");
-        let answer = StoreError::Unavailable(format!("write transaction failed: {error}"));
-        vec![Err(answer); count]
-    });
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        // The caller may have gone away; the write stands regardless.
-        let _ = reply.send(outcome);
+        match abandoned {
+            Abandoned::Batch(_) => {
+                let count = writes.len();
+                tracing::error!(%error, requests = count, "sqlite store: batch failed, nothing applied");
+                let answer = StoreError::Unavailable(format!("write transaction failed: {error}"));
+                for reply in replies {
+                    let _ = reply.send(Err(answer.clone()));
+                }
+                return;
+            }
+            Abandoned::Request(culprit, _) => {
+                let others = writes.len() - 1;
+                tracing::error!(
+                    %error,
+                    others,
+                    "sqlite store: write failed; retrying the rest of its batch without it"
+                );
+                writes.remove(culprit);
+                let answer = StoreError::Unavailable(format!("write failed: {error}"));
+                let _ = replies.remove(culprit).send(Err(answer));
+                if writes.is_empty() {
+                    return;
+                }
+            }
+        }
     }
 }
 
-/// The outcome of each request, or the error that spoiled the whole transaction.
-fn apply_all(conn: &Connection, writes: Vec<Write>) -> rusqlite::Result<Vec<StoreResult<()>>> {
+/// Why a batch's transaction was given up.
+enum Abandoned {
+    /// Nothing can be applied (I/O error, full disk, lock not obtained, failed COMMIT).
+    Batch(rusqlite::Error),
+    /// This request, by its index, spoiled the transaction; the others may succeed without it.
+    Request(usize, rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Abandoned {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Batch(e)
+    }
+}
+
+/// Whether SQLite refuses every later write of a transaction once a statement failed so.
+/// Having found a corrupt page it does, although its other pages may be sound.
+fn spoils_transaction(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    matches!(
+        error.sqlite_error_code(),
+        Some(DatabaseCorrupt | NotADatabase)
+    )
+}
+
+/// The outcome of each request, or why the whole transaction had to be given up.
+fn apply_all(conn: &Connection, writes: &[Write]) -> Result<Vec<StoreResult<()>>, Abandoned> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let mut outcomes = Vec::with_capacity(writes.len());
-    for write in writes {
+    for (index, write) in writes.iter().enumerate() {
         conn.prepare_cached("SAVEPOINT request")?.execute([])?;
         let outcome = match apply(conn, write) {
             Ok(()) => Ok(()),
             // Some errors (I/O, full disk) make SQLite abandon the whole transaction.
-            Err(Failure::Sql(e)) if conn.is_autocommit() => return Err(e),
+            Err(Failure::Sql(e)) if conn.is_autocommit() => return Err(Abandoned::Batch(e)),
+            Err(Failure::Sql(e)) if spoils_transaction(&e) => {
+                return Err(Abandoned::Request(index, e));
+            }
             Err(failure) => {
                 conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
                 Err(match failure {
                     Failure::Rule(e) => StoreError::Rule(e),
-                    Failure::Sql(e) => unavailable("write", &e),
+                    Failure::Sql(e) => unavailable(conn, "write", &e),
                 })
             }
         };
@@ -140,53 +237,54 @@ fn apply_all(conn: &Connection, writes: Vec<Write>) -> rusqlite::Result<Vec<Stor
     Ok(outcomes)
 }
 
-/// One request: read the current state, apply the domain rule, write the result.
-fn apply(conn: &Connection, write: Write) -> Result<(), Failure> {
+/// One request: read the current state, apply the domain rule, write the result. By reference,
+/// because a request is applied again when another one spoiled its batch.
+fn apply(conn: &Connection, write: &Write) -> Result<(), Failure> {
     match write {
         Write::Create { app, room, now } => {
-            if let Some(existing) = sql::load_room(conn, app, &room.id)? {
+            if let Some(existing) = sql::load_room(conn, *app, &room.id)? {
                 return Err(room.conflict_with(&existing).into());
             }
-            sql::insert_room(conn, app, &room.into_room(now))?;
+            sql::insert_room(conn, *app, &room.clone().into_room(*now))?;
         }
         Write::Destroy { app, room } => {
-            if !sql::delete_room(conn, app, &room)? {
+            if !sql::delete_room(conn, *app, room)? {
                 return Err(DomainError::RoomNotFound.into());
             }
         }
         Write::Update { app, room, changes } => {
-            let mut current = sql::load_room(conn, app, &room)?.ok_or(DomainError::RoomNotFound)?;
+            let mut current = sql::load_room(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
             changes.apply_to(&mut current.fields);
-            sql::update_fields(conn, app, &room, &current.fields)?;
+            sql::update_fields(conn, *app, room, &current.fields)?;
         }
         Write::SetMetadata { app, room, entries } => {
-            let current = sql::load_metadata(conn, app, &room)?.ok_or(DomainError::RoomNotFound)?;
-            liveroom_domain::set_metadata(&current, &entries)?;
+            let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
+            liveroom_domain::set_metadata(&current, entries)?;
             // In request order, so a repeated key ends with its last value, as the rule says.
-            for entry in &entries {
-                sql::upsert_value(conn, app, &room, entry.key(), entry.value())?;
+            for entry in entries {
+                sql::upsert_value(conn, *app, room, entry.key(), entry.value())?;
             }
-            sql::bump_revision(conn, app, &room)?;
+            sql::bump_revision(conn, *app, room)?;
         }
         Write::DeleteMetadata { app, room, keys } => {
-            let current = sql::load_metadata(conn, app, &room)?.ok_or(DomainError::RoomNotFound)?;
-            for key in liveroom_domain::delete_metadata(&current, &keys)? {
-                sql::delete_value(conn, app, &room, &key)?;
+            let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
+            for key in liveroom_domain::delete_metadata(&current, keys)? {
+                sql::delete_value(conn, *app, room, &key)?;
             }
-            sql::bump_revision(conn, app, &room)?;
+            sql::bump_revision(conn, *app, room)?;
         }
         Write::Import { app, rooms } => {
             for (room, metadata) in rooms {
-                crate::check_imported_metadata(&metadata)?;
-                if let Some(existing) = sql::load_room(conn, app, &room.id)? {
+                crate::check_imported_metadata(metadata)?;
+                if let Some(existing) = sql::load_room(conn, *app, &room.id)? {
                     return Err(DomainError::RoomExists {
                         same_owner: existing.owner == room.owner,
                     }
                     .into());
                 }
-                sql::insert_room(conn, app, &room)?;
-                for (key, value) in &metadata {
-                    sql::upsert_value(conn, app, &room.id, key, value)?;
+                sql::insert_room(conn, *app, room)?;
+                for (key, value) in metadata {
+                    sql::upsert_value(conn, *app, &room.id, key, value)?;
                 }
             }
         }
