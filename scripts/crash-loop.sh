@@ -4,4 +4,4 @@
 # Usage: scripts/crash-loop.sh [CYCLES]   (default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LIVEROOM_CRASH_CYCLES="${1:-100}" cargo test --release -p liveroom --test crash -- --nocapture 2>&1 | grep -E "crash cycles|test result|panicked"
+CRASH_CYCLES="${1:-100}" cargo test --release -p liveroom --test crash -- --nocapture 2>&1 | grep -E "crash cycles|test result|panicked"

@@ -1,6 +1,6 @@
 //! Kill the server with SIGKILL while writers are busy across many rooms and one hot room,
 //! restart it, and check that every acknowledged write is there, no request was half applied
-//! and every room is within its limits. `LIVEROOM_CRASH_CYCLES` sets how many times (default
+//! and every room is within its limits. `CRASH_CYCLES` sets how many times (default
 //! 4); `scripts/crash-loop.sh` runs many.
 
 mod common;
@@ -17,7 +17,7 @@ const WRITERS: usize = 6;
 const ROOMS_PER_WRITER: u64 = 8;
 
 fn cycles() -> usize {
-    std::env::var("LIVEROOM_CRASH_CYCLES")
+    std::env::var("CRASH_CYCLES")
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(4)
