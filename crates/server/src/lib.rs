@@ -38,7 +38,9 @@ pub async fn serve<S: Store>(
     let tls = config.tls.clone();
     let state = Arc::new(gateway::State::new(store, config, clock));
     let router = gateway::router(state.clone());
+    let upkeep = tokio::spawn(metrics::upkeep());
     let served = listener::run(listener, router, &connections, tls, shutdown).await;
+    upkeep.abort();
     state.store.close().await;
     served
 }

@@ -15,6 +15,18 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Folds recorded histogram samples into their summaries. Without it, samples pile up until
+/// something scrapes `/metrics` (the exporter runs no upkeep of its own when installed as a
+/// bare recorder). Runs until the server stops.
+pub(crate) async fn upkeep() {
+    let Some(handle) = handle() else { return };
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 pub(crate) fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }

@@ -73,8 +73,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Tencent's base64: standard alphabet with `+`→`*`, `/`→`-` and padding `=`→`_`. Decoding
 /// accepts padded and unpadded input but rejects non-zero trailing bits, so that every bit of
-/// the text is significant.
-const TENCENT_B64: GeneralPurpose = {
+/// the text is significant. Public for tools and tests that build UserSigs by hand.
+pub const TENCENT_B64: GeneralPurpose = {
     let Some(pad) = Symbol::new(b'_') else {
         panic!("`_` is a valid base64 symbol")
     };
