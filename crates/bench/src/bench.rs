@@ -1,0 +1,471 @@
+//! The benchmark run: place the processes, preload data, start the servers, run every
+//! scenario against liveroom and the baseline back to back, run the scale scenario, report.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use liveroom_domain::{Clock, SystemClock};
+
+use crate::Options;
+use crate::children::{ADMIN, PRELOAD_KEYS, SDKAPPID, SECRET_KEY, VALUE_BYTES};
+use crate::load::{self, Load, Pace, Workload};
+use crate::report::{
+    Comparison, Machine, Report, Run, ScaleReport, ScenarioReport, Series, Settings, paired_ratio,
+    thousands,
+};
+use crate::scenarios::{self, Api};
+use crate::system::{self, ChildGuard};
+
+/// How long a server child may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Reading every room of the scale data set stops after this long, whatever is left.
+const SCALE_WARMUP_CAP: Duration = Duration::from_secs(300);
+
+/// Where the processes run.
+enum Placement {
+    Pinned {
+        server: usize,
+        generator: usize,
+    },
+    Shared {
+        cpus: Vec<usize>,
+        asked_to_pin: bool,
+    },
+}
+
+impl Placement {
+    fn server_cpus(&self) -> Vec<usize> {
+        match self {
+            Placement::Pinned { server, .. } => vec![*server],
+            Placement::Shared { .. } => Vec::new(),
+        }
+    }
+
+    fn describe(&self, workers: usize, generator_workers: usize) -> String {
+        match self {
+            Placement::Pinned { server, generator } => format!(
+                "pinned: servers on CPU {server} ({workers} worker thread(s) each), load generator on CPU \
+                 {generator} ({generator_workers} worker thread(s))"
+            ),
+            Placement::Shared { cpus, asked_to_pin } => format!(
+                "{}servers ({workers} worker thread(s) each) and load generator ({generator_workers} worker \
+                 thread(s)) share CPUs {cpus:?}",
+                if *asked_to_pin {
+                    "not pinned (pinning needs 2 CPUs, only 1 is available): "
+                } else {
+                    "not pinned: "
+                }
+            ),
+        }
+    }
+}
+
+pub fn run(mut options: Options) -> anyhow::Result<ExitCode> {
+    if options.quick {
+        options.duration = 0.6;
+        options.warmup = 0.2;
+        options.repeat = 1;
+        options.scale_rooms = 2_000;
+    }
+    ensure!(
+        options.duration > 0.0 && options.warmup >= 0.0,
+        "--duration must be positive and --warmup not negative"
+    );
+    ensure!(
+        options.repeat >= 1 && options.connections >= 1,
+        "--repeat and --connections must be at least 1"
+    );
+    ensure!(options.rate > 0.0, "--rate must be positive");
+    // del_room_metadata gives every connection rooms of its own.
+    ensure!(
+        options.rooms >= options.connections as u64,
+        "--rooms must be at least --connections ({})",
+        options.connections
+    );
+    ensure!(options.scale_rooms >= 1, "--scale-rooms must be at least 1");
+
+    let allowed = system::allowed_cpus();
+    let placement = match allowed.as_slice() {
+        [server, generator, ..] if options.pin => Placement::Pinned {
+            server: *server,
+            generator: *generator,
+        },
+        _ => Placement::Shared {
+            cpus: allowed.clone(),
+            asked_to_pin: options.pin,
+        },
+    };
+    let pinned = matches!(placement, Placement::Pinned { .. });
+    let workers = options.workers.unwrap_or(if pinned { 1 } else { 2 });
+    let generator_workers = if pinned { 1 } else { 2 };
+    if let Placement::Pinned { generator, .. } = placement {
+        // Before the runtime starts its threads, so that all of them inherit it.
+        system::pin_current_thread(&[generator]).context("cannot pin the load generator")?;
+    }
+    let runtime = crate::children::runtime(generator_workers)?;
+    let report = runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            report = bench(&options, &placement, &allowed, workers, generator_workers) => report,
+            // Dropping the benchmark's future kills the servers and removes the data.
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+            _ = terminate.recv() => bail!("terminated"),
+        }
+    })?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    if report.errors > 0 {
+        eprintln!("liveroom-bench: {} request(s) failed", report.errors);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A server child and where it listens.
+struct Server {
+    guard: ChildGuard,
+    addr: SocketAddr,
+}
+
+/// What the servers are started with.
+struct ServerSetup {
+    workers: usize,
+    cpus: Vec<usize>,
+}
+
+impl ServerSetup {
+    async fn liveroom(&self, data_dir: &Path) -> anyhow::Result<Server> {
+        let data_dir = data_dir.display().to_string();
+        self.start(vec![
+            "__serve-liveroom".into(),
+            "--data-dir".into(),
+            data_dir,
+        ])
+        .await
+    }
+
+    async fn baseline(&self) -> anyhow::Result<Server> {
+        self.start(vec!["__serve-baseline".into()]).await
+    }
+
+    async fn start(&self, mut args: Vec<String>) -> anyhow::Result<Server> {
+        args.extend(["--workers".into(), self.workers.to_string()]);
+        args.extend(cpus_arg(&self.cpus));
+        let (guard, stdout) = system::spawn_self(&args)?;
+        let addr = system::listening_addr(stdout, START_TIMEOUT).await?;
+        Ok(Server { guard, addr })
+    }
+}
+
+fn cpus_arg(cpus: &[usize]) -> Option<String> {
+    (!cpus.is_empty()).then(|| {
+        format!(
+            "--cpus={}",
+            cpus.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    })
+}
+
+/// Fills a new data dir with `rooms` rooms in a child process that may use every CPU.
+async fn preload(data_dir: &Path, rooms: u64, cpus: &[usize]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut args = vec![
+        "__preload".into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--rooms".into(),
+        rooms.to_string(),
+    ];
+    args.extend(cpus_arg(cpus));
+    let (guard, _stdout) = system::spawn_self(&args)?;
+    tokio::task::spawn_blocking(move || guard.wait_success("preload")).await??;
+    Ok(started.elapsed())
+}
+
+async fn bench(
+    options: &Options,
+    placement: &Placement,
+    allowed: &[usize],
+    workers: usize,
+    generator_workers: usize,
+) -> anyhow::Result<Report> {
+    let root = tempfile::Builder::new()
+        .prefix("liveroom-bench-")
+        .tempdir()?;
+    let machine = Machine {
+        nproc: system::online_cpus(),
+        cpu_model: system::cpu_model(),
+        placement: placement.describe(workers, generator_workers),
+        build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        data_dir: root.path().display().to_string(),
+        data_filesystem: system::filesystem(root.path()),
+    };
+    eprintln!(
+        "liveroom-bench: {} CPUs ({}); {}",
+        machine.nproc, machine.cpu_model, machine.placement
+    );
+    eprintln!(
+        "liveroom-bench: data in {} ({})",
+        machine.data_dir, machine.data_filesystem
+    );
+
+    let setup = ServerSetup {
+        workers,
+        cpus: placement.server_cpus(),
+    };
+    let main_dir = root.path().join("main");
+    let took = preload(&main_dir, options.rooms, allowed).await?;
+    eprintln!(
+        "preloaded {} rooms in {:.1} s",
+        thousands(options.rooms as f64),
+        took.as_secs_f64()
+    );
+    let liveroom = setup.liveroom(&main_dir).await?;
+    let baseline = setup.baseline().await?;
+    eprintln!(
+        "liveroom: pid {} on {}; baseline: pid {} on {}",
+        liveroom.guard.pid(),
+        liveroom.addr,
+        baseline.guard.pid(),
+        baseline.addr
+    );
+
+    // Valid from now for two days: longer than any run.
+    let usersig = liveroom_usersig::generate(
+        SDKAPPID,
+        SECRET_KEY,
+        ADMIN,
+        SystemClock.unix_secs(),
+        2 * 86_400,
+    );
+    let api = Api::new(&usersig)?;
+    let wanted = |name: &str| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|only| name.contains(only))
+    };
+
+    let chosen: Vec<_> = scenarios::all(&api, options.rooms, options.rate)
+        .into_iter()
+        .filter(|s| wanted(s.name))
+        .collect();
+    let mut runs: Vec<(Vec<Run>, Vec<Run>)> = chosen.iter().map(|_| Default::default()).collect();
+    for repeat in 1..=options.repeat {
+        for (scenario, (ours, theirs)) in chosen.iter().zip(&mut runs) {
+            let a = measure(options, &liveroom, scenario.pace, &scenario.workload).await?;
+            let b = measure(options, &baseline, scenario.pace, &scenario.workload).await?;
+            eprintln!(
+                "[{repeat}/{}] {}: liveroom {} req/s (p99 {:.3} ms, {} errors) | baseline {} req/s (p99 {:.3} ms, {} errors)",
+                options.repeat,
+                scenario.name,
+                thousands(a.requests_per_sec),
+                a.p99_ms,
+                a.errors,
+                thousands(b.requests_per_sec),
+                b.p99_ms,
+                b.errors,
+            );
+            ours.push(a);
+            theirs.push(b);
+        }
+    }
+    let scenarios = chosen
+        .iter()
+        .zip(runs)
+        .map(|(scenario, (ours, theirs))| {
+            let (liveroom, baseline) = (Series::new(ours), Series::new(theirs));
+            ScenarioReport {
+                name: scenario.name.into(),
+                offered_rate: match scenario.pace {
+                    Pace::Open { rate } => Some(rate),
+                    Pace::Closed => None,
+                },
+                throughput_ratio: paired_ratio(&liveroom, &baseline, |r| r.requests_per_sec),
+                p99_ratio: paired_ratio(&liveroom, &baseline, |r| r.p99_ms),
+                liveroom,
+                baseline,
+                target: scenario.target,
+            }
+        })
+        .collect();
+
+    let scale = if wanted("scale") {
+        Some(scale(options, &setup, root.path(), allowed, &api, &liveroom).await?)
+    } else {
+        None
+    };
+    let settings = Settings {
+        quick: options.quick,
+        repeats: options.repeat,
+        duration_secs: options.duration,
+        warmup_secs: options.warmup,
+        connections: options.connections,
+        rooms: options.rooms,
+        scale_rooms: options.scale_rooms,
+        open_rate: options.rate,
+    };
+    Ok(Report::new(machine, settings, scenarios, scale))
+}
+
+async fn measure(
+    options: &Options,
+    server: &Server,
+    pace: Pace,
+    workload: &Workload,
+) -> anyhow::Result<Run> {
+    let load = Load {
+        addr: server.addr,
+        connections: options.connections,
+        warmup: Duration::from_secs_f64(options.warmup),
+        duration: Duration::from_secs_f64(options.duration),
+        pace,
+    };
+    Ok(Run::of(
+        &load::run(&load, workload, server.guard.pid()).await?,
+    ))
+}
+
+/// Starts liveroom on `data_dir` and returns it with the time from spawn to its first
+/// successful answer.
+async fn start_and_time(
+    setup: &ServerSetup,
+    data_dir: &Path,
+    api: &Api,
+) -> anyhow::Result<(Server, Duration)> {
+    let spawned = Instant::now();
+    let server = setup.liveroom(data_dir).await?;
+    loop {
+        match load::request_once(server.addr, api.get(0)).await {
+            Ok(()) => return Ok((server, spawned.elapsed())),
+            Err(e) if spawned.elapsed() > START_TIMEOUT => {
+                bail!("no successful answer after a restart: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+}
+
+/// N rooms preloaded through the store; memory after reading them all, time to first answer
+/// after a start and after a kill, and get/set throughput at N against the main data set.
+async fn scale(
+    options: &Options,
+    setup: &ServerSetup,
+    root: &Path,
+    allowed: &[usize],
+    api: &Arc<Api>,
+    reference: &Server,
+) -> anyhow::Result<ScaleReport> {
+    let rooms = options.scale_rooms;
+    let dir = root.join("scale");
+    eprintln!("scale: preloading {} rooms …", thousands(rooms as f64));
+    let preload_took = preload(&dir, rooms, allowed).await?;
+    eprintln!(
+        "scale: preloaded in {:.1} s ({} rooms/s)",
+        preload_took.as_secs_f64(),
+        thousands(rooms as f64 / preload_took.as_secs_f64())
+    );
+    let (server, first_start) = start_and_time(setup, &dir, api).await?;
+    eprintln!(
+        "scale: pid {}, first answer {:.3} s after spawn; reading every room …",
+        server.guard.pid(),
+        first_start.as_secs_f64()
+    );
+
+    let read_all = Load {
+        addr: server.addr,
+        connections: options.connections,
+        warmup: Duration::ZERO,
+        duration: SCALE_WARMUP_CAP,
+        pace: Pace::Closed,
+    };
+    let warmup = load::run(
+        &read_all,
+        &scenarios::read_every_room(api, rooms),
+        server.guard.pid(),
+    )
+    .await?;
+    let rss = warmup.server_rss as f64 / 1e6;
+    let warmup_secs = warmup.window.as_secs_f64();
+    let warmup = Run::of(&warmup);
+    eprintln!(
+        "scale: read {} rooms in {warmup_secs:.1} s; RSS {rss:.0} MB",
+        thousands(warmup.requests as f64)
+    );
+
+    let mut runs: [Vec<Run>; 4] = Default::default();
+    for repeat in 1..=options.repeat {
+        let loads = [
+            (&server, scenarios::random_get(api, rooms)),
+            (reference, scenarios::random_get(api, options.rooms)),
+            (&server, scenarios::random_set(api, rooms)),
+            (reference, scenarios::random_set(api, options.rooms)),
+        ];
+        for ((target, workload), runs) in loads.iter().zip(&mut runs) {
+            runs.push(measure(options, target, Pace::Closed, workload).await?);
+        }
+        eprintln!(
+            "[{repeat}/{}] scale: get {} vs {} req/s, set {} vs {} req/s ({} vs {} rooms)",
+            options.repeat,
+            thousands(runs[0][repeat - 1].requests_per_sec),
+            thousands(runs[1][repeat - 1].requests_per_sec),
+            thousands(runs[2][repeat - 1].requests_per_sec),
+            thousands(runs[3][repeat - 1].requests_per_sec),
+            thousands(rooms as f64),
+            thousands(options.rooms as f64),
+        );
+    }
+    let [get_n, get_ref, set_n, set_ref] = runs.map(Series::new);
+
+    // A crash: no clean close; the next start finds whatever the kill left.
+    drop(server);
+    let (restarted, restart) = start_and_time(setup, &dir, api).await?;
+    drop(restarted);
+    eprintln!(
+        "scale: first answer {:.3} s after a SIGKILL and restart",
+        restart.as_secs_f64()
+    );
+
+    let raw_bytes = rooms
+        * PRELOAD_KEYS
+            .iter()
+            .map(|k| (k.len() + VALUE_BYTES) as u64)
+            .sum::<u64>();
+    Ok(ScaleReport {
+        rooms,
+        reference_rooms: options.rooms,
+        preload_secs: preload_took.as_secs_f64(),
+        raw_metadata_mb: raw_bytes as f64 / 1e6,
+        first_start_secs: first_start.as_secs_f64(),
+        restart_after_kill_secs: restart.as_secs_f64(),
+        warmup,
+        warmup_secs,
+        rss_after_warmup_mb: rss,
+        rss_limit_mb: (2 * raw_bytes) as f64 / 1e6 + 200.0,
+        get: Comparison {
+            ratio: paired_ratio(&get_n, &get_ref, |r| r.requests_per_sec),
+            at_scale: get_n,
+            at_reference: get_ref,
+        },
+        set: Comparison {
+            ratio: paired_ratio(&set_n, &set_ref, |r| r.requests_per_sec),
+            at_scale: set_n,
+            at_reference: set_ref,
+        },
+    })
+}

@@ -1,0 +1,131 @@
+//! `liveroom-bench`: runs the real liveroom server and a bare axum baseline as child
+//! processes, drives both with the same HTTP/1.1 load generator, and prints throughput,
+//! latency, CPU and memory side by side, checked against the targets of issue 3.
+//!
+//! `main` dispatches between the benchmark itself ([`bench`]) and the hidden child modes
+//! ([`children`]) that the benchmark starts by re-running its own executable.
+
+mod bench;
+mod children;
+mod load;
+mod report;
+mod scenarios;
+mod system;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Benchmarks liveroom against the HTTP stack's ceiling on this machine.
+#[derive(Parser)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    child: Option<ChildMode>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Args, Clone)]
+pub struct Options {
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of load before each measured window.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Runs per measurement; the table shows medians.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Keep-alive HTTP/1.1 connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Pin the servers to one CPU and the load generator to another.
+    #[arg(long)]
+    pin: bool,
+    /// Tokio worker threads of each server [default: 1 when pinned, else 2].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Rooms preloaded for the main scenarios; also the reference size of the scale scenario.
+    #[arg(long, default_value_t = 1_000)]
+    rooms: u64,
+    /// Rooms preloaded for the scale scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_rooms: u64,
+    /// Requests per second offered in the open-loop scenarios.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// Only scenarios whose name contains this text (`scale` for the scale scenario).
+    #[arg(long)]
+    only: Option<String>,
+    /// Print the results as one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Every scenario briefly (CI smoke run): fails only if a request failed.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Subcommand)]
+enum ChildMode {
+    #[command(name = "__serve-liveroom", hide = true)]
+    ServeLiveroom {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        workers: usize,
+        #[arg(long, value_delimiter = ',')]
+        cpus: Vec<usize>,
+    },
+    #[command(name = "__serve-baseline", hide = true)]
+    ServeBaseline {
+        #[arg(long)]
+        workers: usize,
+        #[arg(long, value_delimiter = ',')]
+        cpus: Vec<usize>,
+    },
+    #[command(name = "__preload", hide = true)]
+    Preload {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        rooms: u64,
+        #[arg(long, value_delimiter = ',')]
+        cpus: Vec<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.child {
+        Some(mode) => run_child(mode).map(|()| ExitCode::SUCCESS),
+        None => bench::run(cli.options),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("liveroom-bench: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run_child(mode: ChildMode) -> anyhow::Result<()> {
+    system::die_with_parent();
+    let cpus = match &mode {
+        ChildMode::ServeLiveroom { cpus, .. }
+        | ChildMode::ServeBaseline { cpus, .. }
+        | ChildMode::Preload { cpus, .. } => cpus,
+    };
+    if !cpus.is_empty() {
+        // Before any thread starts, so that every thread of the child inherits it.
+        system::pin_current_thread(cpus)?;
+    }
+    match mode {
+        ChildMode::ServeLiveroom {
+            data_dir, workers, ..
+        } => children::serve_liveroom(&data_dir, workers),
+        ChildMode::ServeBaseline { workers, .. } => children::serve_baseline(workers),
+        ChildMode::Preload {
+            data_dir, rooms, ..
+        } => children::preload(&data_dir, rooms),
+    }
+}

@@ -1,0 +1,453 @@
+//! Results: per-run numbers, medians across repeats, the targets of issue 3, and the two
+//! ways of printing them (a markdown table, or one JSON document).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::Outcome;
+use crate::scenarios::Target;
+
+const MB: f64 = 1_000_000.0;
+
+/// One measurement of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub requests_per_sec: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// CPU time the server used over the window, in cores (1.0 = one core busy throughout).
+    pub server_cpu_cores: f64,
+    pub server_rss_mb: f64,
+    /// The load generator's own CPU use: near 1.0 when pinned means it may be the bottleneck.
+    pub generator_cpu_cores: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+impl Run {
+    pub fn of(outcome: &Outcome) -> Self {
+        let secs = outcome.window.as_secs_f64();
+        let ms = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
+        Self {
+            requests_per_sec: outcome.requests as f64 / secs,
+            requests: outcome.requests,
+            errors: outcome.errors,
+            p50_ms: ms(0.50),
+            p90_ms: ms(0.90),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: outcome.latency.max() as f64 / 1000.0,
+            server_cpu_cores: outcome.server_cpu.as_secs_f64() / secs,
+            server_rss_mb: outcome.server_rss as f64 / MB,
+            generator_cpu_cores: outcome.generator_cpu.as_secs_f64() / secs,
+            first_error: outcome.first_error.clone(),
+        }
+    }
+}
+
+/// The repeats of one measurement and their median (each number's median on its own;
+/// errors are the sum over all repeats).
+#[derive(Debug, Serialize)]
+pub struct Series {
+    pub median: Run,
+    pub runs: Vec<Run>,
+}
+
+impl Series {
+    pub fn new(runs: Vec<Run>) -> Self {
+        let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let median = Run {
+            requests_per_sec: m(|r| r.requests_per_sec),
+            requests: m(|r| r.requests as f64) as u64,
+            errors: runs.iter().map(|r| r.errors).sum(),
+            p50_ms: m(|r| r.p50_ms),
+            p90_ms: m(|r| r.p90_ms),
+            p99_ms: m(|r| r.p99_ms),
+            p999_ms: m(|r| r.p999_ms),
+            max_ms: m(|r| r.max_ms),
+            server_cpu_cores: m(|r| r.server_cpu_cores),
+            server_rss_mb: m(|r| r.server_rss_mb),
+            generator_cpu_cores: m(|r| r.generator_cpu_cores),
+            first_error: runs.iter().find_map(|r| r.first_error.clone()),
+        };
+        Self { median, runs }
+    }
+}
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Median over repeats of `a[i] / b[i]`: each ratio compares two measurements taken back to
+/// back, which cancels most of this shared machine's drift.
+pub fn paired_ratio(a: &Series, b: &Series, f: fn(&Run) -> f64) -> f64 {
+    median(
+        a.runs
+            .iter()
+            .zip(&b.runs)
+            .map(|(a, b)| f(a) / f(b))
+            .collect(),
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    /// Offered requests per second in open loop; absent in closed loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_rate: Option<f64>,
+    pub liveroom: Series,
+    pub baseline: Series,
+    /// Median over repeats of liveroom's requests/s ÷ the baseline's.
+    pub throughput_ratio: f64,
+    /// Median over repeats of liveroom's p99 ÷ the baseline's.
+    pub p99_ratio: f64,
+    #[serde(skip)]
+    pub target: Option<Target>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub at_scale: Series,
+    pub at_reference: Series,
+    /// Median over repeats of throughput at scale ÷ throughput at the reference size.
+    pub ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScaleReport {
+    pub rooms: u64,
+    /// The size compared against: the main data set.
+    pub reference_rooms: u64,
+    pub preload_secs: f64,
+    /// Metadata key + value bytes of all rooms.
+    pub raw_metadata_mb: f64,
+    /// Process spawn to first successful `get_room_metadata`, right after the preload.
+    pub first_start_secs: f64,
+    /// The same after SIGKILL of the warmed-up server.
+    pub restart_after_kill_secs: f64,
+    /// Reading every room once, closed loop; its `requests` are the rooms read.
+    pub warmup: Run,
+    pub warmup_secs: f64,
+    pub rss_after_warmup_mb: f64,
+    pub rss_limit_mb: f64,
+    pub get: Comparison,
+    pub set: Comparison,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub placement: String,
+    pub build: &'static str,
+    pub data_dir: String,
+    pub data_filesystem: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    pub quick: bool,
+    pub repeats: usize,
+    pub duration_secs: f64,
+    pub warmup_secs: f64,
+    pub connections: usize,
+    pub rooms: u64,
+    pub scale_rooms: u64,
+    pub open_rate: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetCheck {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub scenarios: Vec<ScenarioReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<ScaleReport>,
+    pub targets: Vec<TargetCheck>,
+    /// Failed requests over the whole run; must be 0.
+    pub errors: u64,
+}
+
+impl Report {
+    pub fn new(
+        machine: Machine,
+        settings: Settings,
+        scenarios: Vec<ScenarioReport>,
+        scale: Option<ScaleReport>,
+    ) -> Self {
+        let mut targets = scenario_targets(&scenarios);
+        targets.extend(scale.as_ref().map(scale_targets).into_iter().flatten());
+        let mut report = Self {
+            machine,
+            settings,
+            scenarios,
+            scale,
+            targets,
+            errors: 0,
+        };
+        report.errors = report.runs().map(|r| r.errors).sum();
+        report
+    }
+
+    /// Every run of every server, warm-up included.
+    fn runs(&self) -> impl Iterator<Item = &Run> {
+        let scenarios = self
+            .scenarios
+            .iter()
+            .flat_map(|s| [&s.liveroom, &s.baseline]);
+        let scale = self.scale.iter().flat_map(|s| {
+            [
+                &s.get.at_scale,
+                &s.get.at_reference,
+                &s.set.at_scale,
+                &s.set.at_reference,
+            ]
+        });
+        let warmup = self.scale.iter().map(|s| &s.warmup);
+        scenarios
+            .chain(scale)
+            .flat_map(|series| &series.runs)
+            .chain(warmup)
+    }
+
+    pub fn first_error(&self) -> Option<&str> {
+        self.runs().find_map(|r| r.first_error.as_deref())
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs ({}), {}; {} build; data in {} ({}); liveroom request log off.",
+            m.nproc, m.cpu_model, m.placement, m.build, m.data_dir, m.data_filesystem,
+        );
+        let _ = writeln!(
+            out,
+            "Run: {}{} s measured after {} s warm-up, × {} repeat(s) (medians shown), {} connections, \
+             {} preloaded rooms, open loop at {} req/s.\n",
+            if s.quick {
+                "QUICK smoke run (numbers are not meaningful): "
+            } else {
+                ""
+            },
+            s.duration_secs,
+            s.warmup_secs,
+            s.repeats,
+            s.connections,
+            s.rooms,
+            s.open_rate,
+        );
+        out.push_str(
+            "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | vs baseline | server CPU | server RSS | generator CPU |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for sc in &self.scenarios {
+            let versus = match sc.offered_rate {
+                None => format!("{:.2}× req/s", sc.throughput_ratio),
+                Some(_) => format!("{:.2}× p99", sc.p99_ratio),
+            };
+            row(&mut out, &sc.name, "liveroom", &sc.liveroom.median, &versus);
+            row(&mut out, "", "baseline", &sc.baseline.median, "");
+        }
+        if let Some(sc) = &self.scale {
+            for (op, cmp) in [
+                ("get_room_metadata", &sc.get),
+                ("set_room_metadata", &sc.set),
+            ] {
+                let versus = format!(
+                    "{:.2}× of {} rooms",
+                    cmp.ratio,
+                    thousands(sc.reference_rooms as f64)
+                );
+                let name = format!("{op} at {} rooms", thousands(sc.rooms as f64));
+                row(&mut out, &name, "liveroom", &cmp.at_scale.median, &versus);
+                let name = format!("{op} at {} rooms", thousands(sc.reference_rooms as f64));
+                row(&mut out, &name, "liveroom", &cmp.at_reference.median, "");
+            }
+            let _ = writeln!(
+                out,
+                "\nScale, {} rooms × 3 keys × {} B values: preload {:.1} s; raw metadata {:.0} MB; spawn to first \
+                 answer {:.2} s after the preload, {:.2} s after SIGKILL; warm-up read {} rooms in {:.1} s \
+                 ({} req/s); RSS after warm-up {:.0} MB (limit {:.0} MB).",
+                thousands(sc.rooms as f64),
+                crate::children::VALUE_BYTES,
+                sc.preload_secs,
+                sc.raw_metadata_mb,
+                sc.first_start_secs,
+                sc.restart_after_kill_secs,
+                thousands(sc.warmup.requests as f64),
+                sc.warmup_secs,
+                thousands(sc.warmup.requests_per_sec),
+                sc.rss_after_warmup_mb,
+                sc.rss_limit_mb,
+            );
+        }
+        out.push('\n');
+        out.push_str("| target | required | measured | |\n|---|---|---|---|\n");
+        for t in &self.targets {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                t.what,
+                t.target,
+                t.measured,
+                if t.met { "met" } else { "**NOT met**" }
+            );
+        }
+        let _ = writeln!(out, "\nFailed requests: {}.", self.errors);
+        if let Some(e) = self.first_error() {
+            let _ = writeln!(out, "First failure: {e}");
+        }
+        out
+    }
+}
+
+fn row(out: &mut String, name: &str, server: &str, r: &Run, versus: &str) {
+    let _ = writeln!(
+        out,
+        "| {name} | {server} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {versus} | {:.2} cores | {:.0} MB | {:.2} cores |",
+        thousands(r.requests_per_sec),
+        r.p50_ms,
+        r.p90_ms,
+        r.p99_ms,
+        r.p999_ms,
+        r.errors,
+        r.server_cpu_cores,
+        r.server_rss_mb,
+        r.generator_cpu_cores,
+    );
+}
+
+/// `12345.6` → `12,346`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Achieved below this share of the offered rate, an open-loop latency is not a pass.
+const ACHIEVED_SHARE: f64 = 0.95;
+
+fn scenario_targets(scenarios: &[ScenarioReport]) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    for sc in scenarios {
+        match sc.target {
+            Some(Target::Ratio(min)) => checks.push(TargetCheck {
+                what: format!("{} throughput", sc.name),
+                target: format!("≥ {min:.2} × baseline"),
+                measured: format!(
+                    "{:.2} × ({} vs {} req/s)",
+                    sc.throughput_ratio,
+                    thousands(sc.liveroom.median.requests_per_sec),
+                    thousands(sc.baseline.median.requests_per_sec)
+                ),
+                met: sc.throughput_ratio >= min,
+            }),
+            Some(Target::P99Ms(max)) => {
+                let offered = sc.offered_rate.unwrap_or(f64::NAN);
+                let achieved = sc.liveroom.median.requests_per_sec;
+                let p99 = sc.liveroom.median.p99_ms;
+                checks.push(TargetCheck {
+                    what: format!("{}, p99 at {} req/s offered", sc.name, thousands(offered)),
+                    target: format!("≤ {max} ms (and the rate achieved)"),
+                    measured: format!("{p99:.3} ms at {} req/s achieved", thousands(achieved)),
+                    met: p99 <= max && achieved >= ACHIEVED_SHARE * offered,
+                })
+            }
+            None => {}
+        }
+    }
+    checks
+}
+
+fn scale_targets(scale: &ScaleReport) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    let rooms = thousands(scale.rooms as f64);
+    let not_1m = if scale.rooms == 1_000_000 {
+        ""
+    } else {
+        " (issue: 1,000,000)"
+    };
+    checks.push(TargetCheck {
+        what: format!("{rooms} rooms{not_1m}: resident memory"),
+        target: format!(
+            "≤ 2 × raw key+value bytes + 200 MB = {:.0} MB",
+            scale.rss_limit_mb
+        ),
+        measured: format!("{:.0} MB", scale.rss_after_warmup_mb),
+        met: scale.rss_after_warmup_mb <= scale.rss_limit_mb,
+    });
+    let restart = scale.first_start_secs.max(scale.restart_after_kill_secs);
+    checks.push(TargetCheck {
+        what: format!("{rooms} rooms{not_1m}: restart to first answered request"),
+        target: "≤ 5 s".into(),
+        measured: format!(
+            "{:.2} s after a clean stop, {:.2} s after SIGKILL",
+            scale.first_start_secs, scale.restart_after_kill_secs
+        ),
+        met: restart <= 5.0,
+    });
+    let worst = scale.get.ratio.min(scale.set.ratio);
+    checks.push(TargetCheck {
+        what: format!(
+            "throughput at {rooms} rooms{not_1m} vs {} rooms",
+            thousands(scale.reference_rooms as f64)
+        ),
+        target: "≥ 0.9 ×".into(),
+        measured: format!("get {:.2} ×, set {:.2} ×", scale.get.ratio, scale.set.ratio),
+        met: worst >= 0.9,
+    });
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}
