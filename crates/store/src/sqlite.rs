@@ -244,6 +244,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(32);
+    // Without the query planner stability guarantee, SQLite marks statements whose plan might
+    // depend on a bound value and re-prepares them whenever that value changes: measured here,
+    // a quarter of a metadata read's CPU went to re-parsing its SQL on every call.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
