@@ -4,8 +4,9 @@
 use liveroom_domain::{
     Account, AppId, DomainError, ListPosition, Metadata, Room, RoomFields, RoomId, TakeSeatMode,
 };
+use rusqlite::types::ToSql;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 /// The `PRAGMA user_version` this code reads and writes.
 pub(super) const SCHEMA_VERSION: i64 = 1;
@@ -252,29 +253,44 @@ fn collect(
     Ok(())
 }
 
+/// A room's settable columns, in the order both [`INSERT_ROOM`] and [`UPDATE_FIELDS`] bind
+/// them after their leading key columns. `encoded` holds the two columns stored as text:
+/// `f.category` and `f.take_seat_mode`.
+fn field_values<'a>(f: &'a RoomFields, encoded: &'a (String, &'static str)) -> [&'a dyn ToSql; 13] {
+    [
+        &f.name,
+        &f.cover_url,
+        &f.notice,
+        &encoded.0,
+        &f.activity_status,
+        &f.max_seat_count,
+        &f.max_member_count,
+        &encoded.1,
+        &f.is_message_disabled,
+        &f.is_public_visible,
+        &f.is_seat_enabled,
+        &f.seat_template,
+        &f.is_unlimited_room_enabled,
+    ]
+}
+
+fn encoded_fields(f: &RoomFields) -> (String, &'static str) {
+    (encode_category(&f.category), f.take_seat_mode.as_str())
+}
+
 pub(super) fn insert_room(conn: &Connection, app: AppId, room: &Room) -> rusqlite::Result<()> {
-    let f = &room.fields;
-    conn.prepare_cached(INSERT_ROOM)?.execute(params![
-        app,
-        room.id.as_str(),
-        room.owner.as_str(),
-        room.create_time,
-        room.view_count,
-        room.revision,
-        f.name,
-        f.cover_url,
-        f.notice,
-        encode_category(&f.category),
-        f.activity_status,
-        f.max_seat_count,
-        f.max_member_count,
-        f.take_seat_mode.as_str(),
-        f.is_message_disabled,
-        f.is_public_visible,
-        f.is_seat_enabled,
-        f.seat_template,
-        f.is_unlimited_room_enabled,
-    ])?;
+    let encoded = encoded_fields(&room.fields);
+    let keys: [&dyn ToSql; 6] = [
+        &app,
+        &room.id.as_str(),
+        &room.owner.as_str(),
+        &room.create_time,
+        &room.view_count,
+        &room.revision,
+    ];
+    let values = keys.into_iter().chain(field_values(&room.fields, &encoded));
+    conn.prepare_cached(INSERT_ROOM)?
+        .execute(params_from_iter(values))?;
     Ok(())
 }
 
@@ -284,23 +300,11 @@ pub(super) fn update_fields(
     id: &RoomId,
     f: &RoomFields,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(UPDATE_FIELDS)?.execute(params![
-        app,
-        id.as_str(),
-        f.name,
-        f.cover_url,
-        f.notice,
-        encode_category(&f.category),
-        f.activity_status,
-        f.max_seat_count,
-        f.max_member_count,
-        f.take_seat_mode.as_str(),
-        f.is_message_disabled,
-        f.is_public_visible,
-        f.is_seat_enabled,
-        f.seat_template,
-        f.is_unlimited_room_enabled,
-    ])?;
+    let encoded = encoded_fields(f);
+    let keys: [&dyn ToSql; 2] = [&app, &id.as_str()];
+    let values = keys.into_iter().chain(field_values(f, &encoded));
+    conn.prepare_cached(UPDATE_FIELDS)?
+        .execute(params_from_iter(values))?;
     Ok(())
 }
 
