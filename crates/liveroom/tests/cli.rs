@@ -199,3 +199,25 @@ fn logs_never_hold_secret_keys_or_usersigs() {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
+
+#[test]
+fn a_config_file_others_can_read_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let log_path = dir.path().join("stderr.log");
+    let serve = |mode: u32| {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut command = liveroom();
+        command
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("LIVEROOM_LOG", "warn")
+            .stderr(std::fs::File::create(&log_path).unwrap());
+        let mut running = start_with_logs(command);
+        assert!(terminate(&mut running).success());
+        std::fs::read_to_string(&log_path).unwrap()
+    };
+    assert!(serve(0o644).contains("readable by other users"));
+    assert!(!serve(0o600).contains("readable by other users"));
+}
