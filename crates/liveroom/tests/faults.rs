@@ -76,6 +76,11 @@ fn writes_work_again(server: &mut Server, model: &mut Model) {
 /// Stops `server`, starts a fresh one on the same data and checks every acknowledged write.
 fn restart_and_verify(server: Server, setup: &Setup, model: &Model) {
     server.stop();
+    start_and_verify(setup, model);
+}
+
+/// Starts the server on `setup`'s data, checks every acknowledged write, and stops it.
+fn start_and_verify(setup: &Setup, model: &Model) {
     let server = Server::start(serve_command(&setup.config));
     model.verify(&server);
     server.stop();
@@ -127,9 +132,7 @@ fn disk_full_by_file_size_limit_answers_100001_and_resumes() {
     set_file_size_limit(server.pid(), Some(len(&beside(&s.db, "-wal"))));
     model.create(&server, "crash", INTERNAL);
     server.kill();
-    let server = Server::start(serve_command(&s.config));
-    model.verify(&server);
-    server.stop();
+    start_and_verify(&s, &model);
 }
 
 #[test]
@@ -167,9 +170,7 @@ fn disk_full_on_a_small_tmpfs_answers_100001_and_resumes() {
         checkpoint.collect::<Vec<_>>()
     );
     std::fs::remove_file(&filler).unwrap();
-    let server = Server::start(serve_command(&s.config));
-    model.verify(&server);
-    server.stop();
+    start_and_verify(&s, &model);
 
     // A full disk at start-up. With a database there, the server starts (it needs no new
     // space to read), answers writes 100001, and resumes when space is freed.
@@ -260,9 +261,7 @@ fn read_only_data_directory_answers_100001_and_resumes() {
     );
     read_only.clear();
 
-    let server = Server::start(serve_command(&s.config));
-    model.verify(&server);
-    server.stop();
+    start_and_verify(&s, &model);
 }
 
 #[test]
@@ -315,9 +314,7 @@ fn database_locked_by_another_process_answers_100001_and_resumes() {
     let stderr = start_up_fails(&s, &[s.db.to_str().unwrap(), "database is locked"]);
     println!("locked at start-up: {}", error_lines(&stderr));
     holder.release();
-    let server = Server::start(serve_command(&s.config));
-    model.verify(&server);
-    server.stop();
+    start_and_verify(&s, &model);
 }
 
 /// The child process of `Holder::raw_*`; does nothing when run as a test.
@@ -346,9 +343,7 @@ fn corrupted_database_header_stops_start_up_with_the_file_named() {
 
     // Restored (from a backup, say): everything is back.
     std::fs::write(&s.db, &original).unwrap();
-    let server = Server::start(serve_command(&s.config));
-    model.verify(&server);
-    server.stop();
+    start_and_verify(&s, &model);
 }
 
 /// Pages of the database file (numbered from 0) that are b-tree leaves of a WITHOUT ROWID
@@ -495,9 +490,7 @@ fn corrupted_data_page_answers_100001_for_what_it_holds_and_serves_the_rest() {
     );
     repaired[range.clone()].copy_from_slice(&original[range]);
     std::fs::write(&s.db, &repaired).unwrap();
-    let server = Server::start(serve_command(&s.config));
-    model.verify(&server);
-    server.stop();
+    start_and_verify(&s, &model);
 }
 
 /// Every test here stops the server with SIGTERM and expects a clean exit, also right after
