@@ -27,6 +27,17 @@ pub(crate) struct Apps {
 /// signatures made with an app's key get in, and the cache is bounded by bytes.
 struct VerifiedSigs(quick_cache::sync::Cache<(u32, String, String), u64, CredentialBytes>);
 
+/// A lookup key borrowing the request's strings, so that a cache hit allocates nothing. It
+/// hashes exactly like the owned `(u32, String, String)` key.
+#[derive(Hash)]
+struct Credentials<'a>(u32, &'a str, &'a str);
+
+impl quick_cache::Equivalent<(u32, String, String)> for Credentials<'_> {
+    fn equivalent(&self, key: &(u32, String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+    }
+}
+
 #[derive(Clone)]
 struct CredentialBytes;
 
@@ -58,8 +69,7 @@ impl VerifiedSigs {
         usersig: &str,
         now: u64,
     ) -> Result<(), ApiError> {
-        let key = (app.sdkappid, identifier.to_owned(), usersig.to_owned());
-        let expires_at = match self.0.get(&key) {
+        let expires_at = match self.0.get(&Credentials(app.sdkappid, identifier, usersig)) {
             Some(expires_at) => expires_at,
             None => {
                 let sig = liveroom_usersig::verify(
@@ -69,6 +79,7 @@ impl VerifiedSigs {
                     app.secret_key.expose(),
                     now,
                 )?;
+                let key = (app.sdkappid, identifier.to_owned(), usersig.to_owned());
                 self.0.insert(key, sig.expires_at());
                 return Ok(());
             }
@@ -261,6 +272,25 @@ mod tests {
                 ErrorCode::UserSigMismatchKey
             );
         }
+    }
+
+    #[test]
+    fn borrowed_credentials_hash_like_the_owned_key() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let owned = (7u32, "admin".to_owned(), "sig".to_owned());
+        assert_eq!(
+            hasher.hash_one(&owned),
+            hasher.hash_one(Credentials(7, "admin", "sig"))
+        );
+        assert!(quick_cache::Equivalent::equivalent(
+            &Credentials(7, "admin", "sig"),
+            &owned
+        ));
+        assert!(!quick_cache::Equivalent::equivalent(
+            &Credentials(7, "admin", "sig2"),
+            &owned
+        ));
     }
 
     #[test]
