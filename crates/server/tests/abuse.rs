@@ -46,6 +46,15 @@ fn limits(max_connections: usize, header: Duration, body: Duration) -> Connectio
     }
 }
 
+/// A server with these connection limits (see [`config`]).
+async fn start_limited(max_connections: usize, header: Duration, body: Duration) -> TestServer {
+    TestServer::start(
+        liveroom_store::MemoryStore::new(),
+        config(limits(max_connections, header, body)),
+    )
+    .await
+}
+
 fn addr(server: &TestServer) -> SocketAddr {
     server
         .base
@@ -120,11 +129,7 @@ async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> Instant {
 async fn a_client_trickling_headers_is_cut_off_at_the_header_timeout() {
     let _serial = SERIAL.lock().await;
     let timeout = Duration::from_secs(1);
-    let server = TestServer::start(
-        liveroom_store::MemoryStore::new(),
-        config(limits(100, timeout, timeout)),
-    )
-    .await;
+    let server = start_limited(100, timeout, timeout).await;
     let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
     let started = Instant::now();
     let head = format!(
@@ -167,11 +172,7 @@ async fn a_client_trickling_headers_is_cut_off_at_the_header_timeout() {
 async fn an_idle_connection_is_closed_at_the_header_timeout() {
     let _serial = SERIAL.lock().await;
     let timeout = Duration::from_secs(1);
-    let server = TestServer::start(
-        liveroom_store::MemoryStore::new(),
-        config(limits(100, timeout, timeout)),
-    )
-    .await;
+    let server = start_limited(100, timeout, timeout).await;
     // A connection that never sends a byte.
     let mut silent = TcpStream::connect(addr(&server)).await.unwrap();
     let started = Instant::now();
@@ -212,11 +213,7 @@ async fn a_stalled_or_trickled_body_gets_60008_at_the_body_timeout() {
     let _serial = SERIAL.lock().await;
     let timeout = Duration::from_secs(1);
     // A long header timeout, so that only the body timeout can answer.
-    let server = TestServer::start(
-        liveroom_store::MemoryStore::new(),
-        config(limits(100, Duration::from_secs(30), timeout)),
-    )
-    .await;
+    let server = start_limited(100, Duration::from_secs(30), timeout).await;
     server
         .ok("create_room", json!({"RoomInfo": {"RoomId": "r"}}))
         .await;
@@ -301,11 +298,7 @@ async fn normal_requests_succeed_while_a_thousand_slow_connections_are_open() {
         eprintln!("only {limit} files may be open: using {slow} slow connections, not {wanted}");
     }
     let timeout = Duration::from_secs(4);
-    let server = TestServer::start(
-        liveroom_store::MemoryStore::new(),
-        config(limits(slow + 100, timeout, timeout)),
-    )
-    .await;
+    let server = start_limited(slow + 100, timeout, timeout).await;
     let address = addr(&server);
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: x\r\nX-Slow: {}",
@@ -388,15 +381,7 @@ async fn normal_requests_succeed_while_a_thousand_slow_connections_are_open() {
 async fn past_the_connection_cap_a_client_waits_in_the_backlog_then_is_served() {
     let _serial = SERIAL.lock().await;
     let cap = 8;
-    let server = TestServer::start(
-        liveroom_store::MemoryStore::new(),
-        config(limits(
-            cap,
-            Duration::from_secs(30),
-            Duration::from_secs(30),
-        )),
-    )
-    .await;
+    let server = start_limited(cap, Duration::from_secs(30), Duration::from_secs(30)).await;
     let body = r#"{"RoomId":"r"}"#;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
