@@ -5,6 +5,7 @@
 //! connections and never wait for the writer; WAL lets them read the last commit while a new
 //! one is being written. A lock file keeps a second process off the same database.
 
+mod cache;
 mod sql;
 mod writer;
 
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{oneshot, watch};
 
 use crate::{Store, StoreError, StoreResult};
+use cache::MetadataCache;
 use writer::{Job, Write};
 
 /// How long a connection waits for a lock held by another connection of this process
@@ -45,14 +47,20 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Read-only connections in the read pool.
     pub readers: usize,
+    /// Most memory, in bytes, spent keeping rooms' metadata for reads; 0 turns the cache off.
+    pub metadata_cache_bytes: u64,
 }
 
 impl SqliteOptions {
+    /// Enough for a million rooms with three 100-byte values each.
+    pub const DEFAULT_METADATA_CACHE_BYTES: u64 = 512 * 1024 * 1024;
+
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             max_batch: 512,
             readers: 4,
+            metadata_cache_bytes: Self::DEFAULT_METADATA_CACHE_BYTES,
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct SqliteStore {
     /// Closed (never sent to) when the writer thread has finished; `close` waits for that.
     writer_done: watch::Receiver<()>,
     readers: Readers,
+    /// Shared with the writer thread, which keeps it current.
+    cache: Arc<MetadataCache>,
     /// Held for the store's lifetime. The writer thread holds a clone, so the lock is released
     /// only after the read-write connection is closed.
     _lock: Arc<File>,
@@ -90,13 +100,15 @@ impl SqliteStore {
         let (jobs, queue) = mpsc::channel();
         let (done, writer_done) = watch::channel(());
         let max_batch = options.max_batch.max(1);
+        let cache = Arc::new(MetadataCache::new(options.metadata_cache_bytes));
+        let writer_cache = Arc::clone(&cache);
         let thread_lock = Arc::clone(&lock);
         let writer = std::thread::Builder::new()
             .name("liveroom-store-writer".into())
             .spawn(move || {
                 let _lock = thread_lock;
                 let _done = done;
-                writer::run(conn, queue, max_batch);
+                writer::run(conn, queue, max_batch, &writer_cache);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
@@ -107,6 +119,7 @@ impl SqliteStore {
                 conns: readers.into(),
                 next: AtomicUsize::new(0),
             },
+            cache,
             _lock: lock,
         })
     }
@@ -379,9 +392,17 @@ impl Store for SqliteStore {
     }
 
     async fn metadata(&self, app: AppId, room: RoomId) -> StoreResult<Metadata> {
-        self.readers
+        // Taken before the read transaction begins (see `cache`).
+        let ticket = match self.cache.get(app, room.as_str()) {
+            Ok(metadata) => return Ok(metadata),
+            Err(ticket) => ticket,
+        };
+        let metadata = self
+            .readers
             .with(|conn| sql::load_metadata(conn, app, &room))?
-            .ok_or(StoreError::Rule(DomainError::RoomNotFound))
+            .ok_or(StoreError::Rule(DomainError::RoomNotFound))?;
+        self.cache.fill(ticket, app, room.as_str(), &metadata);
+        Ok(metadata)
     }
 
     fn set_metadata(

@@ -40,6 +40,24 @@ fn temp_store() -> TempStore {
 
 crate::conformance_tests!(temp_store());
 
+/// The same suite with a metadata cache too small for more than a few rooms, so that reads
+/// keep going back to SQLite after evictions.
+mod with_a_tiny_metadata_cache {
+    use super::*;
+
+    fn tiny_cache_store() -> TempStore {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = SqliteOptions::new(db_path(&dir));
+        options.metadata_cache_bytes = 64 * 1024;
+        TempStore {
+            store: SqliteStore::open(options).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    crate::conformance_tests!(tiny_cache_store());
+}
+
 const APP: AppId = 7;
 const NOW: u64 = 1_700_000_000;
 
@@ -343,6 +361,60 @@ async fn concurrent_writers_lose_no_acknowledged_write() {
     assert!(total_bytes(&hot_metadata) <= METADATA_TOTAL_MAX_BYTES);
     let hot = store.room(APP, id("hot")).await.unwrap().unwrap();
     assert_eq!(hot.revision, hot_successes);
+}
+
+/// Readers racing the writer fill the metadata cache with what they read; none of them may
+/// leave a value older than an acknowledged write in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_writes_never_see_an_older_value_after_an_acknowledgement() {
+    const WRITES: u32 = 300;
+    let store = Arc::new(temp_store());
+    store.create_room(APP, new_room("r"), NOW).await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let value_of = |metadata: Metadata| metadata.get("k").map_or(0, |v| v.parse::<u32>().unwrap());
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut last = 0;
+                while !done.load(Ordering::Relaxed) {
+                    // Between a destroy and its re-create the room is missing or empty.
+                    let seen = match store.metadata(APP, id("r")).await {
+                        Ok(metadata) => value_of(metadata),
+                        Err(StoreError::Rule(DomainError::RoomNotFound)) => 0,
+                        Err(other) => panic!("{other:?}"),
+                    };
+                    if seen > 0 {
+                        assert!(seen >= last, "went back from {last} to {seen}");
+                        last = seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for i in 1..=WRITES {
+        let value = i.to_string();
+        store
+            .set_metadata(APP, id("r"), entries(&[("k", &value)]))
+            .await
+            .unwrap();
+        assert_eq!(value_of(store.metadata(APP, id("r")).await.unwrap()), i);
+        if i % 50 == 0 {
+            // A destroy and a re-create in between: the cache must not resurrect old keys.
+            store.destroy_room(APP, id("r")).await.unwrap();
+            assert_eq!(
+                store.metadata(APP, id("r")).await,
+                Err(StoreError::Rule(DomainError::RoomNotFound))
+            );
+            store.create_room(APP, new_room("r"), NOW).await.unwrap();
+            assert_eq!(store.metadata(APP, id("r")).await, Ok(Metadata::new()));
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use liveroom_domain::{
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::cache::MetadataCache;
 use super::sql;
 use crate::{StoreError, StoreResult};
 
@@ -61,6 +62,36 @@ pub(super) enum Write {
     BreakCommit,
 }
 
+impl Write {
+    /// Every room the write may change, for the cache to forget when a batch's outcome is in
+    /// doubt.
+    fn rooms(&self) -> Vec<(AppId, &RoomId)> {
+        match self {
+            Write::Create { app, room, .. } => vec![(*app, &room.id)],
+            Write::Destroy { app, room }
+            | Write::Update { app, room, .. }
+            | Write::SetMetadata { app, room, .. }
+            | Write::DeleteMetadata { app, room, .. } => vec![(*app, room)],
+            Write::Import { app, rooms } => {
+                rooms.iter().map(|(room, _)| (*app, &room.id)).collect()
+            }
+            #[cfg(test)]
+            Write::Hold { .. } | Write::BreakCommit => Vec::new(),
+        }
+    }
+}
+
+/// What a write did to its room's metadata, told to the cache once the write is durable.
+enum Change {
+    /// The metadata is as it was.
+    Unchanged,
+    /// The room's metadata is now this.
+    Now(Metadata),
+    /// The cache must not answer for these rooms any more (destroyed, or bulk-imported rooms
+    /// that are not worth caching until read).
+    Forget,
+}
+
 /// Why one request failed: a rule (answered as is) or SQLite (logged, answered `Unavailable`).
 enum Failure {
     Rule(DomainError),
@@ -103,12 +134,12 @@ pub(super) fn describe(conn: &Connection, error: &rusqlite::Error) -> String {
 
 /// Runs until every sender is gone and the queue is empty, then checkpoints and returns
 /// (dropping `conn`).
-pub(super) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize) {
+pub(super) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize, cache: &MetadataCache) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         batch.extend(jobs.try_iter().take(max_batch - 1));
-        commit_batch(&conn, &mut batch);
+        commit_batch(&conn, cache, &mut batch);
     }
     checkpoint(&conn);
 }
@@ -132,21 +163,36 @@ fn checkpoint(conn: &Connection) {
     }
 }
 
-/// Applies and commits `batch` (emptying it), then answers each request. Nothing is answered
-/// before COMMIT returns, so a success always means "durable".
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
+/// Applies and commits `batch` (emptying it), tells the cache, then answers each request.
+/// Nothing is answered before COMMIT returns, so a success always means "durable"; the cache
+/// learns of a change before its request is answered, so the caller's next read sees it.
+fn commit_batch(conn: &Connection, cache: &MetadataCache, batch: &mut Vec<Job>) {
     let (mut writes, mut replies): (Vec<_>, Vec<_>) =
         batch.drain(..).map(|j| (j.write, j.reply)).unzip();
     loop {
         let abandoned = match apply_all(conn, &writes) {
             Ok(outcomes) => {
+                for (write, outcome) in writes.iter().zip(&outcomes) {
+                    if let Ok(change) = outcome {
+                        publish(cache, write, change);
+                    }
+                }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The caller may have gone away; the write stands regardless.
-                    let _ = reply.send(outcome);
+                    let _ = reply.send(outcome.map(drop));
                 }
                 return;
             }
-            Err(abandoned) => abandoned,
+            Err(abandoned) => {
+                // A failed COMMIT may still have reached the disk (an fsync error after the
+                // WAL was written): the cache must not answer for these rooms either way.
+                for write in &writes {
+                    for (app, room) in write.rooms() {
+                        cache.publish(app, room.as_str(), None);
+                    }
+                }
+                abandoned
+            }
         };
         // Described before the rollback, which could replace the OS error SQLite recorded.
         let error = match &abandoned {
@@ -185,6 +231,22 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
     }
 }
 
+fn publish(cache: &MetadataCache, write: &Write, change: &Change) {
+    match change {
+        Change::Unchanged => {}
+        Change::Now(metadata) => {
+            for (app, room) in write.rooms() {
+                cache.publish(app, room.as_str(), Some(metadata));
+            }
+        }
+        Change::Forget => {
+            for (app, room) in write.rooms() {
+                cache.publish(app, room.as_str(), None);
+            }
+        }
+    }
+}
+
 /// Why a batch's transaction was given up.
 enum Abandoned {
     /// Nothing can be applied (I/O error, full disk, lock not obtained, failed COMMIT).
@@ -210,13 +272,13 @@ fn spoils_transaction(error: &rusqlite::Error) -> bool {
 }
 
 /// The outcome of each request, or why the whole transaction had to be given up.
-fn apply_all(conn: &Connection, writes: &[Write]) -> Result<Vec<StoreResult<()>>, Abandoned> {
+fn apply_all(conn: &Connection, writes: &[Write]) -> Result<Vec<StoreResult<Change>>, Abandoned> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let mut outcomes = Vec::with_capacity(writes.len());
     for (index, write) in writes.iter().enumerate() {
         conn.prepare_cached("SAVEPOINT request")?.execute([])?;
         let outcome = match apply(conn, write) {
-            Ok(()) => Ok(()),
+            Ok(change) => Ok(change),
             // Some errors (I/O, full disk) make SQLite abandon the whole transaction.
             Err(Failure::Sql(e)) if conn.is_autocommit() => return Err(Abandoned::Batch(e)),
             Err(Failure::Sql(e)) if spoils_transaction(&e) => {
@@ -239,39 +301,46 @@ fn apply_all(conn: &Connection, writes: &[Write]) -> Result<Vec<StoreResult<()>>
 
 /// One request: read the current state, apply the domain rule, write the result. By reference,
 /// because a request is applied again when another one spoiled its batch.
-fn apply(conn: &Connection, write: &Write) -> Result<(), Failure> {
+fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
     match write {
         Write::Create { app, room, now } => {
             if let Some(existing) = sql::load_room(conn, *app, &room.id)? {
                 return Err(room.conflict_with(&existing).into());
             }
             sql::insert_room(conn, *app, &room.clone().into_room(*now))?;
+            Ok(Change::Now(Metadata::new()))
         }
         Write::Destroy { app, room } => {
             if !sql::delete_room(conn, *app, room)? {
                 return Err(DomainError::RoomNotFound.into());
             }
+            Ok(Change::Forget)
         }
         Write::Update { app, room, changes } => {
             let mut current = sql::load_room(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
             changes.apply_to(&mut current.fields);
             sql::update_fields(conn, *app, room, &current.fields)?;
+            Ok(Change::Unchanged)
         }
         Write::SetMetadata { app, room, entries } => {
             let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
-            liveroom_domain::set_metadata(&current, entries)?;
+            let merged = liveroom_domain::set_metadata(&current, entries)?;
             // In request order, so a repeated key ends with its last value, as the rule says.
             for entry in entries {
                 sql::upsert_value(conn, *app, room, entry.key(), entry.value())?;
             }
             sql::bump_revision(conn, *app, room)?;
+            Ok(Change::Now(merged))
         }
         Write::DeleteMetadata { app, room, keys } => {
-            let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
+            let mut current =
+                sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
             for key in liveroom_domain::delete_metadata(&current, keys)? {
                 sql::delete_value(conn, *app, room, &key)?;
+                current.remove(&key);
             }
             sql::bump_revision(conn, *app, room)?;
+            Ok(Change::Now(current))
         }
         Write::Import { app, rooms } => {
             for (room, metadata) in rooms {
@@ -287,11 +356,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), Failure> {
                     sql::upsert_value(conn, *app, &room.id, key, value)?;
                 }
             }
+            Ok(Change::Forget)
         }
         #[cfg(test)]
         Write::Hold { held, go } => {
             let _ = held.send(());
             let _ = go.recv();
+            Ok(Change::Unchanged)
         }
         #[cfg(test)]
         Write::BreakCommit => {
@@ -299,7 +370,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), Failure> {
                 "PRAGMA defer_foreign_keys = ON;
                  INSERT INTO room_metadata (app, room_id, key, value) VALUES (0, 'no such room', 'k', 'v');",
             )?;
+            Ok(Change::Unchanged)
         }
     }
-    Ok(())
 }
