@@ -7,17 +7,42 @@ use crate::rooms::{RoomInfoWire, RoomListEntry, encode_cursor};
 use crate::{ApiError, ErrorCode};
 
 /// Makes `RequestId`s of Tencent's shape, `Id-<32 lowercase hex>-O-Seq-<decimal>`: a random
-/// part that is unique across restarts and nodes, and a per-process sequence number.
-#[derive(Debug, Default)]
+/// part that differs across restarts and nodes, and a per-process sequence number.
+#[derive(Debug)]
 pub struct RequestIds {
     seq: AtomicU64,
+    /// Chosen once per process, so that two runs of the server do not repeat Ids.
+    key: [u64; 2],
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            key: rand::random(),
+        }
+    }
 }
 
 impl RequestIds {
     pub fn next(&self) -> String {
+        use std::fmt::Write;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        format!("Id-{:032x}-O-Seq-{seq}", rand::random::<u128>())
+        // Unique through `seq`; the hex part only has to look random and not repeat across
+        // restarts, which a keyed mix of the sequence number does without a random generator.
+        let [high, low] = self.key.map(|key| splitmix64(seq ^ key));
+        let mut id = String::with_capacity(64);
+        let _ = write!(id, "Id-{high:016x}{low:016x}-O-Seq-{seq}");
+        id
     }
+}
+
+/// The finalizer of SplitMix64: a bijection on u64 that scatters consecutive inputs.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// What a successful command answers inside `Response` (or nothing).
@@ -142,7 +167,12 @@ mod tests {
     fn request_ids_have_tencents_shape_and_differ() {
         let ids = RequestIds::default();
         let (a, b) = (ids.next(), ids.next());
-        assert_ne!(a, b);
+        assert_ne!(a[..35], b[..35], "the hex parts differ too");
+        assert_ne!(
+            a,
+            RequestIds::default().next(),
+            "another process starts elsewhere"
+        );
         let hex = a.strip_prefix("Id-").unwrap();
         let (hex, seq) = hex.split_once("-O-Seq-").unwrap();
         assert_eq!(hex.len(), 32);

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use crate::{ApiError, ErrorCode};
 
 /// The query string of a REST call: `sdkappid`, `identifier`, `usersig`, `random`,
@@ -21,7 +23,7 @@ impl RestQuery {
         let mut query = Self::default();
         let mut random = None;
         let mut contenttype = None;
-        for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        for (name, value) in pairs(raw.unwrap_or("")) {
             let slot = match name.as_ref() {
                 "sdkappid" => &mut query.sdkappid,
                 "identifier" => &mut query.identifier,
@@ -71,6 +73,20 @@ impl RestQuery {
     }
 }
 
+/// The query's `name=value` pairs, decoded as `application/x-www-form-urlencoded`. Real
+/// queries (a UserSig is URL-safe by design) rarely hold an escape, and then every pair is its
+/// own decoding: borrowed, without the decoder's scan and UTF-8 repair, which measurably cost a
+/// few percent of a cached read.
+fn pairs(raw: &str) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_> {
+    if raw.contains(['%', '+']) {
+        return Box::new(form_urlencoded::parse(raw.as_bytes()));
+    }
+    Box::new(raw.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (Cow::Borrowed(name), Cow::Borrowed(value))
+    }))
+}
+
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
@@ -113,6 +129,25 @@ mod tests {
         assert_eq!(q.sdkappid().unwrap(), 1_400_000_000);
         assert_eq!(q.identifier().unwrap_err().code, ErrorCode::InvalidAccount);
         assert_eq!(q.usersig().unwrap_err().code, ErrorCode::UserSigEmpty);
+    }
+
+    #[test]
+    fn the_plain_query_path_splits_as_the_decoder_does() {
+        for raw in [
+            "",
+            "&",
+            "a",
+            "a=",
+            "=b",
+            "a=b=c",
+            "&&a=1&&b=2&",
+            "a=1&a",
+            "é=ü&x=*-_.",
+        ] {
+            let plain: Vec<_> = pairs(raw).collect();
+            let decoded: Vec<_> = form_urlencoded::parse(raw.as_bytes()).collect();
+            assert_eq!(plain, decoded, "{raw:?}");
+        }
     }
 
     #[test]

@@ -91,9 +91,9 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
         .err()
         .map_or(ErrorCode::Ok, |e| e.code)
         .number();
-    let command = seen.command.map_or("-", Command::name);
     let elapsed = started.elapsed();
-    metrics::record_request(command, code, elapsed);
+    metrics::record_request(seen.command, code, elapsed);
+    let command = seen.command.map_or("-", Command::name);
     let info = outcome.as_ref().err().map_or("", |e| e.info.as_str());
     // Storage failures are logged with their cause where they happen (commands::store_error).
     tracing::info!(

@@ -3,6 +3,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use liveroom_protocol::Command;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -31,9 +33,48 @@ pub(crate) fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
-pub(crate) fn record_request(command: &'static str, code: u32, elapsed: Duration) {
-    metrics::counter!("liveroom_requests_total", "command" => command, "code" => code.to_string())
-        .increment(1);
-    metrics::histogram!("liveroom_request_duration_seconds", "command" => command)
-        .record(elapsed.as_secs_f64());
+/// One command's series that every request touches, looked up once: finding a series by its
+/// labels (hashing them, locking the registry) cost more than the update itself.
+struct CommandSeries {
+    ok: Counter,
+    duration: Histogram,
+}
+
+impl CommandSeries {
+    fn new(command: &'static str) -> Self {
+        Self {
+            ok: metrics::counter!("liveroom_requests_total", "command" => command, "code" => "0"),
+            duration: metrics::histogram!("liveroom_request_duration_seconds", "command" => command),
+        }
+    }
+}
+
+/// Indexed like [`Command::ALL`], then one for requests whose command is not known.
+static SERIES: OnceLock<Vec<CommandSeries>> = OnceLock::new();
+
+/// `command` is `None` when the request named no known command.
+pub(crate) fn record_request(command: Option<Command>, code: u32, elapsed: Duration) {
+    let series = SERIES.get_or_init(|| {
+        handle();
+        Command::ALL
+            .iter()
+            .map(|c| c.name())
+            .chain(["-"])
+            .map(CommandSeries::new)
+            .collect()
+    });
+    let index = command
+        .and_then(|c| Command::ALL.iter().position(|&known| known == c))
+        .unwrap_or(Command::ALL.len());
+    let Some(series) = series.get(index) else {
+        return;
+    };
+    if code == 0 {
+        series.ok.increment(1);
+    } else {
+        let command = command.map_or("-", Command::name);
+        metrics::counter!("liveroom_requests_total", "command" => command, "code" => code.to_string())
+            .increment(1);
+    }
+    series.duration.record(elapsed.as_secs_f64());
 }
