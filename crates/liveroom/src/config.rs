@@ -15,6 +15,7 @@ use liveroom_protocol::Command;
 use liveroom_server::{
     AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig,
 };
+use liveroom_store::SqliteOptions;
 use serde::{Deserialize, Serialize};
 
 /// The file's shape. Unknown settings are refused so that a typo cannot go unnoticed.
@@ -25,6 +26,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub auth_failure_throttle: ThrottleSettings,
     pub connections: ConnectionSettings,
+    pub storage: StorageSettings,
     /// Serve HTTPS with these PEM files instead of plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
@@ -56,6 +58,13 @@ pub struct ConnectionSettings {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Memory kept for rooms' metadata, so that reads skip the database; 0 turns it off.
+    pub metadata_cache_mb: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSettings {
     pub sdkappid: u32,
@@ -81,6 +90,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("liveroom-data"),
             auth_failure_throttle: ThrottleSettings::default(),
             connections: ConnectionSettings::default(),
+            storage: StorageSettings::default(),
             tls: None,
             apps: Vec::new(),
         }
@@ -106,6 +116,22 @@ impl Default for ConnectionSettings {
             header_timeout_secs: d.header_timeout.as_secs(),
             body_timeout_secs: d.body_timeout.as_secs(),
         }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            metadata_cache_mb: SqliteOptions::DEFAULT_METADATA_CACHE_BYTES >> 20,
+        }
+    }
+}
+
+impl StorageSettings {
+    pub fn sqlite_options(&self, path: PathBuf) -> SqliteOptions {
+        let mut options = SqliteOptions::new(path);
+        options.metadata_cache_bytes = self.metadata_cache_mb.saturating_mul(1 << 20);
+        options
     }
 }
 
@@ -283,6 +309,8 @@ data_dir = "data"
 max_failures = 5
 window_secs  = 10
 block_secs   = 60
+[storage]
+metadata_cache_mb = 64
 [[apps]]
 sdkappid   = 1400000000
 secret_key = "k"
@@ -296,6 +324,8 @@ get_room_list = 10
         )
         .unwrap();
         assert_eq!(settings.listen, "127.0.0.1:9000");
+        let options = settings.storage.sqlite_options("db".into());
+        assert_eq!(options.metadata_cache_bytes, 64 << 20);
         let app = settings.apps[0].to_config().unwrap();
         assert_eq!(app.rate_limit(Command::GetRoomList), 10);
         assert_eq!(app.rate_limit(Command::SetRoomMetadata), 5000);
@@ -343,6 +373,7 @@ get_room_list = 10
                 "[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]\n[[apps]]\nsdkappid = 1\nsecret_key = \"k\"\nadmins = [\"a\"]",
                 "configured twice",
             ),
+            ("[storage]\nmetadata_cache_mb = -1", "metadata_cache_mb"),
             ("not toml at all [", "liveroom.toml"),
         ] {
             let error = load_toml(text).unwrap_err().to_string();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use liveroom_domain::{Clock, SystemClock};
-use liveroom_store::{SqliteOptions, SqliteStore};
+use liveroom_store::SqliteStore;
 
 use crate::config::{Overrides, Settings};
 
@@ -114,7 +114,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
 
     let database = settings.data_dir.join("liveroom.db");
-    let store = SqliteStore::open(SqliteOptions::new(database.clone()))
+    let store = SqliteStore::open(settings.storage.sqlite_options(database.clone()))
         .with_context(|| format!("cannot open the database {}", database.display()))?;
     let tls = settings.tls()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
