@@ -292,27 +292,35 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// Creates the schema in a new database; refuses one written by a newer liveroom.
+/// Creates the schema in a new database, upgrades one written by an older liveroom (in one
+/// transaction), and refuses one written by a newer liveroom.
 fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| conn_error(path, conn, e))?;
-    match version {
-        0 => conn
-            .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
-                sql::SCHEMA,
+    let steps = match version {
+        0 => sql::SCHEMA,
+        1 => sql::MIGRATE_1_TO_2,
+        sql::SCHEMA_VERSION => return Ok(()),
+        other => {
+            return Err(StoreError::Unavailable(format!(
+                "{} has schema version {other}, which this liveroom does not know (it knows \
+                 version {}); was it written by a newer liveroom?",
+                path.display(),
                 sql::SCHEMA_VERSION
-            ))
-            .map_err(|e| conn_error(path, conn, e)),
-        sql::SCHEMA_VERSION => Ok(()),
-        other => Err(StoreError::Unavailable(format!(
-            "{} has schema version {other}, which this liveroom does not know (it knows \
-             version {}); was it written by a newer liveroom?",
-            path.display(),
-            sql::SCHEMA_VERSION
-        ))),
-    }
+            )));
+        }
+    };
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {steps} PRAGMA user_version = {}; COMMIT;",
+        sql::SCHEMA_VERSION
+    ))
+    .map_err(|e| {
+        let error = conn_error(path, conn, e);
+        // Whatever failed, nothing of the upgrade stays.
+        let _ = conn.execute_batch("ROLLBACK");
+        error
+    })
 }
 
 fn open_reader(path: &Path) -> StoreResult<Connection> {

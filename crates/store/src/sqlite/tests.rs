@@ -178,6 +178,91 @@ async fn restart_restores_everything() {
         .unwrap();
 }
 
+/// The schema of liveroom's first release (`user_version` 1), as databases it wrote hold it.
+const SCHEMA_V1: &str = "
+CREATE TABLE rooms (
+    app                       INTEGER NOT NULL,
+    room_id                   TEXT    NOT NULL,
+    owner                     TEXT    NOT NULL,
+    create_time               INTEGER NOT NULL,
+    view_count                INTEGER NOT NULL,
+    revision                  INTEGER NOT NULL,
+    name                      TEXT    NOT NULL,
+    cover_url                 TEXT    NOT NULL,
+    notice                    TEXT    NOT NULL,
+    category                  TEXT    NOT NULL, -- comma-separated integers, '' when empty
+    activity_status           INTEGER NOT NULL,
+    max_seat_count            INTEGER NOT NULL,
+    max_member_count          INTEGER NOT NULL,
+    take_seat_mode            TEXT    NOT NULL,
+    is_message_disabled       INTEGER NOT NULL,
+    is_public_visible         INTEGER NOT NULL,
+    is_seat_enabled           INTEGER NOT NULL,
+    seat_template             TEXT,
+    is_unlimited_room_enabled INTEGER,
+    PRIMARY KEY (app, room_id)
+) STRICT, WITHOUT ROWID;
+
+-- Serves get_room_list: one index range per page, already in list order.
+CREATE INDEX rooms_list_order
+    ON rooms (app, is_public_visible, view_count DESC, create_time DESC, room_id);
+
+CREATE TABLE room_metadata (
+    app     INTEGER NOT NULL,
+    room_id TEXT    NOT NULL,
+    key     TEXT    NOT NULL CHECK (length(CAST(key AS BLOB)) BETWEEN 1 AND 50),
+    value   TEXT    NOT NULL CHECK (length(CAST(value AS BLOB)) <= 2048),
+    PRIMARY KEY (app, room_id, key),
+    FOREIGN KEY (app, room_id) REFERENCES rooms (app, room_id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+";
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_with_everything_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; BEGIN; {SCHEMA_V1} PRAGMA user_version = 1;
+             INSERT INTO rooms VALUES
+                 (7, 'r1', 'owner', 1700000000, 5, 3, 'one', '', '', '1,2', 0, 9, 0,
+                  'FreeToTake', 0, 1, 1, NULL, NULL),
+                 (7, 'r2', 'owner', 1700000001, 0, 0, 'two', '', '', '', 0, 9, 0,
+                  'FreeToTake', 0, 1, 1, NULL, NULL);
+             INSERT INTO room_metadata VALUES
+                 (7, 'r1', 'a', '1'), (7, 'r1', 'quote\"', 'line' || char(10) || 'break');
+             COMMIT;"
+        ))
+        .unwrap();
+    }
+    let store = open(&path);
+    let r1 = Metadata::from([
+        ("a".into(), "1".into()),
+        ("quote\"".into(), "line\nbreak".into()),
+    ]);
+    assert_eq!(store.metadata(APP, id("r1")).await, Ok(r1));
+    assert_eq!(store.metadata(APP, id("r2")).await, Ok(Metadata::new()));
+    let room = store.room(APP, id("r1")).await.unwrap().unwrap();
+    assert_eq!((room.revision, room.view_count), (3, 5));
+    assert_eq!(room.fields.category, vec![1, 2]);
+    assert_eq!(store.list_rooms(APP, None, 10).await.unwrap().len(), 2);
+    store
+        .set_metadata(APP, id("r1"), entries(&[("a", "2")]))
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = open(&path);
+    assert_eq!(store.metadata(APP, id("r1")).await.unwrap()["a"], "2");
+    assert_eq!(
+        store.room(APP, id("r1")).await.unwrap().unwrap().revision,
+        4
+    );
+}
+
 #[tokio::test]
 async fn second_open_is_refused_while_the_first_store_lives() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,7 +291,8 @@ async fn newer_schema_is_refused() {
         .pragma_update(None, "user_version", sql::SCHEMA_VERSION + 1)
         .unwrap();
     let message = unavailable_message(SqliteStore::open(SqliteOptions::new(&path)));
-    assert!(message.contains("schema version 2"), "{message}");
+    let newer = format!("schema version {}", sql::SCHEMA_VERSION + 1);
+    assert!(message.contains(&newer), "{message}");
 }
 
 #[tokio::test]
@@ -524,8 +610,9 @@ async fn a_corrupt_page_fails_only_the_requests_that_touch_it() {
     rooms_with_metadata(&path).await;
     let mut file = std::fs::read(&path).unwrap();
     let page_size = usize::from(u16::from_be_bytes([file[16], file[17]]));
-    let needle = page_of_metadata("victim")[0].value().as_bytes().to_vec();
-    // The leaf page (type 0x0a) that holds the victim's first value.
+    // The start of the victim's first value, which its row keeps on its leaf page (type 0x0a);
+    // the rest of the row spills onto overflow pages.
+    let needle = page_of_metadata("victim")[0].value().as_bytes()[..40].to_vec();
     let page = file
         .chunks(page_size)
         .position(|p| p[0] == 0x0a && p.windows(needle.len()).any(|w| w == needle))
@@ -548,6 +635,8 @@ async fn a_corrupt_page_fails_only_the_requests_that_touch_it() {
     assert_eq!(store.metadata(APP, id("a")).await.unwrap()["k0"], "new");
     let message = unavailable_message(store.metadata(APP, id("victim")).await);
     assert!(message.contains("malformed"), "{message}");
-    // The room row lives in another table, on a sound page.
-    assert!(store.room(APP, id("victim")).await.unwrap().is_some());
+    // The metadata is part of the room's row.
+    let message = unavailable_message(store.room(APP, id("victim")).await);
+    assert!(message.contains("malformed"), "{message}");
+    assert!(store.room(APP, id("z")).await.unwrap().is_some());
 }

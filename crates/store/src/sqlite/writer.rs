@@ -307,8 +307,9 @@ fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
             if let Some(existing) = sql::load_room(conn, *app, &room.id)? {
                 return Err(room.conflict_with(&existing).into());
             }
-            sql::insert_room(conn, *app, &room.clone().into_room(*now))?;
-            Ok(Change::Now(Metadata::new()))
+            let metadata = Metadata::new();
+            sql::insert_room(conn, *app, &room.clone().into_room(*now), &metadata)?;
+            Ok(Change::Now(metadata))
         }
         Write::Destroy { app, room } => {
             if !sql::delete_room(conn, *app, room)? {
@@ -325,21 +326,16 @@ fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
         Write::SetMetadata { app, room, entries } => {
             let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
             let merged = liveroom_domain::set_metadata(&current, entries)?;
-            // In request order, so a repeated key ends with its last value, as the rule says.
-            for entry in entries {
-                sql::upsert_value(conn, *app, room, entry.key(), entry.value())?;
-            }
-            sql::bump_revision(conn, *app, room)?;
+            sql::store_metadata(conn, *app, room, &merged)?;
             Ok(Change::Now(merged))
         }
         Write::DeleteMetadata { app, room, keys } => {
             let mut current =
                 sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
             for key in liveroom_domain::delete_metadata(&current, keys)? {
-                sql::delete_value(conn, *app, room, &key)?;
                 current.remove(&key);
             }
-            sql::bump_revision(conn, *app, room)?;
+            sql::store_metadata(conn, *app, room, &current)?;
             Ok(Change::Now(current))
         }
         Write::Import { app, rooms } => {
@@ -351,10 +347,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
                     }
                     .into());
                 }
-                sql::insert_room(conn, *app, room)?;
-                for (key, value) in metadata {
-                    sql::upsert_value(conn, *app, &room.id, key, value)?;
-                }
+                sql::insert_room(conn, *app, room, metadata)?;
             }
             Ok(Change::Forget)
         }
@@ -366,9 +359,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
         }
         #[cfg(test)]
         Write::BreakCommit => {
+            // A deferred foreign-key violation, in this connection's temporary tables.
             conn.execute_batch(
-                "PRAGMA defer_foreign_keys = ON;
-                 INSERT INTO room_metadata (app, room_id, key, value) VALUES (0, 'no such room', 'k', 'v');",
+                "CREATE TEMP TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);
+                 CREATE TEMP TABLE IF NOT EXISTS child (
+                     id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED
+                 );
+                 INSERT INTO child VALUES (1);",
             )?;
             Ok(Change::Unchanged)
         }
