@@ -6,6 +6,7 @@
 //! one is being written. A lock file keeps a second process off the same database.
 
 mod cache;
+mod checkpointer;
 mod sql;
 mod writer;
 
@@ -26,6 +27,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::{Store, StoreError, StoreResult};
 use cache::MetadataCache;
+use checkpointer::Checkpointer;
 use writer::{Job, Write};
 
 /// How long a connection waits for a lock held by another connection of this process
@@ -92,7 +94,7 @@ impl SqliteStore {
             })?;
         }
         let lock = Arc::new(lock_data_dir(&path)?);
-        let conn = open_writer(&path)?;
+        let mut conn = open_writer(&path)?;
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(&path).map(Mutex::new))
             .collect::<StoreResult<Vec<_>>>()?;
@@ -103,12 +105,13 @@ impl SqliteStore {
         let cache = Arc::new(MetadataCache::new(options.metadata_cache_bytes));
         let writer_cache = Arc::clone(&cache);
         let thread_lock = Arc::clone(&lock);
+        let checkpointer = Checkpointer::start(&path, &mut conn)?;
         let writer = std::thread::Builder::new()
             .name("liveroom-store-writer".into())
             .spawn(move || {
                 let _lock = thread_lock;
                 let _done = done;
-                writer::run(conn, queue, max_batch, &writer_cache);
+                writer::run(conn, queue, max_batch, &writer_cache, checkpointer);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {

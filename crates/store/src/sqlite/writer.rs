@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::cache::MetadataCache;
+use super::checkpointer::Checkpointer;
 use super::sql;
 use crate::{StoreError, StoreResult};
 
@@ -134,13 +135,20 @@ pub(super) fn describe(conn: &Connection, error: &rusqlite::Error) -> String {
 
 /// Runs until every sender is gone and the queue is empty, then checkpoints and returns
 /// (dropping `conn`).
-pub(super) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize, cache: &MetadataCache) {
+pub(super) fn run(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    max_batch: usize,
+    cache: &MetadataCache,
+    checkpointer: Checkpointer,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         batch.extend(jobs.try_iter().take(max_batch - 1));
         commit_batch(&conn, cache, &mut batch);
     }
+    checkpointer.stop(&mut conn);
     checkpoint(&conn);
 }
 
