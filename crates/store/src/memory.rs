@@ -189,9 +189,7 @@ impl Store for MemoryStore {
     ) -> StoreResult<()> {
         self.write(app, |rooms| {
             let stored = existing(rooms, &room)?;
-            for key in liveroom_domain::delete_metadata(&stored.metadata, &keys)? {
-                stored.metadata.remove(&key);
-            }
+            stored.metadata = liveroom_domain::delete_metadata(&stored.metadata, &keys)?;
             stored.room.revision += 1;
             Ok(())
         })

@@ -12,11 +12,7 @@ pub(super) async fn get<S: Store>(
     keys: Vec<String>,
 ) -> Result<Reply, ApiError> {
     let metadata = state.store.metadata(app, room).await.map_err(store_error)?;
-    let pairs = select_metadata(&metadata, &keys)
-        .into_iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Ok(Reply::Metadata(pairs))
+    Ok(Reply::Metadata(select_metadata(metadata, &keys)))
 }
 
 pub(super) async fn set<S: Store>(

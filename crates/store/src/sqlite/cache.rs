@@ -8,7 +8,7 @@
 //! `generation` it took before its read transaction began proves its snapshot is not older
 //! than the cache. Evictions need no such care: they only make later reads go to SQLite.
 
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use liveroom_domain::{AppId, Metadata};
@@ -22,7 +22,8 @@ const ENTRY_OVERHEAD: u64 = 96;
 
 pub(super) struct MetadataCache {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    /// The cache's own fast hasher, also choosing the shard.
+    hasher: quick_cache::DefaultHashBuilder,
 }
 
 struct Shard {
@@ -115,7 +116,7 @@ impl MetadataCache {
             .collect();
         Self {
             shards,
-            hasher: RandomState::new(),
+            hasher: quick_cache::DefaultHashBuilder::default(),
         }
     }
 
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn borrowed_and_owned_keys_hash_alike() {
-        let hasher = RandomState::new();
+        let hasher = quick_cache::DefaultHashBuilder::default();
         let owned: (AppId, Box<str>) = (7, "room".into());
         assert_eq!(hasher.hash_one(&owned), hasher.hash_one(RoomRef(7, "room")));
         assert!(quick_cache::Equivalent::equivalent(

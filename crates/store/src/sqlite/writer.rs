@@ -338,13 +338,10 @@ fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
             Ok(Change::Now(merged))
         }
         Write::DeleteMetadata { app, room, keys } => {
-            let mut current =
-                sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
-            for key in liveroom_domain::delete_metadata(&current, keys)? {
-                current.remove(&key);
-            }
-            sql::store_metadata(conn, *app, room, &current)?;
-            Ok(Change::Now(current))
+            let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
+            let remaining = liveroom_domain::delete_metadata(&current, keys)?;
+            sql::store_metadata(conn, *app, room, &remaining)?;
+            Ok(Change::Now(remaining))
         }
         Write::Import { app, rooms } => {
             for (room, metadata) in rooms {
