@@ -12,7 +12,12 @@ pub use tracing_appender::non_blocking::WorkerGuard as LogGuard;
 pub fn init_logging() -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // The background writer drains every queued line, then flushes: buffered, a busy
+        // server makes one write(2) per burst instead of one per request line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter = EnvFilter::try_from_env("LIVEROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
