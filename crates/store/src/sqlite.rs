@@ -107,7 +107,8 @@ impl SqliteStore {
         let thread_lock = Arc::clone(&lock);
         let checkpointer = Checkpointer::start(&path, &mut conn)?;
         let writer = std::thread::Builder::new()
-            .name("liveroom-store-writer".into())
+            // At most 15 bytes: Linux cuts thread names there, and tools show that much.
+            .name("liveroom-writer".into())
             .spawn(move || {
                 let _lock = thread_lock;
                 let _done = done;

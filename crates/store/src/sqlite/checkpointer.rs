@@ -71,7 +71,7 @@ impl Checkpointer {
             }))
             .map_err(|e| open_error(path, e))?;
         let thread = std::thread::Builder::new()
-            .name("liveroom-store-checkpointer".into())
+            .name("liveroom-ckpt".into())
             .spawn(move || run(&conn, &woken, &background_turn))
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))

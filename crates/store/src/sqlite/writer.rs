@@ -64,8 +64,7 @@ pub(super) enum Write {
 }
 
 impl Write {
-    /// Every room the write may change, for the cache to forget when a batch's outcome is in
-    /// doubt.
+    /// Every room the write may change: the ones the cache is told about.
     fn rooms(&self) -> Vec<(AppId, &RoomId)> {
         match self {
             Write::Create { app, room, .. } => vec![(*app, &room.id)],
@@ -198,11 +197,10 @@ fn commit_batch(conn: &Connection, cache: &MetadataCache, batch: &mut Vec<Job>) 
             }
             Err(abandoned) => {
                 // A failed COMMIT may still have reached the disk (an fsync error after the
-                // WAL was written): the cache must not answer for these rooms either way.
+                // WAL was written), so the cache must not answer for these rooms either way.
+                // Requests retried without a culprit are published again when they commit.
                 for write in &writes {
-                    for (app, room) in write.rooms() {
-                        cache.publish(app, room.as_str(), None);
-                    }
+                    publish(cache, write, &Change::Forget);
                 }
                 abandoned
             }
@@ -245,18 +243,13 @@ fn commit_batch(conn: &Connection, cache: &MetadataCache, batch: &mut Vec<Job>) 
 }
 
 fn publish(cache: &MetadataCache, write: &Write, change: &Change) {
-    match change {
-        Change::Unchanged => {}
-        Change::Now(metadata) => {
-            for (app, room) in write.rooms() {
-                cache.publish(app, room.as_str(), Some(metadata));
-            }
-        }
-        Change::Forget => {
-            for (app, room) in write.rooms() {
-                cache.publish(app, room.as_str(), None);
-            }
-        }
+    let metadata = match change {
+        Change::Unchanged => return,
+        Change::Now(metadata) => Some(metadata),
+        Change::Forget => None,
+    };
+    for (app, room) in write.rooms() {
+        cache.publish(app, room.as_str(), metadata);
     }
 }
 
