@@ -3,7 +3,9 @@
 //! Writes go to one writer thread (see `writer`), which commits whatever is queued as one
 //! transaction: one fsync for the whole batch. Reads use a small pool of read-only
 //! connections and never wait for the writer; WAL lets them read the last commit while a new
-//! one is being written. A lock file keeps a second process off the same database.
+//! one is being written. Metadata reads are mostly answered from memory (`cache`), kept current
+//! by the writer; the WAL is copied back into the database mostly by a thread of its own
+//! (`checkpointer`). A lock file keeps a second process off the same database.
 
 mod cache;
 mod checkpointer;
