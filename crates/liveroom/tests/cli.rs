@@ -198,6 +198,8 @@ fn logs_never_hold_secret_keys_or_usersigs() {
     for secret in [KEY, &good, &wrong_key, &expired, "garbage-usersig"] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+    // A file is not a terminal: no colour codes in it.
+    assert!(!logs.contains('\x1b'), "terminal escapes in a log file");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! handlers do not wait on a write(2) per line. The thread blocks rather than drops lines when
 //! it falls behind.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub use tracing_appender::non_blocking::WorkerGuard as LogGuard;
@@ -21,6 +23,8 @@ pub fn init_logging() -> LogGuard {
     let filter = EnvFilter::try_from_env("LIVEROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a person at a terminal; plain text for files and log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     if std::env::var("LIVEROOM_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
