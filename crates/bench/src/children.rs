@@ -13,7 +13,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use liveroom_domain::{Metadata, NewRoom, RoomChanges, SystemClock};
-use liveroom_protocol::Command;
 use liveroom_server::{AppConfig, SecretKey, ServerConfig, ThrottleConfig};
 use liveroom_store::{SqliteOptions, SqliteStore};
 use serde::{Deserialize, Serialize};
@@ -65,13 +64,10 @@ pub fn serve_liveroom(data_dir: &Path, workers: usize) -> anyhow::Result<()> {
         SecretKey::new(SECRET_KEY.into()),
         vec![ADMIN.into()],
     );
-    app.rate_limits = Command::ALL.iter().map(|&c| (c, RATE_LIMIT)).collect();
+    app.limit_every_command(RATE_LIMIT);
     let config = ServerConfig {
         apps: vec![app],
-        auth_failure_throttle: ThrottleConfig {
-            max_failures: 0,
-            ..Default::default()
-        },
+        auth_failure_throttle: ThrottleConfig::off(),
         ..Default::default()
     };
     runtime(workers)?.block_on(async {

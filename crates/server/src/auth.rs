@@ -337,10 +337,7 @@ mod tests {
 
     #[test]
     fn zero_turns_it_off() {
-        let throttle = Throttle::new(ThrottleConfig {
-            max_failures: 0,
-            ..Default::default()
-        });
+        let throttle = Throttle::new(ThrottleConfig::off());
         for _ in 0..1000 {
             throttle.record_failure(IP, secs(1));
         }

@@ -57,6 +57,11 @@ impl AppConfig {
         }
     }
 
+    /// The same limit for every command.
+    pub fn limit_every_command(&mut self, per_second: u32) {
+        self.rate_limits = Command::ALL.into_iter().map(|c| (c, per_second)).collect();
+    }
+
     pub fn rate_limit(&self, command: Command) -> u32 {
         self.rate_limits
             .get(&command)
@@ -72,6 +77,16 @@ pub struct ThrottleConfig {
     pub max_failures: u32,
     pub window: Duration,
     pub block: Duration,
+}
+
+impl ThrottleConfig {
+    /// No throttle at all.
+    pub fn off() -> Self {
+        Self {
+            max_failures: 0,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ThrottleConfig {

@@ -26,13 +26,10 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 /// A config with the given connection limits, rate limits out of the way, throttle off.
 fn config(limits: ConnectionLimits) -> ServerConfig {
     let mut app = app();
-    app.rate_limits = Command::ALL.into_iter().map(|c| (c, 1_000_000)).collect();
+    app.limit_every_command(1_000_000);
     ServerConfig {
         apps: vec![app],
-        auth_failure_throttle: ThrottleConfig {
-            max_failures: 0,
-            ..Default::default()
-        },
+        auth_failure_throttle: ThrottleConfig::off(),
         connections: limits,
         ..Default::default()
     }

@@ -33,10 +33,7 @@ async fn server() -> TestServer {
     let config = ServerConfig {
         apps: vec![main, disabled],
         // Tests below exercise every failure from one address; the throttle has its own test.
-        auth_failure_throttle: ThrottleConfig {
-            max_failures: 0,
-            ..Default::default()
-        },
+        auth_failure_throttle: ThrottleConfig::off(),
         ..Default::default()
     };
     TestServer::start(liveroom_store::MemoryStore::new(), config).await

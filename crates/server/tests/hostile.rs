@@ -17,7 +17,6 @@ use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 
 use common::*;
-use liveroom_protocol::Command;
 use liveroom_server::{ServerConfig, ThrottleConfig};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,15 +34,12 @@ const GET: &str = r#"{"RoomId":"room-a","Keys":[]}"#;
 async fn server() -> TestServer {
     let mut app = app();
     // The clock never moves in these tests, so the rate limits must not be what answers.
-    app.rate_limits = Command::ALL.into_iter().map(|c| (c, 1_000_000)).collect();
+    app.limit_every_command(1_000_000);
     let config = ServerConfig {
         apps: vec![app],
         // Hundreds of failures from one address are the point here; the throttle has its own
         // tests (gateway.rs, abuse.rs).
-        auth_failure_throttle: ThrottleConfig {
-            max_failures: 0,
-            ..Default::default()
-        },
+        auth_failure_throttle: ThrottleConfig::off(),
         ..Default::default()
     };
     let server = TestServer::start(liveroom_store::MemoryStore::new(), config).await;
