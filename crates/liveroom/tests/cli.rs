@@ -12,17 +12,9 @@ fn post(url: &str, body: Value) -> Value {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
+    runtime
+        .block_on(post_json(&reqwest::Client::new(), url, &body))
+        .unwrap()
 }
 
 /// Reads the credentials block printed after the "listening" line.

@@ -35,16 +35,7 @@ struct Acked {
 }
 
 async fn call(http: &reqwest::Client, url: &str, body: Value) -> Option<u64> {
-    let answer: Value = http
-        .post(url)
-        .body(body.to_string())
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    answer["ErrorCode"].as_u64()
+    post_json(http, url, &body).await.ok()?["ErrorCode"].as_u64()
 }
 
 /// One writer: step `seq` writes keys `a` and `b` of its room `seq % ROOMS_PER_WRITER` with
@@ -75,13 +66,7 @@ async fn writer(running_base: String, w: usize, start_seq: u64, acked: Arc<Acked
 
 /// A room's metadata as numbers (the `pad` key left out), after checking the room's limits.
 async fn metadata(http: &reqwest::Client, url: &str, room: &str) -> HashMap<String, u64> {
-    let answer: Value = http
-        .post(url)
-        .body(json!({"RoomId": room, "Keys": []}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let answer = post_json(http, url, &json!({"RoomId": room, "Keys": []}))
         .await
         .unwrap();
     assert_eq!(answer["ErrorCode"], 0, "{answer}");

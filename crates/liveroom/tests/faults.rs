@@ -327,14 +327,7 @@ fn raw_lock_child() {
 fn corrupted_database_header_stops_start_up_with_the_file_named() {
     let s = setup();
     let (server, model) = start_with_a_room(serve_command(&s.config));
-    server.stop();
-    let wal = len(&beside(&s.db, "-wal"));
-    assert_eq!(
-        wal, 0,
-        "a clean stop leaves everything in the database file"
-    );
-
-    let original = std::fs::read(&s.db).unwrap();
+    let original = stop_and_read_database(server, &s);
     let mut corrupted = original.clone();
     corrupted[..100].fill(b'#');
     std::fs::write(&s.db, &corrupted).unwrap();
@@ -344,6 +337,17 @@ fn corrupted_database_header_stops_start_up_with_the_file_named() {
     // Restored (from a backup, say): everything is back.
     std::fs::write(&s.db, &original).unwrap();
     start_and_verify(&s, &model);
+}
+
+/// Stops `server` cleanly and returns the database file, which then holds everything.
+fn stop_and_read_database(server: Server, s: &Setup) -> Vec<u8> {
+    server.stop();
+    let wal = len(&beside(&s.db, "-wal"));
+    assert_eq!(
+        wal, 0,
+        "a clean stop leaves everything in the database file"
+    );
+    std::fs::read(&s.db).unwrap()
 }
 
 /// Pages of the database file (numbered from 0) that are b-tree leaves of a WITHOUT ROWID
@@ -387,14 +391,7 @@ fn corrupted_data_page_answers_100001_for_what_it_holds_and_serves_the_rest() {
             .collect();
         model.set(&server, room, &pairs, 0);
     }
-    server.stop();
-    let wal = len(&beside(&s.db, "-wal"));
-    assert_eq!(
-        wal, 0,
-        "a clean stop leaves everything in the database file"
-    );
-
-    let original = std::fs::read(&s.db).unwrap();
+    let original = stop_and_read_database(server, &s);
     let page_size = match u16::from_be_bytes([original[16], original[17]]) {
         1 => 65_536,
         n => usize::from(n),

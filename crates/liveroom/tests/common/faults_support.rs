@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, APP, admin_sig, liveroom};
+use crate::common::{ADMIN, APP, admin_sig, liveroom, post_json};
 
 /// The longest any single step may take before the test fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -217,17 +217,9 @@ impl Server {
         let calls: Vec<_> = requests
             .iter()
             .map(|(command, body)| {
-                let (http, url, body) = (self.http.clone(), self.url(command), body.to_string());
+                let (http, url, body) = (self.http.clone(), self.url(command), body.clone());
                 self.runtime.spawn(async move {
-                    let answer: Value = http
-                        .post(url)
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    let answer = post_json(&http, &url, &body).await.unwrap();
                     answer["ErrorCode"].as_u64().unwrap()
                 })
             })
@@ -245,9 +237,9 @@ impl Server {
     pub fn call(&self, command: &str, body: Value) -> Value {
         let url = self.url(command);
         self.runtime.block_on(async {
-            let answer = self.http.post(&url).body(body.to_string()).send().await;
-            let answer = answer.unwrap_or_else(|e| panic!("{command}: {e}; log:\n{}", self.log()));
-            answer.json().await.unwrap()
+            post_json(&self.http, &url, &body)
+                .await
+                .unwrap_or_else(|e| panic!("{command}: {e}; log:\n{}", self.log()))
         })
     }
 

@@ -10,6 +10,20 @@ pub const APP: u32 = 1_400_000_000;
 pub const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 pub const ADMIN: &str = "administrator";
 
+/// POSTs `body` to `url`; the answer's JSON.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> reqwest::Result<serde_json::Value> {
+    http.post(url)
+        .body(body.to_string())
+        .send()
+        .await?
+        .json()
+        .await
+}
+
 pub fn liveroom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_liveroom"))
 }
