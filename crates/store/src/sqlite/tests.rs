@@ -450,7 +450,9 @@ async fn concurrent_writers_lose_no_acknowledged_write() {
 }
 
 /// Readers racing the writer fill the metadata cache with what they read; none of them may
-/// leave a value older than an acknowledged write in it.
+/// leave a value older than an acknowledged write in it, and a destroyed room's keys must not
+/// come back. The exact interleaving of a stale fill is rare here; `cache.rs`'s unit tests pin
+/// the fill rule itself deterministically.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_racing_writes_never_see_an_older_value_after_an_acknowledgement() {
     const WRITES: u32 = 300;

@@ -64,19 +64,17 @@ pub(super) enum Write {
 }
 
 impl Write {
-    /// Every room the write may change: the ones the cache is told about.
-    fn rooms(&self) -> Vec<(AppId, &RoomId)> {
+    /// Calls `f` with every room the write may change: the ones the cache is told about.
+    fn each_room(&self, mut f: impl FnMut(AppId, &RoomId)) {
         match self {
-            Write::Create { app, room, .. } => vec![(*app, &room.id)],
+            Write::Create { app, room, .. } => f(*app, &room.id),
             Write::Destroy { app, room }
             | Write::Update { app, room, .. }
             | Write::SetMetadata { app, room, .. }
-            | Write::DeleteMetadata { app, room, .. } => vec![(*app, room)],
-            Write::Import { app, rooms } => {
-                rooms.iter().map(|(room, _)| (*app, &room.id)).collect()
-            }
+            | Write::DeleteMetadata { app, room, .. } => f(*app, room),
+            Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
             #[cfg(test)]
-            Write::Hold { .. } | Write::BreakCommit => Vec::new(),
+            Write::Hold { .. } | Write::BreakCommit => {}
         }
     }
 }
@@ -248,9 +246,7 @@ fn publish(cache: &MetadataCache, write: &Write, change: &Change) {
         Change::Now(metadata) => Some(metadata),
         Change::Forget => None,
     };
-    for (app, room) in write.rooms() {
-        cache.publish(app, room.as_str(), metadata);
-    }
+    write.each_room(|app, room| cache.publish(app, room.as_str(), metadata));
 }
 
 /// Why a batch's transaction was given up.
