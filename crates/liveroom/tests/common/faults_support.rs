@@ -189,6 +189,11 @@ impl Server {
         }
     }
 
+    fn assert_no_panic(&self) {
+        let log = self.log();
+        assert!(!log.contains("panicked"), "server panicked; log:\n{log}");
+    }
+
     /// The process has neither exited nor panicked.
     pub fn assert_alive(&mut self) {
         let status = self.child.try_wait().unwrap();
@@ -197,11 +202,7 @@ impl Server {
             "server exited ({status:?}); log:\n{}",
             self.log()
         );
-        assert!(
-            !self.log().contains("panicked"),
-            "server panicked; log:\n{}",
-            self.log()
-        );
+        self.assert_no_panic();
     }
 
     fn url(&self, command: &str) -> String {
@@ -267,11 +268,7 @@ impl Server {
             "server exited with {status}; log:\n{}",
             self.log()
         );
-        assert!(
-            !self.log().contains("panicked"),
-            "server panicked; log:\n{}",
-            self.log()
-        );
+        self.assert_no_panic();
         self.log()
     }
 }
