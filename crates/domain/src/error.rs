@@ -27,6 +27,13 @@ pub enum DomainError {
     MetadataTooLarge,
     #[error("none of the keys exists")]
     NoSuchKeys,
+    /// The RoomId was destroyed within the current second (docs/behaviour.md §5).
+    #[error("the same RoomId can be created at most once per second")]
+    CreatedTooSoon,
+    /// A change does not follow the room's log: an operation's bug, or a follower that missed
+    /// an event. Never caused by a request's content.
+    #[error("the change does not follow the room's event log")]
+    OutOfOrder,
 }
 
 impl DomainError {

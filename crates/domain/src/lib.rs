@@ -10,15 +10,20 @@ mod clock;
 mod error;
 pub mod limits;
 mod listing;
+mod log;
 mod metadata;
+pub mod ops;
 mod room;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;
-pub use listing::ListPosition;
+pub use listing::{ListPosition, page_size};
+pub use log::{Position, RoomChange, RoomEvent, RoomSlot, RoomState, Tombstone};
 pub use metadata::{
-    Metadata, MetadataEntry, delete_metadata, select_metadata, set_metadata, total_bytes,
+    DeleteKeys, Metadata, MetadataEntries, MetadataEntry, check_delete, check_set, delete_metadata,
+    select_metadata, set_metadata, total_bytes,
 };
+pub use ops::RoomOperation;
 pub use room::{
     Account, NewRoom, Room, RoomChanges, RoomFields, RoomId, TakeSeatMode, ValidChanges,
 };

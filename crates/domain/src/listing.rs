@@ -33,3 +33,16 @@ impl ListPosition {
         )
     }
 }
+
+/// The rooms a `get_room_list` page holds: `count` if given (1 to 20), else 20.
+pub fn page_size(count: Option<i64>) -> Result<usize, crate::DomainError> {
+    use crate::limits::ROOM_LIST_MAX_COUNT;
+    match count {
+        None => Ok(ROOM_LIST_MAX_COUNT),
+        Some(n) if (1..=ROOM_LIST_MAX_COUNT as i64).contains(&n) => Ok(n as usize),
+        Some(_) => Err(crate::DomainError::invalid(
+            "Count",
+            format!("must be from 1 to {ROOM_LIST_MAX_COUNT}"),
+        )),
+    }
+}

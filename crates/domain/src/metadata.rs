@@ -39,62 +39,130 @@ pub fn total_bytes(metadata: &Metadata) -> usize {
     metadata.values().map(String::len).sum()
 }
 
-/// Upserts `entries` into `current` (a key repeated in one request: the last one wins) and
-/// returns the room's new metadata, or the first limit the result would break.
-pub fn set_metadata(
-    current: &Metadata,
-    entries: &[MetadataEntry],
-) -> Result<Metadata, DomainError> {
-    if entries.is_empty() {
-        return Err(DomainError::invalid("Metadata", "must not be empty"));
+/// The pairs of one `set_room_metadata` request: at least one, a key repeated in the request
+/// counting once (the last one wins). Deduplicated where the request is parsed, so that the
+/// write itself only looks at as many keys as the room can hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataEntries {
+    pairs: Metadata,
+    /// The first key, in request order, whose value is over the limit: a rule of the write
+    /// (100501), answered only once the room is known to exist.
+    oversized: Option<String>,
+}
+
+impl MetadataEntries {
+    pub fn new(entries: Vec<MetadataEntry>) -> Result<Self, DomainError> {
+        if entries.is_empty() {
+            return Err(DomainError::invalid("Metadata", "must not be empty"));
+        }
+        let mut oversized = None;
+        let mut pairs = Metadata::new();
+        for entry in entries {
+            if oversized.is_none() && entry.value.len() > METADATA_VALUE_MAX_BYTES {
+                oversized = Some(entry.key.clone());
+            }
+            pairs.insert(entry.key, entry.value);
+        }
+        Ok(Self { pairs, oversized })
     }
-    if let Some(big) = entries
-        .iter()
-        .find(|e| e.value.len() > METADATA_VALUE_MAX_BYTES)
-    {
-        return Err(DomainError::ValueTooLarge {
-            key: big.key.clone(),
-        });
+
+    /// Key → value, one per key, in key order.
+    pub fn pairs(&self) -> &Metadata {
+        &self.pairs
     }
-    let mut merged = current.clone();
-    for entry in entries {
-        merged.insert(entry.key.clone(), entry.value.clone());
+}
+
+/// The keys of one `del_room_metadata` request: at least one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteKeys(Vec<String>);
+
+impl DeleteKeys {
+    pub fn new(keys: Vec<String>) -> Result<Self, DomainError> {
+        if keys.is_empty() {
+            return Err(DomainError::invalid("Keys", "must not be empty"));
+        }
+        Ok(Self(keys))
     }
-    if merged.len() > METADATA_MAX_KEYS {
+}
+
+/// Whether upserting `entries` into `current` keeps every limit; the first one broken if not.
+/// Counts instead of merging, so a refused write costs no copy of the room's metadata.
+pub fn check_set(current: &Metadata, entries: &MetadataEntries) -> Result<(), DomainError> {
+    if let Some(key) = &entries.oversized {
+        return Err(DomainError::ValueTooLarge { key: key.clone() });
+    }
+    let mut keys = current.len();
+    let mut bytes = total_bytes(current);
+    for (key, value) in &entries.pairs {
+        match current.get(key) {
+            Some(old) => bytes -= old.len(),
+            None => keys += 1,
+        }
+        bytes += value.len();
+    }
+    if keys > METADATA_MAX_KEYS {
         return Err(DomainError::TooManyKeys);
     }
-    if total_bytes(&merged) > METADATA_TOTAL_MAX_BYTES {
+    if bytes > METADATA_TOTAL_MAX_BYTES {
         return Err(DomainError::MetadataTooLarge);
     }
+    Ok(())
+}
+
+/// The keys of `keys` that `current` holds, each once, in key order. Naming more than ten
+/// keys, or none that exists, is an error.
+pub fn check_delete(current: &Metadata, keys: &DeleteKeys) -> Result<Vec<String>, DomainError> {
+    if keys.0.len() > METADATA_DELETE_MAX_KEYS {
+        return Err(DomainError::TooManyKeys);
+    }
+    let mut deleted: Vec<String> = keys
+        .0
+        .iter()
+        .filter(|key| current.contains_key(*key))
+        .cloned()
+        .collect();
+    deleted.sort_unstable();
+    deleted.dedup();
+    if deleted.is_empty() {
+        return Err(DomainError::NoSuchKeys);
+    }
+    Ok(deleted)
+}
+
+/// `current` with `entries` upserted, or the first limit the result would break.
+pub fn set_metadata(
+    current: &Metadata,
+    entries: &MetadataEntries,
+) -> Result<Metadata, DomainError> {
+    check_set(current, entries)?;
+    let mut merged = current.clone();
+    merged.extend(entries.pairs.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(merged)
 }
 
-/// Removes the keys of `keys` that `current` holds and returns the room's new metadata. Names
-/// more than ten keys or none that exists: an error.
-pub fn delete_metadata(current: &Metadata, keys: &[String]) -> Result<Metadata, DomainError> {
-    if keys.is_empty() {
-        return Err(DomainError::invalid("Keys", "must not be empty"));
-    }
-    if keys.len() > METADATA_DELETE_MAX_KEYS {
-        return Err(DomainError::TooManyKeys);
-    }
+/// `current` without the keys of `keys`, or the rule the delete breaks.
+pub fn delete_metadata(current: &Metadata, keys: &DeleteKeys) -> Result<Metadata, DomainError> {
     let mut remaining = current.clone();
-    let deleted = keys.iter().filter(|key| remaining.remove(*key).is_some());
-    if deleted.count() == 0 {
-        return Err(DomainError::NoSuchKeys);
+    for key in check_delete(current, keys)? {
+        remaining.remove(&key);
     }
     Ok(remaining)
 }
 
 /// What `get_room_metadata` answers: every pair in key order when `keys` is empty, otherwise
-/// the requested keys that exist, in request order, each once (a pair leaves the map when it
-/// is answered, so a repeated key finds nothing the second time).
-pub fn select_metadata(mut current: Metadata, keys: &[String]) -> Vec<(String, String)> {
+/// the requested keys that exist, in request order, each once.
+pub fn select_metadata<'a>(current: &'a Metadata, keys: &'a [String]) -> Vec<(&'a str, &'a str)> {
     if keys.is_empty() {
-        return current.into_iter().collect();
+        return current
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
     }
+    let mut answered = std::collections::HashSet::new();
     keys.iter()
-        .filter_map(|key| current.remove_entry(key))
+        .filter_map(|key| current.get_key_value(key))
+        .filter(|(key, _)| answered.insert(key.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
 
@@ -105,6 +173,14 @@ mod tests {
 
     fn entry(k: &str, v: &str) -> MetadataEntry {
         MetadataEntry::new(k.into(), v.into()).unwrap()
+    }
+
+    fn set(current: &Metadata, entries: &[MetadataEntry]) -> Result<Metadata, DomainError> {
+        set_metadata(current, &MetadataEntries::new(entries.to_vec())?)
+    }
+
+    fn delete(current: &Metadata, keys: &[String]) -> Result<Metadata, DomainError> {
+        delete_metadata(current, &DeleteKeys::new(keys.to_vec())?)
     }
 
     #[test]
@@ -119,7 +195,7 @@ mod tests {
     #[test]
     fn set_upserts_and_last_repeat_wins() {
         let current = Metadata::from([("a".into(), "1".into())]);
-        let next = set_metadata(
+        let next = set(
             &current,
             &[entry("a", "2"), entry("b", "x"), entry("b", "y")],
         )
@@ -134,41 +210,38 @@ mod tests {
     fn set_limits() {
         let empty = Metadata::new();
         assert_eq!(
-            set_metadata(&empty, &[entry("k", &"v".repeat(2049))]),
+            set(&empty, &[entry("k", &"v".repeat(2049))]),
             Err(DomainError::ValueTooLarge { key: "k".into() })
         );
-        assert!(set_metadata(&empty, &[entry("k", &"v".repeat(2048))]).is_ok());
+        assert!(set(&empty, &[entry("k", &"v".repeat(2048))]).is_ok());
         let eleven: Vec<_> = (0..11).map(|i| entry(&format!("k{i}"), "")).collect();
-        assert_eq!(set_metadata(&empty, &eleven), Err(DomainError::TooManyKeys));
+        assert_eq!(set(&empty, &eleven), Err(DomainError::TooManyKeys));
         let full: Vec<_> = (0..8)
             .map(|i| entry(&format!("k{i}"), &"v".repeat(2048)))
             .collect();
-        let at_limit = set_metadata(&empty, &full).unwrap();
+        let at_limit = set(&empty, &full).unwrap();
         assert_eq!(total_bytes(&at_limit), 16384);
         assert_eq!(
-            set_metadata(&at_limit, &[entry("extra", "x")]),
+            set(&at_limit, &[entry("extra", "x")]),
             Err(DomainError::MetadataTooLarge)
         );
         // Replacing a value counts the new size, not both.
-        assert!(set_metadata(&at_limit, &[entry("k0", "small")]).is_ok());
+        assert!(set(&at_limit, &[entry("k0", "small")]).is_ok());
     }
 
     #[test]
     fn delete_rules() {
         let current = Metadata::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
         assert_eq!(
-            delete_metadata(&current, &["b".into(), "zz".into(), "b".into()]),
+            delete(&current, &["b".into(), "zz".into(), "b".into()]),
             Ok(Metadata::from([("a".into(), "1".into())]))
         );
         assert_eq!(
-            delete_metadata(&current, &["zz".into()]),
+            delete(&current, &["zz".into()]),
             Err(DomainError::NoSuchKeys)
         );
         let eleven: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
-        assert_eq!(
-            delete_metadata(&current, &eleven),
-            Err(DomainError::TooManyKeys)
-        );
+        assert_eq!(delete(&current, &eleven), Err(DomainError::TooManyKeys));
     }
 
     #[test]
@@ -176,19 +249,20 @@ mod tests {
         let current = Metadata::from([("k5".into(), "v".into())]);
         let keys: Vec<String> = (0..200_000).map(|i| format!("k{}", i % 100_000)).collect();
         // Quadratic work on 200k keys took minutes; linear work takes milliseconds.
-        assert_eq!(select_metadata(current, &keys).len(), 1);
+        assert_eq!(select_metadata(&current, &keys).len(), 1);
     }
 
     #[test]
     fn select_order() {
         let current = Metadata::from([("b".into(), "2".into()), ("a".into(), "1".into())]);
-        let all: Vec<_> = select_metadata(current.clone(), &[])
+        let all: Vec<_> = select_metadata(&current, &[])
             .into_iter()
             .map(|(k, _)| k)
             .collect();
         assert_eq!(all, ["a", "b"]);
-        let some = select_metadata(current, &["b".into(), "x".into(), "a".into(), "b".into()]);
-        assert_eq!(some, [("b".into(), "2".into()), ("a".into(), "1".into())]);
+        let keys = ["b".into(), "x".into(), "a".into(), "b".into()];
+        let some = select_metadata(&current, &keys);
+        assert_eq!(some, [("b", "2"), ("a", "1")]);
     }
 
     proptest! {
@@ -209,10 +283,10 @@ mod tests {
             for (is_set, pairs) in ops {
                 let outcome = if is_set {
                     let entries: Vec<_> = pairs.iter().map(|(k, n)| entry(k, &"v".repeat(*n))).collect();
-                    set_metadata(&current, &entries)
+                    set(&current, &entries)
                 } else {
                     let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
-                    delete_metadata(&current, &keys)
+                    delete(&current, &keys)
                 };
                 if let Ok(next) = outcome {
                     current = next;

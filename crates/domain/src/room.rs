@@ -205,6 +205,11 @@ pub struct ValidChanges {
 }
 
 impl ValidChanges {
+    /// The fields as the request named them.
+    pub fn requested(&self) -> &RoomChanges {
+        &self.changes
+    }
+
     /// Sets every field the request named and leaves the others.
     pub fn apply_to(&self, fields: &mut RoomFields) {
         let c = &self.changes;

@@ -134,6 +134,11 @@ impl ApiError {
             info: info.into(),
         }
     }
+
+    /// 100001 without details: storage failed, or a defect; nothing was applied.
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal server error, please retry")
+    }
 }
 
 impl From<DomainError> for ApiError {
@@ -147,6 +152,9 @@ impl From<DomainError> for ApiError {
             DomainError::ValueTooLarge { .. } => ErrorCode::MetadataValueTooLarge,
             DomainError::MetadataTooLarge => ErrorCode::MetadataTooLarge,
             DomainError::NoSuchKeys => ErrorCode::MetadataNoSuchKeys,
+            DomainError::CreatedTooSoon => ErrorCode::CreateFreqLimit,
+            // A defect, not the request's fault: answered like a storage failure.
+            DomainError::OutOfOrder => return Self::internal(),
         };
         Self::new(code, error.to_string())
     }

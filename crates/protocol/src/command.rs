@@ -1,74 +1,147 @@
+//! The one table of commands. Every other list of commands — the [`Command`] enum, path
+//! lookup, default rate limits, metrics labels, the server's dispatch — is generated from
+//! [`with_commands!`], so adding a command is one line here and one file in the server.
+
 use crate::{ApiError, ErrorCode};
 
-/// The one service liveroom serves so far.
-pub const SERVICE: &str = "live_engine_http_srv";
-
-/// A command of `/v4/live_engine_http_srv/<command>` that liveroom implements. Every other
-/// path answers 60009.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Command {
-    CreateRoom,
-    DestroyRoom,
-    UpdateRoomInfo,
-    GetRoomInfo,
-    GetRoomList,
-    GetRoomMetadata,
-    SetRoomMetadata,
-    DelRoomMetadata,
+/// Calls the macro `$then` with the table of every command liveroom serves, one row each:
+///
+/// `Variant = module: Service, Family, default requests per second, who may call`
+///
+/// `module` is also the command's name in the path (`/v4/<service>/<module>`). The default
+/// rate limits are docs/behaviour.md §5.
+#[macro_export]
+macro_rules! with_commands {
+    ($then:ident) => {
+        $then! {
+            CreateRoom = create_room: LiveEngine, Rooms, 200, Admin;
+            DestroyRoom = destroy_room: LiveEngine, Rooms, 200, Admin;
+            UpdateRoomInfo = update_room_info: LiveEngine, Rooms, 200, Admin;
+            GetRoomInfo = get_room_info: LiveEngine, Rooms, 200, Admin;
+            GetRoomList = get_room_list: LiveEngine, Rooms, 10, Admin;
+            GetRoomMetadata = get_room_metadata: LiveEngine, Metadata, 200, Admin;
+            SetRoomMetadata = set_room_metadata: LiveEngine, Metadata, 200, Admin;
+            DelRoomMetadata = del_room_metadata: LiveEngine, Metadata, 200, Admin;
+        }
+    };
 }
 
-impl Command {
-    pub const ALL: [Command; 8] = [
-        Command::CreateRoom,
-        Command::DestroyRoom,
-        Command::UpdateRoomInfo,
-        Command::GetRoomInfo,
-        Command::GetRoomList,
-        Command::GetRoomMetadata,
-        Command::SetRoomMetadata,
-        Command::DelRoomMetadata,
-    ];
+/// A service of `/v4/<service>/…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// `live_engine_http_srv`: rooms, metadata, members, messages.
+    LiveEngine,
+}
 
-    /// The command named by a request path's service and command segments.
-    pub fn from_path(service: &str, command: &str) -> Option<Self> {
-        if service != SERVICE {
-            return None;
+/// The path segment of each service, as a literal (path lookup matches on it).
+macro_rules! service_path {
+    (LiveEngine) => {
+        "live_engine_http_srv"
+    };
+}
+
+impl Service {
+    pub const fn path(self) -> &'static str {
+        match self {
+            Service::LiveEngine => service_path!(LiveEngine),
         }
-        Self::from_name(command)
     }
+}
 
-    /// decisions.md §2 row 1: a request path `/v4/<service>/<command>` naming a command
+/// What a command acts on; a label of its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Rooms,
+    Metadata,
+}
+
+impl Family {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Family::Rooms => "rooms",
+            Family::Metadata => "metadata",
+        }
+    }
+}
+
+/// Who may call a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// One of the app's administrators (docs/behaviour.md §2 row 14).
+    Admin,
+}
+
+macro_rules! define_commands {
+    ($($variant:ident = $module:ident: $service:ident, $family:ident, $rate:literal, $access:ident;)*) => {
+        /// A command liveroom implements. Every other path answers 60009.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Command {
+            $($variant,)*
+        }
+
+        impl Command {
+            pub const ALL: [Command; [$(stringify!($variant)),*].len()] = [$(Command::$variant,)*];
+
+            /// The command at `/v4/<service>/<name>`.
+            pub fn from_path(service: &str, name: &str) -> Option<Self> {
+                match (service, name) {
+                    $((service_path!($service), stringify!($module)) => Some(Command::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The command of this name in any service (configuration names commands so).
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($module) => Some(Command::$variant),)*
+                    _ => None,
+                }
+            }
+
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Command::$variant => stringify!($module),)*
+                }
+            }
+
+            pub const fn service(self) -> Service {
+                match self {
+                    $(Command::$variant => Service::$service,)*
+                }
+            }
+
+            pub const fn family(self) -> Family {
+                match self {
+                    $(Command::$variant => Family::$family,)*
+                }
+            }
+
+            /// Requests per second per app when the configuration does not say.
+            pub const fn default_rate_limit(self) -> u32 {
+                match self {
+                    $(Command::$variant => $rate,)*
+                }
+            }
+
+            pub const fn access(self) -> Access {
+                match self {
+                    $(Command::$variant => Access::$access,)*
+                }
+            }
+        }
+    };
+}
+
+with_commands!(define_commands);
+
+impl Command {
+    /// docs/behaviour.md §2 row 1: a request path `/v4/<service>/<command>` naming a command
     /// liveroom serves.
     pub fn from_uri_path(path: &str) -> Result<Self, ApiError> {
         path.strip_prefix("/v4/")
             .and_then(|rest| rest.split_once('/'))
             .and_then(|(service, command)| Self::from_path(service, command))
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidRes, "unknown service or command"))
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Command::CreateRoom => "create_room",
-            Command::DestroyRoom => "destroy_room",
-            Command::UpdateRoomInfo => "update_room_info",
-            Command::GetRoomInfo => "get_room_info",
-            Command::GetRoomList => "get_room_list",
-            Command::GetRoomMetadata => "get_room_metadata",
-            Command::SetRoomMetadata => "set_room_metadata",
-            Command::DelRoomMetadata => "del_room_metadata",
-        }
-    }
-
-    /// Requests per second per app when the configuration does not say (decisions.md §5).
-    pub const fn default_rate_limit(self) -> u32 {
-        match self {
-            Command::GetRoomList => 10,
-            _ => 200,
-        }
     }
 }
 
@@ -79,13 +152,32 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for command in Command::ALL {
-            assert_eq!(Command::from_path(SERVICE, command.name()), Some(command));
+            assert_eq!(
+                Command::from_path(command.service().path(), command.name()),
+                Some(command)
+            );
+            assert_eq!(Command::from_name(command.name()), Some(command));
         }
         assert_eq!(
             Command::from_path("room_engine_http_mic", "get_seat_list"),
             None
         );
-        assert_eq!(Command::from_path(SERVICE, "get_member_list"), None);
+        assert_eq!(
+            Command::from_path("room_engine_http_mic", "create_room"),
+            None
+        );
+        assert_eq!(
+            Command::from_path(Service::LiveEngine.path(), "get_member_list"),
+            None
+        );
+    }
+
+    #[test]
+    fn defaults_of_the_table() {
+        assert_eq!(Command::GetRoomList.default_rate_limit(), 10);
+        assert_eq!(Command::DelRoomMetadata.default_rate_limit(), 200);
+        assert_eq!(Command::DelRoomMetadata.family(), Family::Metadata);
+        assert_eq!(Command::ALL.len(), 8);
     }
 
     #[test]

@@ -1,9 +1,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use liveroom_domain::{ListPosition, Room};
 use serde::Serialize;
 
-use crate::rooms::{RoomInfoWire, RoomListEntry, encode_cursor};
 use crate::{ApiError, ErrorCode};
 
 /// Makes `RequestId`s of Tencent's shape, `Id-<32 lowercase hex>-O-Seq-<decimal>`: a random
@@ -45,84 +43,22 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// What a successful command answers inside `Response` (or nothing).
-#[derive(Debug)]
-pub enum Reply {
-    /// The bare envelope.
-    Done,
-    Created {
-        room_id: String,
-    },
-    /// `destroy_room`'s statistics: zeros until statistics exist.
-    Destroyed,
-    RoomInfo(Box<Room>),
-    RoomList {
-        rooms: Vec<Room>,
-        /// Where the next page starts, if there may be one.
-        next: Option<ListPosition>,
-    },
-    Metadata(Vec<(String, String)>),
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct Envelope<'a, R: Serialize> {
+struct Envelope<'a> {
     action_status: &'static str,
     error_info: &'a str,
     error_code: u32,
     request_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<R>,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ResponseWire<'a> {
-    Created {
-        #[serde(rename = "RoomId")]
-        room_id: &'a str,
-    },
-    Destroyed {
-        #[serde(rename = "Statistic")]
-        statistic: Statistic,
-    },
-    RoomInfo {
-        #[serde(rename = "RoomInfo")]
-        room_info: RoomInfoWire<'a>,
-    },
-    RoomList {
-        #[serde(rename = "Next")]
-        next: String,
-        #[serde(rename = "RoomList")]
-        room_list: Vec<RoomListEntry<'a>>,
-    },
-    Metadata {
-        #[serde(rename = "Metadata")]
-        metadata: Vec<MetadataPair<'a>>,
-    },
-}
+/// A command's `Response` object, already serialized; `None` answers the bare envelope.
+pub type Response = Option<Vec<u8>>;
 
-#[derive(Serialize, Default)]
-#[serde(rename_all = "PascalCase")]
-struct Statistic {
-    total_viewers: u64,
-    total_gifts_sent: u64,
-    total_gift_coins: u64,
-    total_unique_gift_senders: u64,
-    total_likes_received: u64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct MetadataPair<'a> {
-    key: &'a str,
-    value: &'a str,
-}
-
-/// The JSON body answering a request: the envelope, with `Response` when the reply has data.
-pub fn render(request_id: &str, outcome: &Result<Reply, ApiError>) -> Vec<u8> {
+/// The JSON body answering a request: the envelope, with `Response` last when there is one.
+pub fn render(request_id: &str, outcome: &Result<Response, ApiError>) -> Vec<u8> {
     let (code, info, response) = match outcome {
-        Ok(reply) => (ErrorCode::Ok, "", response_of(reply)),
+        Ok(response) => (ErrorCode::Ok, "", response.as_deref()),
         Err(error) => (error.code, error.info.as_str(), None),
     };
     let envelope = Envelope {
@@ -130,33 +66,16 @@ pub fn render(request_id: &str, outcome: &Result<Reply, ApiError>) -> Vec<u8> {
         error_info: info,
         error_code: code.number(),
         request_id,
-        response,
     };
-    // Serializing these plain structs to a Vec cannot fail.
-    serde_json::to_vec(&envelope).unwrap_or_default()
-}
-
-fn response_of(reply: &Reply) -> Option<ResponseWire<'_>> {
-    Some(match reply {
-        Reply::Done => return None,
-        Reply::Created { room_id } => ResponseWire::Created { room_id },
-        Reply::Destroyed => ResponseWire::Destroyed {
-            statistic: Statistic::default(),
-        },
-        Reply::RoomInfo(room) => ResponseWire::RoomInfo {
-            room_info: RoomInfoWire::from(room.as_ref()),
-        },
-        Reply::RoomList { rooms, next } => ResponseWire::RoomList {
-            next: next.as_ref().map(encode_cursor).unwrap_or_default(),
-            room_list: rooms.iter().map(RoomListEntry::from).collect(),
-        },
-        Reply::Metadata(pairs) => ResponseWire::Metadata {
-            metadata: pairs
-                .iter()
-                .map(|(key, value)| MetadataPair { key, value })
-                .collect(),
-        },
-    })
+    // Serializing this plain struct to a Vec cannot fail.
+    let mut body = serde_json::to_vec(&envelope).unwrap_or_default();
+    if let Some(response) = response {
+        body.pop(); // the closing brace
+        body.extend_from_slice(br#","Response":"#);
+        body.extend_from_slice(response);
+        body.push(b'}');
+    }
+    body
 }
 
 #[cfg(test)]
@@ -185,10 +104,15 @@ mod tests {
 
     #[test]
     fn seed_success_shape() {
-        let body = render("Id-x-O-Seq-1", &Ok(Reply::Done));
+        let body = render("Id-x-O-Seq-1", &Ok(None));
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"Id-x-O-Seq-1"}"#
+        );
+        let body = render("r", &Ok(Some(br#"{"RoomId":"a"}"#.to_vec())));
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"r","Response":{"RoomId":"a"}}"#
         );
     }
 

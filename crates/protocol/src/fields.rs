@@ -1,10 +1,12 @@
-//! Typed access to a JSON object's fields, where each failure names the field (100002).
+//! Typed access to a JSON object's fields, where each failure names the field (100002):
+//! what every command's request parser is written with.
 
+use liveroom_domain::RoomId;
 use serde_json::{Map, Value};
 
 use crate::{ApiError, ErrorCode};
 
-pub(crate) struct Fields<'a> {
+pub struct Fields<'a> {
     map: &'a Map<String, Value>,
 }
 
@@ -23,8 +25,13 @@ fn missing(field: &str) -> ApiError {
 }
 
 impl<'a> Fields<'a> {
-    pub(crate) fn new(map: &'a Map<String, Value>) -> Self {
+    pub fn new(map: &'a Map<String, Value>) -> Self {
         Self { map }
+    }
+
+    /// The `RoomId` field every room-scoped command carries.
+    pub fn room_id(&self) -> Result<RoomId, ApiError> {
+        Ok(RoomId::parse(self.required("RoomId", Fields::string)?)?)
     }
 
     /// A present field, or `None`. Unknown fields are never looked at, so they are ignored.
@@ -32,7 +39,7 @@ impl<'a> Fields<'a> {
         self.map.get(field)
     }
 
-    pub(crate) fn required<T>(
+    pub fn required<T>(
         &self,
         field: &'static str,
         read: impl FnOnce(&Self, &'static str) -> Result<Option<T>, ApiError>,
@@ -40,7 +47,7 @@ impl<'a> Fields<'a> {
         read(self, field)?.ok_or_else(|| missing(field))
     }
 
-    pub(crate) fn string(&self, field: &'static str) -> Result<Option<String>, ApiError> {
+    pub fn string(&self, field: &'static str) -> Result<Option<String>, ApiError> {
         self.get(field)
             .map(|v| {
                 v.as_str()
@@ -50,13 +57,13 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn bool(&self, field: &'static str) -> Result<Option<bool>, ApiError> {
+    pub fn bool(&self, field: &'static str) -> Result<Option<bool>, ApiError> {
         self.get(field)
             .map(|v| v.as_bool().ok_or_else(|| wrong_type(field, "a boolean")))
             .transpose()
     }
 
-    pub(crate) fn int(&self, field: &'static str) -> Result<Option<i64>, ApiError> {
+    pub fn int(&self, field: &'static str) -> Result<Option<i64>, ApiError> {
         self.get(field)
             .map(|v| {
                 v.as_i64()
@@ -65,7 +72,7 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn int_array(&self, field: &'static str) -> Result<Option<Vec<i64>>, ApiError> {
+    pub fn int_array(&self, field: &'static str) -> Result<Option<Vec<i64>>, ApiError> {
         self.array(field)?
             .map(|items| {
                 items
@@ -79,10 +86,7 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn string_array(
-        &self,
-        field: &'static str,
-    ) -> Result<Option<Vec<String>>, ApiError> {
+    pub fn string_array(&self, field: &'static str) -> Result<Option<Vec<String>>, ApiError> {
         self.array(field)?
             .map(|items| {
                 items
@@ -97,13 +101,13 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn array(&self, field: &'static str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+    pub fn array(&self, field: &'static str) -> Result<Option<&'a Vec<Value>>, ApiError> {
         self.get(field)
             .map(|v| v.as_array().ok_or_else(|| wrong_type(field, "an array")))
             .transpose()
     }
 
-    pub(crate) fn object(&self, field: &'static str) -> Result<Option<Fields<'a>>, ApiError> {
+    pub fn object(&self, field: &'static str) -> Result<Option<Fields<'a>>, ApiError> {
         self.get(field)
             .map(|v| {
                 v.as_object()

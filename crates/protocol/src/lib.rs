@@ -1,21 +1,20 @@
-//! Tencent's wire format for `/v4/live_engine_http_srv/*`, and nothing else.
-//!
-//! This is the only crate that knows Tencent's JSON: it turns a query string and a body into
-//! a typed [`Request`] (validated by the domain's rules), and a [`Reply`] or an [`ApiError`]
-//! into the response envelope. [`ErrorCode`] is the one table of codes liveroom answers.
+//! Tencent's wire format, and nothing else: the table of commands ([`with_commands!`]), the
+//! one table of codes ([`ErrorCode`]), the query string, the body, typed access to a body's
+//! fields ([`Fields`]), the wire shapes several commands share, and the response envelope.
+//! Each command's own fields and answer are written in its file in the server, with these.
 
+mod body;
 mod code;
 mod command;
 mod envelope;
 mod fields;
-mod metadata;
 mod query;
-mod request;
 mod rooms;
 
+pub use body::{MAX_BODY_BYTES, parse_body};
 pub use code::{ApiError, ErrorCode};
-pub use command::{Command, SERVICE};
-pub use envelope::{Reply, RequestIds, render};
+pub use command::{Access, Command, Family, Service};
+pub use envelope::{RequestIds, Response, render};
+pub use fields::Fields;
 pub use query::RestQuery;
-pub use request::{MAX_BODY_BYTES, Request, parse_body};
-pub use rooms::{decode_cursor, encode_cursor};
+pub use rooms::{RoomInfoWire, RoomListEntry, decode_cursor, encode_cursor, room_changes};

@@ -1,13 +1,17 @@
+//! Wire shapes shared by several room commands: the `RoomInfo` fields a request sets, the
+//! room as answered, and the room list's cursor.
+
 use std::fmt::Write as _;
 
-use liveroom_domain::{ListPosition, NewRoom, Room, RoomChanges, RoomId, ValidChanges, limits};
+use liveroom_domain::{ListPosition, Room, RoomChanges, RoomId, limits};
 use serde::Serialize;
 
 use crate::fields::Fields;
-use crate::request::room_id;
 use crate::{ApiError, ErrorCode};
 
-fn room_changes(info: &Fields) -> Result<RoomChanges, ApiError> {
+/// The settable fields of a `RoomInfo` object, as `create_room` and `update_room_info` send
+/// them.
+pub fn room_changes(info: &Fields) -> Result<RoomChanges, ApiError> {
     Ok(RoomChanges {
         name: info.string("RoomName")?,
         cover_url: info.string("CoverURL")?,
@@ -23,44 +27,6 @@ fn room_changes(info: &Fields) -> Result<RoomChanges, ApiError> {
         seat_template: info.string("SeatTemplate")?,
         is_unlimited_room_enabled: info.bool("IsUnlimitedRoomEnabled")?,
     })
-}
-
-pub(crate) fn parse_create(fields: &Fields, caller: &str) -> Result<NewRoom, ApiError> {
-    let info = fields.required("RoomInfo", Fields::object)?;
-    Ok(NewRoom::validate(
-        info.required("RoomId", Fields::string)?,
-        info.string("RoomType")?,
-        info.string("Owner_Account")?,
-        caller,
-        room_changes(&info)?,
-    )?)
-}
-
-pub(crate) fn parse_update(fields: &Fields) -> Result<(RoomId, ValidChanges), ApiError> {
-    let info = fields.required("RoomInfo", Fields::object)?;
-    Ok((room_id(&info)?, room_changes(&info)?.validate()?))
-}
-
-/// `get_room_list`: `Next` (`""` or absent: the start) and `Count` (absent: 20; else 1–20).
-pub(crate) fn parse_list(fields: &Fields) -> Result<(Option<ListPosition>, usize), ApiError> {
-    let after = match fields.string("Next")?.as_deref() {
-        None | Some("") => None,
-        Some(cursor) => Some(decode_cursor(cursor)?),
-    };
-    let count = match fields.int("Count")? {
-        None => limits::ROOM_LIST_MAX_COUNT,
-        Some(n) if (1..=limits::ROOM_LIST_MAX_COUNT as i64).contains(&n) => n as usize,
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "invalid Count: must be from 1 to {}",
-                    limits::ROOM_LIST_MAX_COUNT
-                ),
-            ));
-        }
-    };
-    Ok((after, count))
 }
 
 /// The opaque `Next` cursor: `<CreateTime>-<ViewCount>-<hex of RoomId>`, the position of the
@@ -120,7 +86,7 @@ pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
 /// `get_room_info`'s `Response.RoomInfo`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct RoomInfoWire<'a> {
+pub struct RoomInfoWire<'a> {
     room_id: &'a str,
     room_name: &'a str,
     room_type: &'static str,
@@ -174,7 +140,7 @@ impl<'a> From<&'a Room> for RoomInfoWire<'a> {
 /// One entry of `get_room_list`'s `Response.RoomList`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct RoomListEntry<'a> {
+pub struct RoomListEntry<'a> {
     room_id: &'a str,
     room_name: &'a str,
     #[serde(rename = "Owner_Account")]

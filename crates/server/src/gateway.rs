@@ -1,5 +1,5 @@
 //! The request pipeline: every `/v4/…` request goes through [`handle`], which applies the
-//! checks of decisions.md §2 in order, dispatches to a command handler, and writes the one
+//! checks of docs/behaviour.md §2 in order, dispatches to a command handler, and writes the one
 //! log line and the metrics of the request.
 
 use std::net::{IpAddr, SocketAddr};
@@ -14,15 +14,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use liveroom_domain::Clock;
 use liveroom_protocol::{
-    ApiError, Command, ErrorCode, MAX_BODY_BYTES, Reply, Request, RequestIds, RestQuery,
+    ApiError, Command, ErrorCode, MAX_BODY_BYTES, RequestIds, Response as ApiResponse, RestQuery,
     parse_body, render,
 };
 use liveroom_store::Store;
 
 use crate::auth::{Apps, Throttle};
-use crate::commands;
+use crate::commands::{self, Call};
 use crate::config::{ConnectionLimits, ServerConfig};
-use crate::limits::{RateLimits, RecentCreations};
+use crate::limits::RateLimits;
 use crate::metrics;
 
 /// The address of the connection a request came on, put there by the listener.
@@ -33,7 +33,6 @@ pub(crate) struct ClientAddr(pub SocketAddr);
 pub(crate) struct State<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
-    pub recent_creations: RecentCreations,
     apps: Apps,
     throttle: Throttle,
     rate_limits: RateLimits,
@@ -46,7 +45,6 @@ impl<S: Store> State<S> {
         let apps = Apps::new(config.apps);
         Self {
             store,
-            recent_creations: RecentCreations::new(clock.clone()),
             rate_limits: RateLimits::new(&apps, clock.clone()),
             throttle: Throttle::new(config.auth_failure_throttle),
             apps,
@@ -114,12 +112,12 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
         .into_response()
 }
 
-/// decisions.md §2, rows 1 to 20, in order; the first failure answers.
+/// docs/behaviour.md §2, rows 1 to 20, in order; the first failure answers.
 async fn pipeline<S: Store>(
     state: &State<S>,
     request: HttpRequest,
     seen: &mut Seen,
-) -> Result<Reply, ApiError> {
+) -> Result<ApiResponse, ApiError> {
     let command = Command::from_uri_path(request.uri().path())?;
     seen.command = Some(command);
     if request.method() != Method::POST {
@@ -171,8 +169,12 @@ async fn pipeline<S: Store>(
             format!("{} is not enabled for this app", command.name()),
         ));
     }
-    let request = Request::parse(command, &body, caller.identifier)?;
-    commands::execute(state, app, request).await
+    let call = Call {
+        app,
+        caller: caller.identifier,
+        now,
+    };
+    commands::dispatch(state, command, &call, &body).await
 }
 
 /// Reads at most [`MAX_BODY_BYTES`] (one more byte tells that the body is too large), within

@@ -1,13 +1,11 @@
-//! Per-(app, command) rate limits (60007) and the once-per-second `create_room` rule
-//! (100012). Limits are per process.
+//! Per-(app, command) rate limits (60007). Limits are per process.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use governor::nanos::Nanos;
 use governor::{Quota, RateLimiter, clock, middleware::NoOpMiddleware, state};
-use liveroom_domain::{AppId, Clock, RoomId};
+use liveroom_domain::{AppId, Clock};
 use liveroom_protocol::Command;
 
 use crate::auth::Apps;
@@ -57,47 +55,12 @@ impl RateLimits {
     }
 }
 
-/// RoomIds created in the last second, per app.
-pub(crate) struct RecentCreations {
-    clock: Arc<dyn Clock>,
-    created: Mutex<HashMap<(AppId, RoomId), Duration>>,
-}
-
-impl RecentCreations {
-    const INTERVAL: Duration = Duration::from_secs(1);
-    /// Past this many entries, entries older than the interval are swept.
-    const SWEEP_AT: usize = 4096;
-
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            created: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn too_soon(&self, app: AppId, room: &RoomId) -> bool {
-        let now = self.clock.since_epoch();
-        let created = self.created.lock().unwrap_or_else(|e| e.into_inner());
-        created
-            .get(&(app, room.clone()))
-            .is_some_and(|at| now.saturating_sub(*at) < Self::INTERVAL)
-    }
-
-    pub fn record(&self, app: AppId, room: RoomId) {
-        let now = self.clock.since_epoch();
-        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
-        if created.len() >= Self::SWEEP_AT {
-            created.retain(|_, at| now.saturating_sub(*at) < Self::INTERVAL);
-        }
-        created.insert((app, room), now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{AppConfig, SecretKey};
     use liveroom_domain::ManualClock;
+    use std::time::Duration;
 
     #[test]
     fn limit_refills_with_time() {
@@ -116,22 +79,5 @@ mod tests {
         assert_eq!(admitted, 3);
         // Other commands have their own budget.
         assert!(limits.admit(1, Command::GetRoomList));
-    }
-
-    #[test]
-    fn recent_creations_expire_and_stay_bounded() {
-        let clock = ManualClock::at(Duration::from_secs(1_000));
-        let recent = RecentCreations::new(Arc::new(clock.clone()));
-        let room = RoomId::parse("r".into()).unwrap();
-        recent.record(1, room.clone());
-        assert!(recent.too_soon(1, &room));
-        assert!(!recent.too_soon(2, &room));
-        clock.advance(Duration::from_secs(1));
-        assert!(!recent.too_soon(1, &room));
-        for i in 0..10_000 {
-            recent.record(1, RoomId::parse(format!("r{i}")).unwrap());
-            clock.advance(Duration::from_millis(1));
-        }
-        assert!(recent.created.lock().unwrap().len() <= RecentCreations::SWEEP_AT + 1000);
     }
 }

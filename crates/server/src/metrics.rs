@@ -63,9 +63,9 @@ pub(crate) fn record_request(command: Option<Command>, code: u32, elapsed: Durat
             .map(CommandSeries::new)
             .collect()
     });
-    let index = command
-        .and_then(|c| Command::ALL.iter().position(|&known| known == c))
-        .unwrap_or(Command::ALL.len());
+    // `Command::ALL` lists the commands in declaration order, so a command's discriminant is
+    // its index there.
+    let index = command.map_or(Command::ALL.len(), |c| c as usize);
     let Some(series) = series.get(index) else {
         return;
     };

@@ -1,19 +1,26 @@
-//! Where rooms and their metadata live.
+//! Where rooms, their metadata and their event logs live.
 //!
-//! [`Store`] is the narrow interface the server uses. Every write applies liveroom's rules
-//! (from `liveroom-domain`) inside the backend's own transaction, so limits hold whatever the
-//! interleaving of requests, and a write's future resolves only once the change is durable.
+//! The server sees storage through narrow traits split by concern: [`RoomStore`] (rooms and
+//! their metadata, written only through domain operations) and [`EventLog`] (what changed,
+//! in order). Every write runs a [`RoomOperation`] inside the backend's own transaction,
+//! persists the new state *and* the events it produced together, and resolves only once that
+//! is durable; subscribers then receive the events in commit order (docs/events.md).
 //!
 //! Backends: [`SqliteStore`] (the default: WAL, `synchronous=FULL`, one writer thread doing
-//! group commit) and [`MemoryStore`] (for tests). `conformance` holds the one suite every
-//! backend must pass.
+//! group commit) and [`MemoryStore`] (for tests). `conformance` holds the suites every
+//! backend must pass, one per trait.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use liveroom_domain::{
-    AppId, DomainError, ListPosition, Metadata, MetadataEntry, NewRoom, Room, RoomId, ValidChanges,
+    AppId, DomainError, ListPosition, Metadata, MetadataEntries, MetadataEntry, Position, Room,
+    RoomEvent, RoomId, RoomOperation, RoomState,
 };
+use tokio::sync::broadcast;
 
+mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod memory;
@@ -35,37 +42,32 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Rooms and room metadata of every app. Writes resolve only after their change is durable;
-/// reads never wait for writes.
-pub trait Store: Send + Sync + 'static {
-    /// Creates `room` at `now` (Unix seconds). An existing RoomId answers
-    /// [`DomainError::RoomExists`].
-    fn create_room(
+/// What a write committed: its events (empty when it changed nothing) and the room as it
+/// is after them (`None` once destroyed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub events: Vec<RoomEvent>,
+    pub state: Option<Arc<RoomState>>,
+}
+
+/// Rooms and their metadata, of every app. Writes resolve only after their change is
+/// durable; reads never wait for writes.
+pub trait RoomStore: Send + Sync + 'static {
+    /// Runs `operation` on its room at `now` (since the Unix epoch): decides, applies and
+    /// appends the events in one transaction. A refused operation changes nothing.
+    fn write(
         &self,
         app: AppId,
-        room: NewRoom,
-        now: u64,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+        operation: Box<dyn RoomOperation>,
+        now: Duration,
+    ) -> impl Future<Output = StoreResult<Committed>> + Send;
 
-    /// Removes a room and everything it owns, metadata included, in one step.
-    fn destroy_room(
-        &self,
-        app: AppId,
-        room: RoomId,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    fn update_room(
-        &self,
-        app: AppId,
-        room: RoomId,
-        changes: ValidChanges,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
+    /// The room as of its last committed event, or `None` if it does not exist.
     fn room(
         &self,
         app: AppId,
-        room: RoomId,
-    ) -> impl Future<Output = StoreResult<Option<Room>>> + Send;
+        room: &RoomId,
+    ) -> impl Future<Output = StoreResult<Option<Arc<RoomState>>>> + Send;
 
     /// Up to `limit` publicly visible rooms of `app` in list order, starting strictly after
     /// `after` (or at the start).
@@ -75,32 +77,109 @@ pub trait Store: Send + Sync + 'static {
         after: Option<ListPosition>,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<Room>>> + Send;
+}
 
-    /// All metadata of a room; [`DomainError::RoomNotFound`] if there is no such room.
-    fn metadata(
+/// What the log holds after a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// Every event after the position, in order (possibly none), up to the limit asked for.
+    Events(Vec<RoomEvent>),
+    /// The log no longer holds what followed that position (retention), or never knew the
+    /// position (another incarnation): the reader must start again from the room's state.
+    Expired,
+}
+
+/// The rooms' event logs: read from a position, or follow as events commit.
+pub trait EventLog: Send + Sync + 'static {
+    /// Events of the room after `after` (same incarnation), at most `limit`.
+    fn events_after(
         &self,
         app: AppId,
-        room: RoomId,
-    ) -> impl Future<Output = StoreResult<Metadata>> + Send;
+        room: &RoomId,
+        after: Position,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Since>> + Send;
 
-    /// Upserts entries under [`liveroom_domain::set_metadata`]'s rules; bumps the revision.
-    fn set_metadata(
-        &self,
-        app: AppId,
-        room: RoomId,
-        entries: Vec<MetadataEntry>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every event committed from now on, once durable, in commit order, batch by batch. A
+    /// receiver that falls more than the bus's capacity behind gets `Lagged` and catches up
+    /// with [`EventLog::events_after`].
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>>;
+}
 
-    /// Deletes keys under [`liveroom_domain::delete_metadata`]'s rules; bumps the revision.
-    fn delete_metadata(
-        &self,
-        app: AppId,
-        room: RoomId,
-        keys: Vec<String>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
+/// Everything the server needs from a backend.
+pub trait Store: RoomStore + EventLog {
     /// Finishes every write already accepted, then refuses new ones. Idempotent.
     fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// How much of each room's history the log keeps (docs/events.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events kept per room incarnation: the newest ones.
+    pub events_per_room: u64,
+    /// How long a destroyed room's events (and its tombstone) are kept.
+    pub destroyed_room: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events_per_room: 1024,
+            destroyed_room: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Batches of committed events a subscriber may fall behind before it must catch up from the
+/// log.
+const BUS_CAPACITY: usize = 4096;
+
+/// Hands each committed batch of events to every subscriber, in commit order.
+#[derive(Debug, Clone)]
+pub(crate) struct EventBus(broadcast::Sender<Arc<[RoomEvent]>>);
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self(broadcast::channel(BUS_CAPACITY).0)
+    }
+}
+
+impl EventBus {
+    pub(crate) fn publish(&self, events: Vec<RoomEvent>) {
+        if !events.is_empty() {
+            // No subscriber is not an error: the log keeps the events anyway.
+            let _ = self.0.send(events.into());
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
+        self.0.subscribe()
+    }
+}
+
+/// [`Since`] from the events at or after `after.seq` that the log holds, in order: the
+/// event at `after` itself (or, from seq 0, the first one) proves nothing was dropped in
+/// between. `head` is the live room's position when it has this incarnation.
+pub(crate) fn since(
+    after: Position,
+    held: Vec<RoomEvent>,
+    head: Option<Position>,
+    limit: usize,
+) -> Since {
+    let mut held = held.into_iter().peekable();
+    let proven = match held.peek() {
+        Some(first) if first.position.seq == after.seq => {
+            held.next();
+            true
+        }
+        Some(first) => after.seq == 0 && first.position.seq == 1,
+        None => head == Some(after),
+    };
+    if proven {
+        Since::Events(held.take(limit).collect())
+    } else {
+        Since::Expired
+    }
 }
 
 /// Imported metadata must be something [`liveroom_domain::set_metadata`] could have produced.
@@ -112,5 +191,14 @@ fn check_imported_metadata(metadata: &Metadata) -> Result<(), DomainError> {
         .iter()
         .map(|(k, v)| MetadataEntry::new(k.clone(), v.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    liveroom_domain::set_metadata(&Metadata::new(), &entries).map(drop)
+    liveroom_domain::check_set(&Metadata::new(), &MetadataEntries::new(entries)?)
+}
+
+/// Where an imported room's log starts: a fresh incarnation numbered from its creation time,
+/// with no events yet.
+fn imported_position(room: &Room) -> Position {
+    Position {
+        incarnation: room.create_time.saturating_mul(1000),
+        seq: 0,
+    }
 }

@@ -1,64 +1,104 @@
 //! The in-memory backend: one map behind one mutex. Nothing survives the process; tests and
 //! the conformance suite use it as the reference for what every backend must do.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use liveroom_domain::{
-    AppId, DomainError, ListPosition, Metadata, MetadataEntry, NewRoom, Room, RoomId, ValidChanges,
+    AppId, DomainError, ListPosition, Metadata, Position, Room, RoomEvent, RoomId, RoomOperation,
+    RoomSlot, RoomState,
 };
+use tokio::sync::broadcast;
 
-use crate::{Store, StoreError, StoreResult};
+use crate::{
+    Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+};
 
 /// Rooms of every app, kept in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    bus: EventBus,
+    retention: Retention,
 }
 
 #[derive(Debug, Default)]
 struct State {
     closed: bool,
-    apps: HashMap<AppId, BTreeMap<RoomId, Stored>>,
+    apps: HashMap<AppId, Rooms>,
 }
 
-#[derive(Debug)]
-struct Stored {
-    room: Room,
-    metadata: Metadata,
-}
-
+/// One app's RoomIds, live or destroyed, each with what its log still holds.
 type Rooms = BTreeMap<RoomId, Stored>;
+
+#[derive(Debug, Default)]
+struct Stored {
+    slot: RoomSlot,
+    /// The newest events of the current (or last) incarnation, oldest first.
+    log: VecDeque<RoomEvent>,
+}
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
 
+    pub fn with_retention(retention: Retention) -> Self {
+        Self {
+            retention,
+            ..Self::default()
+        }
+    }
+
     /// Loads rooms exactly as given (times, counters and revision included), for tests and
-    /// benchmarks. All or nothing: an existing RoomId, a repeated one or metadata over the
-    /// limits rejects the whole call. Returns how many rooms were loaded.
+    /// benchmarks, each at position 0 of a new incarnation and with no events. All or nothing:
+    /// an existing RoomId, a repeated one or metadata over the limits rejects the whole call.
+    /// Returns how many rooms were loaded.
     pub async fn import_rooms(
         &self,
         app: AppId,
         rooms: impl IntoIterator<Item = (Room, Metadata)>,
     ) -> StoreResult<usize> {
-        let rooms: Vec<_> = rooms.into_iter().collect();
-        self.write(app, |existing| {
-            let mut added = BTreeMap::new();
-            for (room, metadata) in rooms {
-                crate::check_imported_metadata(&metadata)?;
-                if let Some(taken) = existing.get(&room.id).or_else(|| added.get(&room.id)) {
-                    return Err(DomainError::RoomExists {
-                        same_owner: taken.room.owner == room.owner,
-                    });
+        let mut state = self.open()?;
+        let existing = state.apps.entry(app).or_default();
+        let mut added = BTreeMap::new();
+        for (room, metadata) in rooms {
+            crate::check_imported_metadata(&metadata)?;
+            let taken = existing
+                .get(&room.id)
+                .and_then(|s| s.slot.live.as_ref())
+                .or_else(|| {
+                    added
+                        .get(&room.id)
+                        .and_then(|s: &Stored| s.slot.live.as_ref())
+                });
+            if let Some(taken) = taken {
+                return Err(DomainError::RoomExists {
+                    same_owner: taken.room.owner == room.owner,
                 }
-                added.insert(room.id.clone(), Stored { room, metadata });
+                .into());
             }
-            let count = added.len();
-            existing.extend(added);
-            Ok(count)
-        })
+            let position = crate::imported_position(&room);
+            let slot = RoomSlot {
+                live: Some(RoomState {
+                    room: room.clone(),
+                    metadata,
+                    position,
+                }),
+                tombstone: None,
+            };
+            added.insert(
+                room.id,
+                Stored {
+                    slot,
+                    log: VecDeque::new(),
+                },
+            );
+        }
+        let count = added.len();
+        existing.extend(added);
+        Ok(count)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -67,69 +107,85 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write<T>(
-        &self,
-        app: AppId,
-        change: impl FnOnce(&mut Rooms) -> Result<T, DomainError>,
-    ) -> StoreResult<T> {
-        let mut state = self.lock();
+    fn open(&self) -> StoreResult<MutexGuard<'_, State>> {
+        let state = self.lock();
         if state.closed {
             return Err(StoreError::Unavailable("store is closed".into()));
         }
-        Ok(change(state.apps.entry(app).or_default())?)
+        Ok(state)
     }
 
     fn read<T>(&self, app: AppId, view: impl FnOnce(Option<&Rooms>) -> T) -> T {
         view(self.lock().apps.get(&app))
     }
+
+    /// Forgets destroyed rooms whose retention has passed.
+    fn sweep(&self, rooms: &mut Rooms, now: Duration) {
+        let cutoff = now
+            .saturating_sub(self.retention.destroyed_room)
+            .as_millis() as u64;
+        rooms.retain(|_, stored| {
+            stored.slot.live.is_some()
+                || stored
+                    .slot
+                    .tombstone
+                    .is_some_and(|t| t.destroyed_at_ms >= cutoff)
+        });
+    }
 }
 
-fn existing<'r>(rooms: &'r mut Rooms, id: &RoomId) -> Result<&'r mut Stored, DomainError> {
-    rooms.get_mut(id).ok_or(DomainError::RoomNotFound)
-}
-
-impl Store for MemoryStore {
-    async fn create_room(&self, app: AppId, room: NewRoom, now: u64) -> StoreResult<()> {
-        self.write(app, |rooms| {
-            if let Some(taken) = rooms.get(&room.id) {
-                return Err(room.conflict_with(&taken.room));
-            }
-            let room = room.into_room(now);
-            rooms.insert(
-                room.id.clone(),
-                Stored {
-                    room,
-                    metadata: Metadata::new(),
-                },
-            );
-            Ok(())
-        })
-    }
-
-    async fn destroy_room(&self, app: AppId, room: RoomId) -> StoreResult<()> {
-        self.write(app, |rooms| {
-            rooms
-                .remove(&room)
-                .map(drop)
-                .ok_or(DomainError::RoomNotFound)
-        })
-    }
-
-    async fn update_room(
+impl RoomStore for MemoryStore {
+    async fn write(
         &self,
         app: AppId,
-        room: RoomId,
-        changes: ValidChanges,
-    ) -> StoreResult<()> {
-        self.write(app, |rooms| {
-            changes.apply_to(&mut existing(rooms, &room)?.room.fields);
-            Ok(())
+        operation: Box<dyn RoomOperation>,
+        now: Duration,
+    ) -> StoreResult<Committed> {
+        let mut state = self.open()?;
+        let rooms = state.apps.entry(app).or_default();
+        let id = operation.room().clone();
+        let stored = rooms.entry(id.clone()).or_default();
+        let decided = operation
+            .decide(&stored.slot, now)
+            .and_then(|changes| stored.slot.commit(app, &id, changes, now));
+        let events = match decided {
+            Ok(events) => events,
+            Err(error) => {
+                if stored.slot == RoomSlot::default() {
+                    rooms.remove(&id);
+                }
+                return Err(error.into());
+            }
+        };
+        if let Some(first) = events.first()
+            && stored
+                .log
+                .front()
+                .is_some_and(|e| e.position.incarnation != first.position.incarnation)
+        {
+            stored.log.clear();
+        }
+        stored.log.extend(events.iter().cloned());
+        let keep = self.retention.events_per_room as usize;
+        while stored.log.len() > keep {
+            stored.log.pop_front();
+        }
+        let live = stored.slot.live.clone().map(Arc::new);
+        self.sweep(rooms, now);
+        drop(state);
+        self.bus.publish(events.clone());
+        Ok(Committed {
+            events,
+            state: live,
         })
     }
 
-    async fn room(&self, app: AppId, room: RoomId) -> StoreResult<Option<Room>> {
+    async fn room(&self, app: AppId, room: &RoomId) -> StoreResult<Option<Arc<RoomState>>> {
         Ok(self.read(app, |rooms| {
-            rooms.and_then(|r| r.get(&room)).map(|s| s.room.clone())
+            rooms
+                .and_then(|r| r.get(room))
+                .and_then(|s| s.slot.live.clone())
+                .map(Arc::new)
         }))
     }
 
@@ -143,7 +199,7 @@ impl Store for MemoryStore {
             let mut page: Vec<Room> = rooms
                 .into_iter()
                 .flat_map(|r| r.values())
-                .map(|s| &s.room)
+                .filter_map(|s| s.slot.live.as_ref().map(|live| &live.room))
                 .filter(|r| r.fields.is_public_visible)
                 .filter(|r| after.as_ref().is_none_or(|p| p.precedes(r)))
                 .cloned()
@@ -157,44 +213,40 @@ impl Store for MemoryStore {
             page
         }))
     }
+}
 
-    async fn metadata(&self, app: AppId, room: RoomId) -> StoreResult<Metadata> {
-        self.read(app, |rooms| {
-            rooms
-                .and_then(|r| r.get(&room))
-                .map(|s| s.metadata.clone())
-                .ok_or(DomainError::RoomNotFound.into())
-        })
-    }
-
-    async fn set_metadata(
+impl EventLog for MemoryStore {
+    async fn events_after(
         &self,
         app: AppId,
-        room: RoomId,
-        entries: Vec<MetadataEntry>,
-    ) -> StoreResult<()> {
-        self.write(app, |rooms| {
-            let stored = existing(rooms, &room)?;
-            stored.metadata = liveroom_domain::set_metadata(&stored.metadata, &entries)?;
-            stored.room.revision += 1;
-            Ok(())
-        })
+        room: &RoomId,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<Since> {
+        Ok(self.read(app, |rooms| {
+            let Some(stored) = rooms.and_then(|r| r.get(room)) else {
+                return Since::Expired;
+            };
+            let held = stored
+                .log
+                .iter()
+                .filter(|e| {
+                    e.position.incarnation == after.incarnation && e.position.seq >= after.seq
+                })
+                .take(limit.saturating_add(1))
+                .cloned()
+                .collect();
+            let head = stored.slot.live.as_ref().map(|live| live.position);
+            crate::since(after, held, head, limit)
+        }))
     }
 
-    async fn delete_metadata(
-        &self,
-        app: AppId,
-        room: RoomId,
-        keys: Vec<String>,
-    ) -> StoreResult<()> {
-        self.write(app, |rooms| {
-            let stored = existing(rooms, &room)?;
-            stored.metadata = liveroom_domain::delete_metadata(&stored.metadata, &keys)?;
-            stored.room.revision += 1;
-            Ok(())
-        })
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
+        self.bus.subscribe()
     }
+}
 
+impl Store for MemoryStore {
     async fn close(&self) {
         self.lock().closed = true;
     }

@@ -2,10 +2,11 @@
 //!
 //! Writes go to one writer thread (see `writer`), which commits whatever is queued as one
 //! transaction: one fsync for the whole batch. Reads use a small pool of read-only
-//! connections and never wait for the writer; WAL lets them read the last commit while a new
-//! one is being written. Metadata reads are mostly answered from memory (`cache`), kept current
-//! by the writer; the WAL is copied back into the database mostly by a thread of its own
-//! (`checkpointer`). A lock file keeps a second process off the same database.
+//! connections, off the async workers, and never wait for the writer; WAL lets them read the
+//! last commit while a new one is being written. Room reads are mostly answered from memory
+//! (`cache`), fed by the writer with each committed event; the WAL is copied back into the
+//! database mostly by a thread of its own (`checkpointer`). A lock file keeps a second
+//! process off the same database.
 
 mod cache;
 mod checkpointer;
@@ -16,21 +17,23 @@ use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use liveroom_domain::{
-    AppId, DomainError, ListPosition, Metadata, MetadataEntry, NewRoom, Room, RoomId, ValidChanges,
+    AppId, ListPosition, Metadata, Position, Room, RoomEvent, RoomId, RoomOperation, RoomState,
 };
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::{Store, StoreError, StoreResult};
-use cache::MetadataCache;
+use crate::{
+    Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+};
+use cache::RoomCache;
 use checkpointer::Checkpointer;
-use writer::{Job, Write};
+use writer::{Context, Job, Write};
 
 /// How long a connection waits for a lock held by another connection of this process
 /// (readers during a checkpoint), or by another program that ignores the lock file (the
@@ -51,8 +54,12 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Read-only connections in the read pool.
     pub readers: usize,
-    /// Most memory, in bytes, spent keeping rooms' metadata for reads; 0 turns the cache off.
+    /// Most memory, in bytes, spent keeping rooms for reads; 0 turns the cache off.
     pub metadata_cache_bytes: u64,
+    /// Writes that may wait for the writer; a caller beyond that waits for room in the queue.
+    pub queue: usize,
+    /// How much history the event log keeps.
+    pub retention: Retention,
 }
 
 impl SqliteOptions {
@@ -65,6 +72,8 @@ impl SqliteOptions {
             max_batch: 512,
             readers: 4,
             metadata_cache_bytes: Self::DEFAULT_METADATA_CACHE_BYTES,
+            queue: 8192,
+            retention: Retention::default(),
         }
     }
 }
@@ -74,13 +83,14 @@ impl SqliteOptions {
 /// polled), so one caller's writes apply in call order.
 pub struct SqliteStore {
     /// `None` once closing began.
-    jobs: RwLock<Option<Sender<Job>>>,
+    jobs: RwLock<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Closed (never sent to) when the writer thread has finished; `close` waits for that.
     writer_done: watch::Receiver<()>,
-    readers: Readers,
+    readers: Arc<Readers>,
     /// Shared with the writer thread, which keeps it current.
-    cache: Arc<MetadataCache>,
+    cache: Arc<RoomCache>,
+    bus: EventBus,
     /// Held for the store's lifetime. The writer thread holds a clone, so the lock is released
     /// only after the read-write connection is closed.
     _lock: Arc<File>,
@@ -101,11 +111,16 @@ impl SqliteStore {
             .map(|_| open_reader(&path).map(Mutex::new))
             .collect::<StoreResult<Vec<_>>>()?;
 
-        let (jobs, queue) = mpsc::channel();
+        let (jobs, queue) = mpsc::channel(options.queue.max(1));
         let (done, writer_done) = watch::channel(());
-        let max_batch = options.max_batch.max(1);
-        let cache = Arc::new(MetadataCache::new(options.metadata_cache_bytes));
-        let writer_cache = Arc::clone(&cache);
+        let cache = Arc::new(RoomCache::new(options.metadata_cache_bytes));
+        let bus = EventBus::default();
+        let context = Context {
+            cache: Arc::clone(&cache),
+            bus: bus.clone(),
+            retention: options.retention,
+            max_batch: options.max_batch.max(1),
+        };
         let thread_lock = Arc::clone(&lock);
         let checkpointer = Checkpointer::start(&path, &mut conn)?;
         let writer = std::thread::Builder::new()
@@ -114,18 +129,19 @@ impl SqliteStore {
             .spawn(move || {
                 let _lock = thread_lock;
                 let _done = done;
-                writer::run(conn, queue, max_batch, &writer_cache, checkpointer);
+                writer::run(conn, queue, &context, checkpointer);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: RwLock::new(Some(jobs)),
             writer: Mutex::new(Some(writer)),
             writer_done,
-            readers: Readers {
+            readers: Arc::new(Readers {
                 conns: readers.into(),
                 next: AtomicUsize::new(0),
-            },
+            }),
             cache,
+            bus,
             _lock: lock,
         })
     }
@@ -143,38 +159,60 @@ impl SqliteStore {
         let mut chunk: Vec<_> = rooms.by_ref().take(IMPORT_CHUNK).collect();
         while !chunk.is_empty() {
             let count = chunk.len();
-            let answer = self.enqueue(Write::Import { app, rooms: chunk })?;
+            let answer = self.submit(Write::Import { app, rooms: chunk });
             // Build the next chunk while the writer commits this one.
             chunk = rooms.by_ref().take(IMPORT_CHUNK).collect();
-            wait(answer).await?;
+            answer.await?;
             imported += count;
         }
         Ok(imported)
     }
 
-    fn enqueue(&self, write: Write) -> StoreResult<oneshot::Receiver<StoreResult<()>>> {
+    /// Queues `write` now if the queue has room (so one caller's writes apply in call order);
+    /// otherwise the returned future waits for room first.
+    fn submit(
+        &self,
+        write: Write,
+    ) -> impl Future<Output = StoreResult<Committed>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
-        let jobs = jobs
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
-        jobs.send(Job { write, reply })
-            .map_err(|_| writer_stopped())?;
-        Ok(answer)
+        let job = Job { write, reply };
+        let waiting = self.jobs().and_then(|jobs| match jobs.try_send(job) {
+            Ok(()) => Ok(None),
+            Err(TrySendError::Full(job)) => Ok(Some((jobs, job))),
+            Err(TrySendError::Closed(_)) => Err(writer_stopped()),
+        });
+        async move {
+            if let Some((jobs, job)) = waiting? {
+                jobs.send(job).await.map_err(|_| writer_stopped())?;
+            }
+            answer.await.unwrap_or_else(|_| Err(writer_stopped()))
+        }
     }
 
-    fn submit(&self, write: Write) -> impl Future<Output = StoreResult<()>> + Send + 'static {
-        let queued = self.enqueue(write);
-        async move { wait(queued?).await }
+    fn jobs(&self) -> StoreResult<mpsc::Sender<Job>> {
+        let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
+        jobs.clone()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))
+    }
+
+    /// Runs `read` on a pooled connection on a blocking thread, off the async workers.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(read))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("a read panicked".into())))
     }
 
     /// Tests: returns once the writer is parked inside a batch; it stays there until the
     /// returned sender sends or is dropped. Writes queued meanwhile form the next batch.
     #[cfg(test)]
     fn hold_writer(&self) -> std::sync::mpsc::Sender<()> {
-        let (held, is_held) = mpsc::channel();
-        let (go, wait) = mpsc::channel();
-        drop(self.enqueue(Write::Hold { held, go: wait }).unwrap());
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel();
+        drop(self.submit(Write::Hold { held, go: wait }));
         is_held.recv().unwrap();
         go
     }
@@ -182,10 +220,6 @@ impl SqliteStore {
 
 fn writer_stopped() -> StoreError {
     StoreError::Unavailable("the store's writer thread stopped".into())
-}
-
-async fn wait(answer: oneshot::Receiver<StoreResult<()>>) -> StoreResult<()> {
-    answer.await.unwrap_or_else(|_| Err(writer_stopped()))
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -298,16 +332,16 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// Creates the schema in a new database, upgrades one written by an older liveroom (in one
-/// transaction), and refuses one written by a newer liveroom.
+/// Creates the schema in a new database, upgrades one written by an older liveroom (every
+/// step from its version on, in one transaction), and refuses one written by a newer liveroom.
 fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| conn_error(path, conn, e))?;
     let steps = match version {
-        0 => sql::SCHEMA,
-        1 => sql::MIGRATE_1_TO_2,
+        0 => sql::SCHEMA.to_owned(),
         sql::SCHEMA_VERSION => return Ok(()),
+        1..sql::SCHEMA_VERSION => sql::UPGRADES[version as usize - 1..].concat(),
         other => {
             return Err(StoreError::Unavailable(format!(
                 "{} has schema version {other}, which this liveroom does not know (it knows \
@@ -362,35 +396,36 @@ impl Readers {
     }
 }
 
-impl Store for SqliteStore {
-    fn create_room(
+impl RoomStore for SqliteStore {
+    fn write(
         &self,
         app: AppId,
-        room: NewRoom,
-        now: u64,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.submit(Write::Create { app, room, now })
+        operation: Box<dyn RoomOperation>,
+        now: Duration,
+    ) -> impl Future<Output = StoreResult<Committed>> + Send {
+        self.submit(Write::Room {
+            app,
+            operation,
+            now,
+        })
     }
 
-    fn destroy_room(
-        &self,
-        app: AppId,
-        room: RoomId,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.submit(Write::Destroy { app, room })
-    }
-
-    fn update_room(
-        &self,
-        app: AppId,
-        room: RoomId,
-        changes: ValidChanges,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.submit(Write::Update { app, room, changes })
-    }
-
-    async fn room(&self, app: AppId, room: RoomId) -> StoreResult<Option<Room>> {
-        self.readers.with(|conn| sql::load_room(conn, app, &room))
+    async fn room(&self, app: AppId, room: &RoomId) -> StoreResult<Option<Arc<RoomState>>> {
+        // Taken before the read transaction begins (see `cache`).
+        let ticket = match self.cache.get(app, room.as_str()) {
+            Ok(state) => return Ok(Some(state)),
+            Err(ticket) => ticket,
+        };
+        let id = room.clone();
+        let state = self
+            .read(move |conn| sql::load_state(conn, app, &id))
+            .await?;
+        let state = state.map(Arc::new);
+        if let Some(state) = &state {
+            self.cache
+                .fill(ticket, app, room.as_str(), Arc::clone(state));
+        }
+        Ok(state)
     }
 
     async fn list_rooms(
@@ -399,44 +434,38 @@ impl Store for SqliteStore {
         after: Option<ListPosition>,
         limit: usize,
     ) -> StoreResult<Vec<Room>> {
-        self.readers.with(|conn| {
+        self.read(move |conn| {
             let snapshot = conn.transaction()?;
             sql::list_rooms(&snapshot, app, after.as_ref(), limit)
         })
+        .await
     }
+}
 
-    async fn metadata(&self, app: AppId, room: RoomId) -> StoreResult<Metadata> {
-        // Taken before the read transaction begins (see `cache`).
-        let ticket = match self.cache.get(app, room.as_str()) {
-            Ok(metadata) => return Ok(metadata),
-            Err(ticket) => ticket,
-        };
-        let metadata = self
-            .readers
-            .with(|conn| sql::load_metadata(conn, app, &room))?
-            .ok_or(StoreError::Rule(DomainError::RoomNotFound))?;
-        self.cache.fill(ticket, app, room.as_str(), &metadata);
-        Ok(metadata)
-    }
-
-    fn set_metadata(
+impl EventLog for SqliteStore {
+    async fn events_after(
         &self,
         app: AppId,
-        room: RoomId,
-        entries: Vec<MetadataEntry>,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.submit(Write::SetMetadata { app, room, entries })
+        room: &RoomId,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<Since> {
+        let id = room.clone();
+        self.read(move |conn| {
+            let snapshot = conn.transaction()?;
+            let held = sql::load_events(&snapshot, app, &id, after, limit.saturating_add(1))?;
+            let head = sql::load_state(&snapshot, app, &id)?.map(|s| s.position);
+            Ok(crate::since(after, held, head, limit))
+        })
+        .await
     }
 
-    fn delete_metadata(
-        &self,
-        app: AppId,
-        room: RoomId,
-        keys: Vec<String>,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.submit(Write::DeleteMetadata { app, room, keys })
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
+        self.bus.subscribe()
     }
+}
 
+impl Store for SqliteStore {
     async fn close(&self) {
         self.jobs
             .write()

@@ -1,42 +1,117 @@
-//! The command handlers: a checked [`Request`] in, a [`Reply`] or an [`ApiError`] out. One
-//! module per command family; they only talk to the store and the domain.
+//! The command handlers, one file per command: its typed request (parsed once from the body,
+//! every field named as Tencent names it, so a 100002 names the field), its handler, and its
+//! `Response`. [`dispatch`] and the `mod` lines are generated from the one table of commands
+//! (`liveroom_protocol::with_commands!`), so a new command is one table line and one file here.
 
-mod metadata;
-mod rooms;
+use std::future::Future;
+use std::time::Duration;
 
-use liveroom_domain::AppId;
-use liveroom_protocol::{ApiError, ErrorCode, Reply, Request};
-use liveroom_store::{Store, StoreError};
+use liveroom_domain::{AppId, DomainError, RoomOperation};
+use liveroom_protocol::{ApiError, Command, Fields, Response};
+use liveroom_store::{Committed, Store, StoreError};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::gateway::State;
 
-pub(crate) async fn execute<S: Store>(
-    state: &State<S>,
-    app: AppId,
-    request: Request,
-) -> Result<Reply, ApiError> {
-    match request {
-        Request::CreateRoom(room) => rooms::create(state, app, room).await,
-        Request::DestroyRoom(room) => rooms::destroy(state, app, room).await,
-        Request::UpdateRoomInfo { room, changes } => rooms::update(state, app, room, changes).await,
-        Request::GetRoomInfo(room) => rooms::info(state, app, room).await,
-        Request::GetRoomList { after, count } => rooms::list(state, app, after, count).await,
-        Request::GetRoomMetadata { room, keys } => metadata::get(state, app, room, keys).await,
-        Request::SetRoomMetadata { room, entries } => {
-            metadata::set(state, app, room, entries).await
+/// Who called, for which app, and when.
+pub(crate) struct Call<'a> {
+    pub app: AppId,
+    /// The calling administrator's identifier.
+    pub caller: &'a str,
+    /// Since the Unix epoch, from the server's clock.
+    pub now: Duration,
+}
+
+/// One command.
+pub(crate) trait Handler {
+    /// The request once every field is checked (docs/behaviour.md §2 row 18).
+    type Request: Send;
+
+    fn parse(fields: &Fields<'_>, call: &Call<'_>) -> Result<Self::Request, ApiError>;
+
+    /// Runs the request; the command's own outcomes and codes (row 19).
+    fn handle<S: Store>(
+        state: &State<S>,
+        call: &Call<'_>,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Response, ApiError>> + Send;
+}
+
+macro_rules! define_dispatch {
+    ($($variant:ident = $module:ident: $service:ident, $family:ident, $rate:literal, $access:ident;)*) => {
+        $(mod $module;)*
+
+        /// Rows 18 and 19 of docs/behaviour.md §2 for `command`'s body.
+        pub(crate) async fn dispatch<S: Store>(
+            state: &State<S>,
+            command: Command,
+            call: &Call<'_>,
+            body: &Map<String, Value>,
+        ) -> Result<Response, ApiError> {
+            match command {
+                $(Command::$variant => run::<$module::Handler, S>(state, call, body).await,)*
+            }
         }
-        Request::DelRoomMetadata { room, keys } => metadata::delete(state, app, room, keys).await,
-    }
+    };
+}
+
+liveroom_protocol::with_commands!(define_dispatch);
+
+async fn run<H: Handler, S: Store>(
+    state: &State<S>,
+    call: &Call<'_>,
+    body: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let request = H::parse(&Fields::new(body), call)?;
+    H::handle(state, call, request).await
+}
+
+/// A `Response` object, serialized.
+fn respond(response: &impl Serialize) -> Response {
+    // Plain structs of strings and numbers always serialize.
+    Some(serde_json::to_vec(response).unwrap_or_default())
+}
+
+/// Runs a room operation at the call's time.
+async fn write<S: Store>(
+    state: &State<S>,
+    call: &Call<'_>,
+    operation: impl RoomOperation,
+) -> Result<Committed, ApiError> {
+    state
+        .store
+        .write(call.app, Box::new(operation), call.now)
+        .await
+        .map_err(store_error)
 }
 
 /// A store failure as the client sees it. Storage trouble is logged here with its cause and
 /// answered 100001 without details.
 fn store_error(error: StoreError) -> ApiError {
     match error {
+        StoreError::Rule(DomainError::OutOfOrder) => {
+            tracing::error!("a room operation broke the event log's order; nothing applied");
+            ApiError::internal()
+        }
         StoreError::Rule(rule) => rule.into(),
         StoreError::Unavailable(cause) => {
             tracing::error!(%cause, "storage failed; request not applied");
-            ApiError::new(ErrorCode::Internal, "internal server error, please retry")
+            ApiError::internal()
         }
     }
+}
+
+/// The room's state, or 100004.
+async fn existing_room<S: Store>(
+    state: &State<S>,
+    call: &Call<'_>,
+    room: &liveroom_domain::RoomId,
+) -> Result<std::sync::Arc<liveroom_domain::RoomState>, ApiError> {
+    state
+        .store
+        .room(call.app, room)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| DomainError::RoomNotFound.into())
 }

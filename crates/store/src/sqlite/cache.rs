@@ -1,81 +1,45 @@
-//! Rooms' metadata in memory, so that `get_room_metadata` usually skips SQLite: a read there
-//! costs a read transaction, a WAL lock round trip and a B-tree search, and every commit drops
-//! the readers' page caches. Bounded by bytes; least recently used rooms go first.
+//! Rooms in memory, so that `get_room_info` and `get_room_metadata` usually skip SQLite: a
+//! read there costs a read transaction, a WAL lock round trip and a B-tree search, and every
+//! commit drops the readers' page caches. Bounded by bytes; least recently used rooms go
+//! first.
 //!
-//! Never ahead of disk, never stale: only the writer thread stores what it changed, after the
-//! COMMIT that made it durable and before it answers. A reader that missed may store what it
-//! read from SQLite, but only if nothing was published for its shard since it looked: the
-//! `generation` it took before its read transaction began proves its snapshot is not older
-//! than the cache. Evictions need no such care: they only make later reads go to SQLite.
+//! Fed from committed events: after the COMMIT that made a batch durable, and before it
+//! answers, the writer hands the cache each event, which it applies to the room it holds (or
+//! drops the room when the event does not follow it). So the cache is never ahead of disk and
+//! never stale, and the same rule lets a cache follow a log written by other processes. A
+//! reader that missed may store what it read from SQLite, but only if nothing was published
+//! for its shard since it looked: the `generation` it took before its read transaction began
+//! proves its snapshot is not older than the cache. Evictions need no such care: they only
+//! make later reads go to SQLite.
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use liveroom_domain::{AppId, Metadata};
+use liveroom_domain::{AppId, RoomChange, RoomEvent, RoomId, RoomSlot, RoomState};
 
 /// Independently locked parts; a request locks one, briefly.
 const SHARDS: usize = 64;
 
-/// Memory per cached room beyond its strings: key and value headers, the cache's own slot and
-/// index, and the allocator's rounding. Measured with the scale benchmark.
-const ENTRY_OVERHEAD: u64 = 96;
+/// Memory per cached room beyond its strings: the room's fixed fields, key and value headers,
+/// the cache's own slot and index, and the allocator's rounding.
+const ENTRY_OVERHEAD: u64 = 320;
 
-pub(super) struct MetadataCache {
+pub(super) struct RoomCache {
     shards: Box<[Mutex<Shard>]>,
     /// The cache's own fast hasher, also choosing the shard.
     hasher: quick_cache::DefaultHashBuilder,
 }
 
 struct Shard {
-    rooms: quick_cache::unsync::Cache<(AppId, Box<str>), Packed, PackedBytes>,
+    rooms: quick_cache::unsync::Cache<(AppId, Box<str>), Arc<RoomState>, StateBytes>,
     /// Bumped by every publication to this shard.
     generation: u64,
 }
 
-/// A reader's proof of when it looked, for [`MetadataCache::fill`].
+/// A reader's proof of when it looked, for [`RoomCache::fill`].
 pub(super) struct Ticket {
     shard: usize,
     generation: u64,
-}
-
-/// A room's keys and values in one string, `key value key value …`, with the end of each in
-/// `ends`: two allocations per room however many keys it has.
-#[derive(Clone)]
-struct Packed {
-    text: Box<str>,
-    ends: Box<[u32]>,
-}
-
-impl Packed {
-    fn new(metadata: &Metadata) -> Self {
-        let mut text = String::with_capacity(metadata.iter().map(|(k, v)| k.len() + v.len()).sum());
-        let mut ends = Vec::with_capacity(metadata.len() * 2);
-        for (key, value) in metadata {
-            for part in [key, value] {
-                text.push_str(part);
-                // Metadata is at most 16 KiB of values plus ten 50-byte keys.
-                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-            }
-        }
-        Self {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-        }
-    }
-
-    fn unpack(&self) -> Metadata {
-        let mut start = 0;
-        let mut parts = self.ends.iter().map(|&end| {
-            let part = self.text.get(start..end as usize).unwrap_or_default();
-            start = end as usize;
-            part.to_owned()
-        });
-        let mut metadata = Metadata::new();
-        while let (Some(key), Some(value)) = (parts.next(), parts.next()) {
-            metadata.insert(key, value);
-        }
-        metadata
-    }
 }
 
 /// A lookup key borrowing the RoomId; hashes exactly like the owned `(AppId, Box<str>)`.
@@ -89,26 +53,38 @@ impl quick_cache::Equivalent<(AppId, Box<str>)> for RoomRef<'_> {
 }
 
 #[derive(Clone)]
-struct PackedBytes;
+struct StateBytes;
 
-impl quick_cache::Weighter<(AppId, Box<str>), Packed> for PackedBytes {
-    fn weight(&self, key: &(AppId, Box<str>), packed: &Packed) -> u64 {
-        (key.1.len() + packed.text.len() + 4 * packed.ends.len()) as u64 + ENTRY_OVERHEAD
+impl quick_cache::Weighter<(AppId, Box<str>), Arc<RoomState>> for StateBytes {
+    fn weight(&self, key: &(AppId, Box<str>), state: &Arc<RoomState>) -> u64 {
+        let f = &state.room.fields;
+        let strings = state.room.owner.as_str().len()
+            + f.name.len()
+            + f.cover_url.len()
+            + f.notice.len()
+            + 8 * f.category.len()
+            + f.seat_template.as_ref().map_or(0, String::len);
+        let metadata: usize = state
+            .metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum();
+        (2 * key.1.len() + strings + metadata) as u64 + ENTRY_OVERHEAD
     }
 }
 
-impl MetadataCache {
+impl RoomCache {
     pub(super) fn new(max_bytes: u64) -> Self {
         let per_shard = max_bytes / SHARDS as u64;
-        // A typical room (three 100-byte values) weighs about 450 bytes.
-        let estimated_rooms = (per_shard / 450).max(1) as usize;
+        // A typical room (three 100-byte values) weighs about 800 bytes.
+        let estimated_rooms = (per_shard / 800).max(1) as usize;
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
                     rooms: quick_cache::unsync::Cache::with_weighter(
                         estimated_rooms,
                         per_shard,
-                        PackedBytes,
+                        StateBytes,
                     ),
                     generation: 0,
                 })
@@ -131,13 +107,13 @@ impl MetadataCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The room's metadata if cached; otherwise the ticket to [`fill`](Self::fill) it with, to
-    /// be taken before reading SQLite.
-    pub(super) fn get(&self, app: AppId, room: &str) -> Result<Metadata, Ticket> {
+    /// The room if cached; otherwise the ticket to [`fill`](Self::fill) it with, to be taken
+    /// before reading SQLite.
+    pub(super) fn get(&self, app: AppId, room: &str) -> Result<Arc<RoomState>, Ticket> {
         let shard = self.shard_of(app, room);
         let guard = self.lock(shard);
         match guard.rooms.get(&RoomRef(app, room)) {
-            Some(packed) => Ok(packed.unpack()),
+            Some(state) => Ok(Arc::clone(state)),
             None => Err(Ticket {
                 shard,
                 generation: guard.generation,
@@ -147,48 +123,82 @@ impl MetadataCache {
 
     /// Stores what a reader read from SQLite after taking `ticket`, unless something was
     /// published to the shard since: then the read may predate that publication.
-    pub(super) fn fill(&self, ticket: Ticket, app: AppId, room: &str, metadata: &Metadata) {
-        let packed = Packed::new(metadata);
+    pub(super) fn fill(&self, ticket: Ticket, app: AppId, room: &str, state: Arc<RoomState>) {
         let mut shard = self.lock(ticket.shard);
         if shard.generation == ticket.generation {
-            shard.rooms.insert((app, room.into()), packed);
+            shard.rooms.insert((app, room.into()), state);
         }
     }
 
-    /// The writer, after COMMIT: the room's metadata is now `metadata`, or unknown (`None`:
-    /// created, destroyed, or a batch whose outcome is in doubt).
-    pub(super) fn publish(&self, app: AppId, room: &str, metadata: Option<&Metadata>) {
-        let packed = metadata.map(Packed::new);
-        let shard = self.shard_of(app, room);
+    /// A committed event: the room it names becomes what the event makes of it, or unknown
+    /// when the cache does not hold the state the event follows.
+    pub(super) fn follow(&self, event: &RoomEvent) {
+        let shard = self.shard_of(event.app, event.room.as_str());
         let mut shard = self.lock(shard);
         shard.generation += 1;
-        match packed {
-            Some(packed) => shard.rooms.insert((app, room.into()), packed),
-            None => drop(shard.rooms.remove(&RoomRef(app, room))),
+        let key = RoomRef(event.app, event.room.as_str());
+        let held = match &event.change {
+            RoomChange::Created(_) => None,
+            _ => shard.rooms.get(&key).map(|s| (**s).clone()),
+        };
+        let mut slot = RoomSlot {
+            live: held,
+            tombstone: None,
+        };
+        let followed = matches!(event.change, RoomChange::Created(_)) || slot.live.is_some();
+        match (followed && slot.apply(event).is_ok(), slot.live) {
+            (true, Some(state)) => {
+                shard
+                    .rooms
+                    .insert((event.app, event.room.as_str().into()), Arc::new(state));
+            }
+            _ => drop(shard.rooms.remove(&key)),
         }
+    }
+
+    /// The cache must not answer for this room any more.
+    pub(super) fn forget(&self, app: AppId, room: &RoomId) {
+        let shard = self.shard_of(app, room.as_str());
+        let mut shard = self.lock(shard);
+        shard.generation += 1;
+        shard.rooms.remove(&RoomRef(app, room.as_str()));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use liveroom_domain::{Metadata, NewRoom, RoomChanges};
+
     use super::*;
 
-    fn metadata(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn id(raw: &str) -> RoomId {
+        RoomId::parse(raw.into()).unwrap()
     }
 
-    #[test]
-    fn packing_round_trips() {
-        for m in [
-            metadata(&[]),
-            metadata(&[("k", "")]),
-            metadata(&[("a", "1"), ("b", "two"), ("é", "ü".repeat(1000).as_str())]),
-        ] {
-            assert_eq!(Packed::new(&m).unpack(), m);
+    /// A room's events from its creation: created, then one set per value.
+    fn history(app: AppId, room: &str, values: &[&str]) -> (RoomSlot, Vec<RoomEvent>) {
+        let new = NewRoom::validate(room.into(), None, None, "a", RoomChanges::default()).unwrap();
+        let mut slot = RoomSlot::default();
+        let now = Duration::from_secs(1_700_000_000);
+        let mut events = slot
+            .commit(
+                app,
+                &id(room),
+                vec![RoomChange::Created(Box::new(new.into_room(1)))],
+                now,
+            )
+            .unwrap();
+        for value in values {
+            let set = RoomChange::MetadataSet(Metadata::from([("k".into(), (*value).into())]));
+            events.extend(slot.commit(app, &id(room), vec![set], now).unwrap());
         }
+        (slot, events)
+    }
+
+    fn cached_value(cache: &RoomCache, app: AppId, room: &str) -> Option<String> {
+        cache.get(app, room).ok().map(|s| s.metadata["k"].clone())
     }
 
     #[test]
@@ -207,48 +217,75 @@ mod tests {
     }
 
     #[test]
+    fn events_keep_the_cached_room_current_and_a_gap_drops_it() {
+        let cache = RoomCache::new(1 << 20);
+        let (slot, events) = history(1, "r", &["a", "b", "c"]);
+        for event in &events {
+            cache.follow(event);
+        }
+        assert_eq!(*cache.get(1, "r").ok().unwrap(), slot.live.clone().unwrap());
+
+        let cache = RoomCache::new(1 << 20);
+        cache.follow(&events[0]);
+        cache.follow(&events[2]);
+        assert!(cache.get(1, "r").is_err(), "an event that skips one");
+        cache.follow(&events[3]);
+        assert!(cache.get(1, "r").is_err(), "not held: not guessed either");
+    }
+
+    #[test]
     fn a_read_that_missed_fills_only_if_nothing_was_published_since() {
-        let cache = MetadataCache::new(1 << 20);
-        let old = metadata(&[("k", "old")]);
-        let new = metadata(&[("k", "new")]);
+        let cache = RoomCache::new(1 << 20);
+        let (old, events) = history(1, "r", &["old"]);
+        let old = Arc::new(old.live.unwrap());
 
         let ticket = cache.get(1, "r").unwrap_err();
-        cache.publish(1, "r", Some(&new));
-        cache.fill(ticket, 1, "r", &old);
-        assert_eq!(cache.get(1, "r").ok(), Some(new.clone()));
+        cache.follow(&events[0]);
+        cache.follow(&events[1]);
+        cache.fill(
+            ticket,
+            1,
+            "r",
+            Arc::new(RoomState {
+                metadata: Metadata::from([("k".into(), "older".into())]),
+                ..(*old).clone()
+            }),
+        );
+        assert_eq!(cached_value(&cache, 1, "r").as_deref(), Some("old"));
 
-        // A removal counts as a publication too.
-        cache.publish(1, "r", None);
-        let ticket = cache.get(1, "r").unwrap_err();
-        cache.publish(1, "r", None);
-        cache.fill(ticket, 1, "r", &old);
-        assert!(cache.get(1, "r").is_err());
+        // Forgetting counts as a publication too.
+        let ticket = cache.get(1, "gone").unwrap_err();
+        cache.forget(1, &id("gone"));
+        cache.fill(ticket, 1, "gone", Arc::clone(&old));
+        assert!(cache.get(1, "gone").is_err());
 
-        let ticket = cache.get(1, "r").unwrap_err();
-        cache.fill(ticket, 1, "r", &new);
-        assert_eq!(cache.get(1, "r").ok(), Some(new));
+        let ticket = cache.get(1, "x").unwrap_err();
+        cache.fill(ticket, 1, "x", old);
+        assert!(cache.get(1, "x").is_ok());
     }
 
     #[test]
     fn rooms_of_different_apps_are_apart() {
-        let cache = MetadataCache::new(1 << 20);
-        cache.publish(1, "r", Some(&metadata(&[("k", "v")])));
+        let cache = RoomCache::new(1 << 20);
+        let (_, events) = history(1, "r", &["v"]);
+        events.iter().for_each(|e| cache.follow(e));
         assert!(cache.get(2, "r").is_err());
     }
 
     #[test]
     fn memory_is_bounded() {
         let max = 64 * 1024;
-        let cache = MetadataCache::new(max);
-        let value = metadata(&[("k", &"v".repeat(100))]);
-        for i in 0..10_000 {
-            cache.publish(1, &i.to_string(), Some(&value));
+        let cache = RoomCache::new(max);
+        let value = "v".repeat(100);
+        for i in 0..2_000 {
+            let (_, events) = history(1, &i.to_string(), &[&value]);
+            events.iter().for_each(|e| cache.follow(e));
         }
         let (rooms, weight) = cache.shards.iter().fold((0, 0), |(n, w), shard| {
             let shard = shard.lock().unwrap();
             (n + shard.rooms.len(), w + shard.rooms.weight())
         });
         assert!(weight <= max, "{weight} > {max}");
-        assert!(rooms > 0 && rooms < 10_000, "{rooms}");
+        assert!(rooms > 0 && rooms < 2_000, "{rooms}");
     }
 }

@@ -2,26 +2,34 @@
 //! writer thread and the readers go through these functions, always with cached statements.
 
 use liveroom_domain::{
-    Account, AppId, DomainError, ListPosition, Metadata, Room, RoomFields, RoomId, TakeSeatMode,
+    Account, AppId, DomainError, ListPosition, Metadata, Position, Room, RoomEvent, RoomFields,
+    RoomId, RoomSlot, RoomState, TakeSeatMode, Tombstone,
 };
 use rusqlite::types::ToSql;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-/// The `PRAGMA user_version` this code reads and writes.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+use crate::{Retention, codec};
 
-/// Version 2, for a new database. `STRICT` makes SQLite refuse values of the wrong type instead
-/// of converting them; TEXT compares with the default BINARY collation, so RoomId order is byte
-/// order, the same as Rust's `String` order.
+/// The `PRAGMA user_version` this code reads and writes: a database at version `n` is brought
+/// to this one by running `UPGRADES[n - 1..]` in order.
+pub(super) const SCHEMA_VERSION: i64 = 1 + UPGRADES.len() as i64;
+
+/// The `rooms` table of the current version, under a given name (an upgrade builds it beside
+/// the old one). `STRICT` makes SQLite refuse values of the wrong type instead of converting
+/// them; TEXT compares with the default BINARY collation, so RoomId order is byte order, the
+/// same as Rust's `String` order.
 ///
 /// A room's metadata is one JSON object in its row, next to the revision that counts its
 /// changes: metadata is always read and written whole (every rule looks at all of it), so a
-/// `set_room_metadata` reads and rewrites one row on one page. Version 1 kept a row per key
-/// in a table of its own and the revision in `rooms`: each set dirtied two B-trees and took
-/// five statements, which made random writes across a million rooms twice as costly.
-pub(super) const SCHEMA: &str = "
-CREATE TABLE rooms (
+/// `set_room_metadata` reads and rewrites one row on one page. `incarnation` and `seq` are the
+/// position of the room's last event in `room_events`.
+macro_rules! rooms_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $name,
+            " (
     app                       INTEGER NOT NULL,
     room_id                   TEXT    NOT NULL,
     owner                     TEXT    NOT NULL,
@@ -41,19 +49,60 @@ CREATE TABLE rooms (
     is_seat_enabled           INTEGER NOT NULL,
     seat_template             TEXT,
     is_unlimited_room_enabled INTEGER,
+    incarnation               INTEGER NOT NULL,
+    seq                       INTEGER NOT NULL,
     -- Last, so that reading the columns before it never touches its overflow pages.
     metadata                  TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
     PRIMARY KEY (app, room_id)
 ) STRICT, WITHOUT ROWID;
+"
+        )
+    };
+}
 
--- Serves get_room_list: one index range per page, already in list order.
-CREATE INDEX rooms_list_order
+/// Serves get_room_list: one index range per page, already in list order.
+macro_rules! list_index {
+    () => {
+        "CREATE INDEX rooms_list_order
     ON rooms (app, is_public_visible, view_count DESC, create_time DESC, room_id);
-";
+"
+    };
+}
 
-/// Version 1 to 2: each room's key rows become one JSON object in its row.
-pub(super) const MIGRATE_1_TO_2: &str = "
-ALTER TABLE rooms ADD COLUMN
+/// The event log and the tombstones of destroyed rooms (docs/events.md).
+macro_rules! log_tables {
+    () => {
+        "CREATE TABLE room_events (
+    app         INTEGER NOT NULL,
+    room_id     TEXT    NOT NULL,
+    incarnation INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    change      TEXT    NOT NULL,
+    PRIMARY KEY (app, room_id, incarnation, seq)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE room_tombstones (
+    app             INTEGER NOT NULL,
+    room_id         TEXT    NOT NULL,
+    incarnation     INTEGER NOT NULL,
+    destroyed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (app, room_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX room_tombstones_age ON room_tombstones (destroyed_at_ms);
+"
+    };
+}
+
+/// The current version, for a new database.
+pub(super) const SCHEMA: &str = concat!(rooms_table!("rooms"), list_index!(), log_tables!());
+
+/// Each step upgrades a database by one version, from version 1; they run in order, all in
+/// one transaction.
+pub(super) const UPGRADES: &[&str] = &[
+    // 1 to 2: each room's key rows become one JSON object in its row. Version 1 kept a row per
+    // key in a table of its own: each set dirtied two B-trees and took five statements, which
+    // made random writes across a million rooms twice as costly.
+    "ALTER TABLE rooms ADD COLUMN
     metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata));
 UPDATE rooms SET metadata = (
     SELECT json_group_object(m.key, m.value) FROM room_metadata m
@@ -62,7 +111,22 @@ UPDATE rooms SET metadata = (
     SELECT 1 FROM room_metadata m WHERE m.app = rooms.app AND m.room_id = rooms.room_id
 );
 DROP TABLE room_metadata;
-";
+",
+    // 2 to 3: the event log. Each existing room starts an incarnation numbered from its
+    // creation time, at position 0. The table is rebuilt so that metadata stays last.
+    concat!(
+        rooms_table!("rooms_v3"),
+        "INSERT INTO rooms_v3 SELECT app, room_id, owner, create_time, view_count, revision, name,
+    cover_url, notice, category, activity_status, max_seat_count, max_member_count,
+    take_seat_mode, is_message_disabled, is_public_visible, is_seat_enabled, seat_template,
+    is_unlimited_room_enabled, create_time * 1000, 0, metadata FROM rooms;
+DROP TABLE rooms;
+ALTER TABLE rooms_v3 RENAME TO rooms;
+",
+        list_index!(),
+        log_tables!()
+    ),
+];
 
 /// The room columns in the order [`room_from_row`] reads them.
 macro_rules! room_columns {
@@ -89,17 +153,18 @@ macro_rules! select_public {
     };
 }
 
-const SELECT_ROOM: &str = concat!(
+/// A live room: its columns, then its position and its metadata.
+const SELECT_STATE: &str = concat!(
     "SELECT ",
     room_columns!(),
-    " FROM rooms WHERE app = ?1 AND room_id = ?2"
+    ", incarnation, seq, metadata FROM rooms WHERE app = ?1 AND room_id = ?2"
 );
 
 const INSERT_ROOM: &str = concat!(
     "INSERT INTO rooms (app, ",
     room_columns!(),
-    ", metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-     ?17, ?18, ?19, ?20)"
+    ", incarnation, seq, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+     ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
 );
 
 const UPDATE_FIELDS: &str = "UPDATE rooms SET name = ?3, cover_url = ?4, notice = ?5, \
@@ -128,11 +193,38 @@ pub(super) const LIST_FEWER_VIEWS: &str = select_public!(
     "view_count DESC, create_time DESC, room_id"
 );
 
-/// A room's metadata; no row when the room does not exist.
-const SELECT_METADATA: &str = "SELECT metadata FROM rooms WHERE app = ?1 AND room_id = ?2";
-
-const UPDATE_METADATA: &str = "UPDATE rooms SET metadata = ?3, revision = revision + 1 \
+const UPDATE_METADATA: &str = "UPDATE rooms SET metadata = ?3, revision = ?4 \
     WHERE app = ?1 AND room_id = ?2";
+
+const UPDATE_POSITION: &str =
+    "UPDATE rooms SET incarnation = ?3, seq = ?4 WHERE app = ?1 AND room_id = ?2";
+
+const SELECT_TOMBSTONE: &str = "SELECT incarnation, destroyed_at_ms FROM room_tombstones \
+    WHERE app = ?1 AND room_id = ?2";
+
+const UPSERT_TOMBSTONE: &str = "INSERT INTO room_tombstones VALUES (?1, ?2, ?3, ?4) \
+    ON CONFLICT (app, room_id) DO UPDATE SET incarnation = ?3, destroyed_at_ms = ?4";
+
+const INSERT_EVENT: &str = "INSERT INTO room_events VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Events of an incarnation from a seq on, oldest first.
+const SELECT_EVENTS: &str = "SELECT seq, at_ms, change FROM room_events \
+    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND seq >= ?4 ORDER BY seq LIMIT ?5";
+
+/// The oldest events of an incarnation beyond its retention.
+const PRUNE_EVENTS: &str = "DELETE FROM room_events \
+    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND seq <= ?4";
+
+/// A RoomId created again: the earlier incarnations' events can no longer be resumed.
+const DROP_EARLIER_EVENTS: &str = "DELETE FROM room_events \
+    WHERE app = ?1 AND room_id = ?2 AND incarnation < ?3";
+
+/// Tombstones past their retention, oldest first, a bounded number at a time.
+const EXPIRED_TOMBSTONES: &str = "SELECT app, room_id, incarnation FROM room_tombstones \
+    WHERE destroyed_at_ms < ?1 ORDER BY destroyed_at_ms LIMIT 256";
+const DROP_INCARNATION: &str =
+    "DELETE FROM room_events WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3";
+const DROP_TOMBSTONE: &str = "DELETE FROM room_tombstones WHERE app = ?1 AND room_id = ?2";
 
 fn corrupt(column: usize, kind: Type, error: DomainError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, kind, Box::new(error))
@@ -206,42 +298,187 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<Room> {
     })
 }
 
-pub(super) fn load_room(
+/// The room's live state, if it exists.
+pub(super) fn load_state(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
-) -> rusqlite::Result<Option<Room>> {
-    conn.prepare_cached(SELECT_ROOM)?
-        .query_row(params![app, id.as_str()], room_from_row)
+) -> rusqlite::Result<Option<RoomState>> {
+    conn.prepare_cached(SELECT_STATE)?
+        .query_row(params![app, id.as_str()], |row| {
+            let text: String = row.get(20)?;
+            Ok(RoomState {
+                room: room_from_row(row)?,
+                position: Position {
+                    incarnation: row.get(18)?,
+                    seq: row.get(19)?,
+                },
+                metadata: decode_metadata(&text)?,
+            })
+        })
         .optional()
 }
 
-/// `None` when the room does not exist.
-pub(super) fn load_metadata(
-    conn: &Connection,
-    app: AppId,
-    id: &RoomId,
-) -> rusqlite::Result<Option<Metadata>> {
-    let text: Option<String> = conn
-        .prepare_cached(SELECT_METADATA)?
-        .query_row(params![app, id.as_str()], |row| row.get(0))
+/// Everything stored of a RoomId: its live state and its last tombstone.
+pub(super) fn load_slot(conn: &Connection, app: AppId, id: &RoomId) -> rusqlite::Result<RoomSlot> {
+    let tombstone = conn
+        .prepare_cached(SELECT_TOMBSTONE)?
+        .query_row(params![app, id.as_str()], |row| {
+            Ok(Tombstone {
+                incarnation: row.get(0)?,
+                destroyed_at_ms: row.get(1)?,
+            })
+        })
         .optional()?;
-    text.as_deref().map(decode_metadata).transpose()
+    Ok(RoomSlot {
+        live: load_state(conn, app, id)?,
+        tombstone,
+    })
 }
 
-/// Replaces a room's metadata and counts the change in its revision.
-pub(super) fn store_metadata(
+/// Writes what a committed operation changed from `before` to `after`, and appends its
+/// events; prunes the room's log to `retention`.
+pub(super) fn save(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
-    metadata: &Metadata,
+    (before, after): (&RoomSlot, &RoomSlot),
+    events: &[RoomEvent],
+    retention: &Retention,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(UPDATE_METADATA)?.execute(params![
-        app,
-        id.as_str(),
-        encode_metadata(metadata)
-    ])?;
+    let key = params![app, id.as_str()];
+    match (&before.live, &after.live) {
+        (None, Some(now)) => {
+            insert_room(conn, app, now)?;
+            conn.prepare_cached(DROP_EARLIER_EVENTS)?.execute(params![
+                app,
+                id.as_str(),
+                now.position.incarnation
+            ])?;
+        }
+        (Some(_), None) => {
+            conn.prepare_cached("DELETE FROM rooms WHERE app = ?1 AND room_id = ?2")?
+                .execute(key)?;
+            if let Some(t) = after.tombstone {
+                conn.prepare_cached(UPSERT_TOMBSTONE)?.execute(params![
+                    app,
+                    id.as_str(),
+                    t.incarnation,
+                    t.destroyed_at_ms
+                ])?;
+            }
+        }
+        (Some(was), Some(now)) => {
+            if was.room.fields != now.room.fields {
+                update_fields(conn, app, id, &now.room.fields)?;
+            }
+            if was.metadata != now.metadata || was.room.revision != now.room.revision {
+                conn.prepare_cached(UPDATE_METADATA)?.execute(params![
+                    app,
+                    id.as_str(),
+                    encode_metadata(&now.metadata),
+                    now.room.revision
+                ])?;
+            }
+            conn.prepare_cached(UPDATE_POSITION)?.execute(params![
+                app,
+                id.as_str(),
+                now.position.incarnation,
+                now.position.seq
+            ])?;
+        }
+        (None, None) => {}
+    }
+    let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+    for event in events {
+        insert.execute(params![
+            app,
+            id.as_str(),
+            event.position.incarnation,
+            event.position.seq,
+            event.at_ms,
+            codec::encode(&event.change)
+        ])?;
+    }
+    if let Some(last) = events.last() {
+        prune(conn, app, id, last.position, events.len() as u64, retention)?;
+    }
     Ok(())
+}
+
+/// Keeps the newest `events_per_room` events of the incarnation. Runs once every 64 events of
+/// a room (or of a write that appends more), so the log overshoots its bound by at most that
+/// many rows and most writes pay no extra statement.
+fn prune(
+    conn: &Connection,
+    app: AppId,
+    id: &RoomId,
+    last: Position,
+    appended: u64,
+    retention: &Retention,
+) -> rusqlite::Result<()> {
+    const EVERY: u64 = 64;
+    let crossed = last.seq / EVERY != last.seq.saturating_sub(appended) / EVERY;
+    if crossed && last.seq > retention.events_per_room {
+        conn.prepare_cached(PRUNE_EVENTS)?.execute(params![
+            app,
+            id.as_str(),
+            last.incarnation,
+            last.seq - retention.events_per_room
+        ])?;
+    }
+    Ok(())
+}
+
+/// Forgets up to 256 rooms destroyed before `cutoff_ms`: the destroyed incarnation's events
+/// and the tombstone. Returns how many; a later sweep takes the rest, so one never holds the
+/// writer long.
+pub(super) fn sweep(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<usize> {
+    let expired: Vec<(AppId, String, u64)> = conn
+        .prepare_cached(EXPIRED_TOMBSTONES)?
+        .query_map([cutoff_ms], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (app, room, incarnation) in &expired {
+        conn.prepare_cached(DROP_INCARNATION)?
+            .execute(params![app, room, incarnation])?;
+        conn.prepare_cached(DROP_TOMBSTONE)?
+            .execute(params![app, room])?;
+    }
+    Ok(expired.len())
+}
+
+/// Up to `limit` events of `after`'s incarnation from `after.seq` on, oldest first.
+pub(super) fn load_events(
+    conn: &Connection,
+    app: AppId,
+    id: &RoomId,
+    after: Position,
+    limit: usize,
+) -> rusqlite::Result<Vec<RoomEvent>> {
+    let limit = limit.min(i64::MAX as usize);
+    let mut statement = conn.prepare_cached(SELECT_EVENTS)?;
+    let rows = statement.query_map(
+        params![app, id.as_str(), after.incarnation, after.seq, limit],
+        |row| {
+            let text: String = row.get(2)?;
+            let change = codec::decode(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(2, Type::Text, Box::new(e))
+            })?;
+            Ok(RoomEvent {
+                app,
+                room: id.clone(),
+                position: Position {
+                    incarnation: after.incarnation,
+                    seq: row.get(0)?,
+                },
+                at_ms: row.get(1)?,
+                change,
+            })
+        },
+    )?;
+    rows.collect()
 }
 
 /// Up to `limit` public rooms strictly after `after`, in list order. Several statements: run
@@ -318,11 +555,11 @@ fn encoded_fields(f: &RoomFields) -> (String, &'static str) {
 pub(super) fn insert_room(
     conn: &Connection,
     app: AppId,
-    room: &Room,
-    metadata: &Metadata,
+    state: &RoomState,
 ) -> rusqlite::Result<()> {
+    let room = &state.room;
     let encoded = encoded_fields(&room.fields);
-    let metadata = encode_metadata(metadata);
+    let metadata = encode_metadata(&state.metadata);
     let keys: [&dyn ToSql; 6] = [
         &app,
         &room.id.as_str(),
@@ -331,10 +568,11 @@ pub(super) fn insert_room(
         &room.view_count,
         &room.revision,
     ];
+    let tail: [&dyn ToSql; 3] = [&state.position.incarnation, &state.position.seq, &metadata];
     let values = keys
         .into_iter()
         .chain(field_values(&room.fields, &encoded))
-        .chain([&metadata as &dyn ToSql]);
+        .chain(tail);
     conn.prepare_cached(INSERT_ROOM)?
         .execute(params_from_iter(values))?;
     Ok(())
@@ -352,14 +590,6 @@ pub(super) fn update_fields(
     conn.prepare_cached(UPDATE_FIELDS)?
         .execute(params_from_iter(values))?;
     Ok(())
-}
-
-/// Whether a room was deleted, metadata and all.
-pub(super) fn delete_room(conn: &Connection, app: AppId, id: &RoomId) -> rusqlite::Result<bool> {
-    let deleted = conn
-        .prepare_cached("DELETE FROM rooms WHERE app = ?1 AND room_id = ?2")?
-        .execute(params![app, id.as_str()])?;
-    Ok(deleted > 0)
 }
 
 #[cfg(test)]

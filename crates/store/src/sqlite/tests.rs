@@ -2,7 +2,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use liveroom_domain::limits::{METADATA_MAX_KEYS, METADATA_TOTAL_MAX_BYTES};
-use liveroom_domain::{RoomChanges, total_bytes};
+use liveroom_domain::{DomainError, MetadataEntry, NewRoom, RoomChanges, total_bytes};
+
+use crate::conformance::Shorthand;
 use tempfile::TempDir;
 
 use super::*;
@@ -107,7 +109,7 @@ async fn snapshot(
     }
     let mut each = Vec::new();
     for room in rooms {
-        let stored = store.room(APP, id(room)).await.unwrap();
+        let stored = store.room_of(APP, id(room)).await.unwrap();
         each.push((stored, store.metadata(APP, id(room)).await));
     }
     (list, each)
@@ -244,7 +246,7 @@ async fn a_version_1_database_is_upgraded_with_everything_kept() {
     ]);
     assert_eq!(store.metadata(APP, id("r1")).await, Ok(r1));
     assert_eq!(store.metadata(APP, id("r2")).await, Ok(Metadata::new()));
-    let room = store.room(APP, id("r1")).await.unwrap().unwrap();
+    let room = store.room_of(APP, id("r1")).await.unwrap().unwrap();
     assert_eq!((room.revision, room.view_count), (3, 5));
     assert_eq!(room.fields.category, vec![1, 2]);
     assert_eq!(store.list_rooms(APP, None, 10).await.unwrap().len(), 2);
@@ -258,7 +260,12 @@ async fn a_version_1_database_is_upgraded_with_everything_kept() {
     let store = open(&path);
     assert_eq!(store.metadata(APP, id("r1")).await.unwrap()["a"], "2");
     assert_eq!(
-        store.room(APP, id("r1")).await.unwrap().unwrap().revision,
+        store
+            .room_of(APP, id("r1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
         4
     );
 }
@@ -278,7 +285,7 @@ async fn second_open_is_refused_while_the_first_store_lives() {
     drop(queued);
     drop(first);
     let second = open(&path);
-    assert!(second.room(APP, id("queued")).await.unwrap().is_some());
+    assert!(second.room_of(APP, id("queued")).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -331,10 +338,13 @@ async fn one_bad_request_in_a_batch_fails_alone() {
 
     let expected = Metadata::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
     assert_eq!(store.metadata(APP, id("r")).await, Ok(expected));
-    assert_eq!(store.room(APP, id("r")).await.unwrap().unwrap().revision, 2);
-    assert!(store.room(APP, id("n1")).await.unwrap().is_some());
-    assert!(store.room(APP, id("n2")).await.unwrap().is_some());
-    assert_eq!(store.room(APP, id("late")).await, Ok(None));
+    assert_eq!(
+        store.room_of(APP, id("r")).await.unwrap().unwrap().revision,
+        2
+    );
+    assert!(store.room_of(APP, id("n1")).await.unwrap().is_some());
+    assert!(store.room_of(APP, id("n2")).await.unwrap().is_some());
+    assert_eq!(store.room_of(APP, id("late")).await, Ok(None));
 }
 
 #[tokio::test]
@@ -346,16 +356,19 @@ async fn failed_commit_fails_the_whole_batch_and_the_writer_recovers() {
     let create = store.create_room(APP, new_room("n1"), NOW);
     let breaker = store.submit(Write::BreakCommit);
     go.send(()).unwrap();
-    for outcome in [set.await, create.await, breaker.await] {
+    for outcome in [set.await, create.await, breaker.await.map(drop)] {
         let message = unavailable_message(outcome);
         assert!(message.contains("write transaction failed"), "{message}");
     }
     assert_eq!(store.metadata(APP, id("r")).await, Ok(Metadata::new()));
-    assert_eq!(store.room(APP, id("r")).await.unwrap().unwrap().revision, 0);
-    assert_eq!(store.room(APP, id("n1")).await, Ok(None));
+    assert_eq!(
+        store.room_of(APP, id("r")).await.unwrap().unwrap().revision,
+        0
+    );
+    assert_eq!(store.room_of(APP, id("n1")).await, Ok(None));
 
     store.create_room(APP, new_room("n1"), NOW).await.unwrap();
-    assert!(store.room(APP, id("n1")).await.unwrap().is_some());
+    assert!(store.room_of(APP, id("n1")).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -371,7 +384,7 @@ async fn close_finishes_queued_writes_then_refuses() {
     let late = store.create_room(APP, new_room("late"), NOW).await;
     assert_eq!(unavailable_message(late), "store is closed");
     // Reads keep working until the store is dropped.
-    assert!(store.room(APP, id("queued")).await.unwrap().is_some());
+    assert!(store.room_of(APP, id("queued")).await.unwrap().is_some());
     assert_eq!(store.metadata(APP, id("r")).await.unwrap().len(), 1);
 }
 
@@ -436,7 +449,7 @@ async fn concurrent_writers_lose_no_acknowledged_write() {
             assert_eq!(metadata.get(&key), last_value.as_ref(), "{key}");
             for room in own_rooms {
                 assert!(
-                    store.room(APP, id(&room)).await.unwrap().is_some(),
+                    store.room_of(APP, id(&room)).await.unwrap().is_some(),
                     "{room}"
                 );
             }
@@ -445,7 +458,7 @@ async fn concurrent_writers_lose_no_acknowledged_write() {
     };
     assert!(hot_metadata.len() <= METADATA_MAX_KEYS);
     assert!(total_bytes(&hot_metadata) <= METADATA_TOTAL_MAX_BYTES);
-    let hot = store.room(APP, id("hot")).await.unwrap().unwrap();
+    let hot = store.room_of(APP, id("hot")).await.unwrap().unwrap();
     assert_eq!(hot.revision, hot_successes);
 }
 
@@ -535,7 +548,7 @@ async fn import_commits_chunk_by_chunk() {
         }))
     );
     for i in [0, IMPORT_CHUNK, 2 * IMPORT_CHUNK - 1] {
-        let room = store.room(APP, id(&name(i))).await.unwrap().unwrap();
+        let room = store.room_of(APP, id(&name(i))).await.unwrap().unwrap();
         assert_eq!(
             (room.view_count, room.create_time),
             ((i % 100) as u64, NOW + (i % 7) as u64)
@@ -545,7 +558,10 @@ async fn import_commits_chunk_by_chunk() {
         store.metadata(APP, id(&name(IMPORT_CHUNK))).await.unwrap()["k"],
         IMPORT_CHUNK.to_string()
     );
-    assert_eq!(store.room(APP, id(&name(2 * IMPORT_CHUNK))).await, Ok(None));
+    assert_eq!(
+        store.room_of(APP, id(&name(2 * IMPORT_CHUNK))).await,
+        Ok(None)
+    );
     let top = store.list_rooms(APP, None, 3).await.unwrap();
     assert!(top.iter().all(|r| r.view_count == 99));
 }
@@ -633,12 +649,12 @@ async fn a_corrupt_page_fails_only_the_requests_that_touch_it() {
     assert!(message.contains("malformed"), "{message}");
     assert_eq!(before.await, Ok(()));
     assert_eq!(after.await, Ok(()));
-    assert!(store.room(APP, id("b")).await.unwrap().is_some());
+    assert!(store.room_of(APP, id("b")).await.unwrap().is_some());
     assert_eq!(store.metadata(APP, id("a")).await.unwrap()["k0"], "new");
     let message = unavailable_message(store.metadata(APP, id("victim")).await);
     assert!(message.contains("malformed"), "{message}");
     // The metadata is part of the room's row.
-    let message = unavailable_message(store.room(APP, id("victim")).await);
+    let message = unavailable_message(store.room_of(APP, id("victim")).await);
     assert!(message.contains("malformed"), "{message}");
-    assert!(store.room(APP, id("z")).await.unwrap().is_some());
+    assert!(store.room_of(APP, id("z")).await.unwrap().is_some());
 }

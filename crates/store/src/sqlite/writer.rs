@@ -3,49 +3,29 @@
 //! of queued requests (each in its own SAVEPOINT) multiplies durable throughput while keeping
 //! every request all-or-nothing.
 
-use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
-use liveroom_domain::{
-    AppId, DomainError, Metadata, MetadataEntry, NewRoom, Room, RoomId, ValidChanges,
-};
+use liveroom_domain::{AppId, DomainError, Metadata, Room, RoomId, RoomOperation};
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use super::cache::MetadataCache;
+use super::cache::RoomCache;
 use super::checkpointer::Checkpointer;
 use super::sql;
-use crate::{StoreError, StoreResult};
+use crate::{Committed, EventBus, Retention, StoreError, StoreResult};
 
 /// One request to the writer and where its answer goes.
 pub(super) struct Job {
     pub(super) write: Write,
-    pub(super) reply: oneshot::Sender<StoreResult<()>>,
+    pub(super) reply: oneshot::Sender<StoreResult<Committed>>,
 }
 
 pub(super) enum Write {
-    Create {
+    /// A domain operation on one room, decided at `now`.
+    Room {
         app: AppId,
-        room: NewRoom,
-        now: u64,
-    },
-    Destroy {
-        app: AppId,
-        room: RoomId,
-    },
-    Update {
-        app: AppId,
-        room: RoomId,
-        changes: ValidChanges,
-    },
-    SetMetadata {
-        app: AppId,
-        room: RoomId,
-        entries: Vec<MetadataEntry>,
-    },
-    DeleteMetadata {
-        app: AppId,
-        room: RoomId,
-        keys: Vec<String>,
+        operation: Box<dyn RoomOperation>,
+        now: Duration,
     },
     Import {
         app: AppId,
@@ -64,14 +44,11 @@ pub(super) enum Write {
 }
 
 impl Write {
-    /// Calls `f` with every room the write may change: the ones the cache is told about.
+    /// Calls `f` with every room the write may change: the ones the cache forgets when the
+    /// write's outcome is in doubt.
     fn each_room(&self, mut f: impl FnMut(AppId, &RoomId)) {
         match self {
-            Write::Create { app, room, .. } => f(*app, &room.id),
-            Write::Destroy { app, room }
-            | Write::Update { app, room, .. }
-            | Write::SetMetadata { app, room, .. }
-            | Write::DeleteMetadata { app, room, .. } => f(*app, room),
+            Write::Room { app, operation, .. } => f(*app, operation.room()),
             Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
             #[cfg(test)]
             Write::Hold { .. } | Write::BreakCommit => {}
@@ -79,15 +56,12 @@ impl Write {
     }
 }
 
-/// What a write did to its room's metadata, told to the cache once the write is durable.
-enum Change {
-    /// The metadata is as it was.
-    Unchanged,
-    /// The room's metadata is now this.
-    Now(Metadata),
-    /// The cache must not answer for these rooms any more (destroyed, or bulk-imported rooms
-    /// that are not worth caching until read).
-    Forget,
+/// What the writer needs besides its connection and its queue.
+pub(super) struct Context {
+    pub(super) cache: std::sync::Arc<RoomCache>,
+    pub(super) bus: EventBus,
+    pub(super) retention: Retention,
+    pub(super) max_batch: usize,
 }
 
 /// Why one request failed: a rule (answered as is) or SQLite (logged, answered `Unavailable`).
@@ -130,28 +104,69 @@ pub(super) fn describe(conn: &Connection, error: &rusqlite::Error) -> String {
     }
 }
 
+/// How often the writer forgets destroyed rooms past their retention.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs until every sender is gone and the queue is empty, then checkpoints and returns
 /// (dropping `conn`).
 pub(super) fn run(
     mut conn: Connection,
-    jobs: Receiver<Job>,
-    max_batch: usize,
-    cache: &MetadataCache,
+    mut jobs: mpsc::Receiver<Job>,
+    context: &Context,
     checkpointer: Checkpointer,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Ok(first) = jobs.recv() {
+    let mut batch = Vec::with_capacity(context.max_batch);
+    let mut last_sweep = Duration::ZERO;
+    while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         // Lets threads that share this core run first: requests they are parsing join this
         // batch instead of each paying for a commit (and an fsync) of its own. Measured with
         // 10% writes among reads on one core: 25% more requests per second. An idle writer
         // pays one system call.
         std::thread::yield_now();
-        batch.extend(jobs.try_iter().take(max_batch - 1));
-        commit_batch(&conn, cache, &mut batch);
+        while batch.len() < context.max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = batch.iter().filter_map(Job::now).max();
+        commit_batch(&conn, context, &mut batch);
+        if let Some(now) = now
+            && now.saturating_sub(last_sweep) >= SWEEP_EVERY
+        {
+            last_sweep = now;
+            sweep(&conn, now.saturating_sub(context.retention.destroyed_room));
+        }
     }
     checkpointer.stop(&mut conn);
     checkpoint(&conn);
+}
+
+impl Job {
+    fn now(&self) -> Option<Duration> {
+        match &self.write {
+            Write::Room { now, .. } => Some(*now),
+            _ => None,
+        }
+    }
+}
+
+/// Forgets destroyed rooms whose retention ended before `cutoff`, in its own transaction.
+/// Failing loses nothing: the next sweep tries again.
+fn sweep(conn: &Connection, cutoff: Duration) {
+    let outcome = (|| {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        sql::sweep(conn, cutoff.as_millis() as u64)?;
+        conn.prepare_cached("COMMIT")?.execute([])
+    })();
+    if let Err(e) = outcome {
+        let error = describe(conn, &e);
+        tracing::warn!(%error, "sqlite store: sweeping destroyed rooms failed");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 /// Copies the WAL into the database file and empties it, so that after a clean stop the
@@ -173,23 +188,33 @@ fn checkpoint(conn: &Connection) {
     }
 }
 
-/// Applies and commits `batch` (emptying it), tells the cache, then answers each request.
-/// Nothing is answered before COMMIT returns, so a success always means "durable"; the cache
-/// learns of a change before its request is answered, so the caller's next read sees it.
-fn commit_batch(conn: &Connection, cache: &MetadataCache, batch: &mut Vec<Job>) {
+/// Applies and commits `batch` (emptying it), tells the cache and the subscribers, then
+/// answers each request. Nothing is answered or published before COMMIT returns, so a success
+/// always means "durable"; the cache learns of a change before its request is answered, so
+/// the caller's next read sees it.
+fn commit_batch(conn: &Connection, context: &Context, batch: &mut Vec<Job>) {
     let (mut writes, mut replies): (Vec<_>, Vec<_>) =
         batch.drain(..).map(|j| (j.write, j.reply)).unzip();
     loop {
-        let abandoned = match apply_all(conn, &writes) {
+        let abandoned = match apply_all(conn, &writes, &context.retention) {
             Ok(outcomes) => {
+                let mut committed = Vec::new();
                 for (write, outcome) in writes.iter().zip(&outcomes) {
-                    if let Ok(change) = outcome {
-                        publish(cache, write, change);
+                    match (write, outcome) {
+                        (Write::Room { .. }, Ok(done)) => {
+                            done.events.iter().for_each(|e| context.cache.follow(e));
+                            committed.extend(done.events.iter().cloned());
+                        }
+                        (Write::Import { .. }, Ok(_)) => {
+                            write.each_room(|app, room| context.cache.forget(app, room));
+                        }
+                        _ => {}
                     }
                 }
+                context.bus.publish(committed);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The caller may have gone away; the write stands regardless.
-                    let _ = reply.send(outcome.map(drop));
+                    let _ = reply.send(outcome);
                 }
                 return;
             }
@@ -198,7 +223,7 @@ fn commit_batch(conn: &Connection, cache: &MetadataCache, batch: &mut Vec<Job>) 
                 // WAL was written), so the cache must not answer for these rooms either way.
                 // Requests retried without a culprit are published again when they commit.
                 for write in &writes {
-                    publish(cache, write, &Change::Forget);
+                    write.each_room(|app, room| context.cache.forget(app, room));
                 }
                 abandoned
             }
@@ -240,15 +265,6 @@ fn commit_batch(conn: &Connection, cache: &MetadataCache, batch: &mut Vec<Job>) 
     }
 }
 
-fn publish(cache: &MetadataCache, write: &Write, change: &Change) {
-    let metadata = match change {
-        Change::Unchanged => return,
-        Change::Now(metadata) => Some(metadata),
-        Change::Forget => None,
-    };
-    write.each_room(|app, room| cache.publish(app, room.as_str(), metadata));
-}
-
 /// Why a batch's transaction was given up.
 enum Abandoned {
     /// Nothing can be applied (I/O error, full disk, lock not obtained, failed COMMIT).
@@ -274,13 +290,17 @@ fn spoils_transaction(error: &rusqlite::Error) -> bool {
 }
 
 /// The outcome of each request, or why the whole transaction had to be given up.
-fn apply_all(conn: &Connection, writes: &[Write]) -> Result<Vec<StoreResult<Change>>, Abandoned> {
+fn apply_all(
+    conn: &Connection,
+    writes: &[Write],
+    retention: &Retention,
+) -> Result<Vec<StoreResult<Committed>>, Abandoned> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let mut outcomes = Vec::with_capacity(writes.len());
     for (index, write) in writes.iter().enumerate() {
         conn.prepare_cached("SAVEPOINT request")?.execute([])?;
-        let outcome = match apply(conn, write) {
-            Ok(change) => Ok(change),
+        let outcome = match apply(conn, write, retention) {
+            Ok(done) => Ok(done),
             // Some errors (I/O, full disk) make SQLite abandon the whole transaction.
             Err(Failure::Sql(e)) if conn.is_autocommit() => return Err(Abandoned::Batch(e)),
             Err(Failure::Sql(e)) if spoils_transaction(&e) => {
@@ -301,60 +321,50 @@ fn apply_all(conn: &Connection, writes: &[Write]) -> Result<Vec<StoreResult<Chan
     Ok(outcomes)
 }
 
-/// One request: read the current state, apply the domain rule, write the result. By reference,
-/// because a request is applied again when another one spoiled its batch.
-fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
+/// One request: read the room's slot, let the operation decide, write the new state and the
+/// events. By reference, because a request is applied again when another one spoiled its
+/// batch.
+fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Committed, Failure> {
     match write {
-        Write::Create { app, room, now } => {
-            if let Some(existing) = sql::load_room(conn, *app, &room.id)? {
-                return Err(room.conflict_with(&existing).into());
-            }
-            let metadata = Metadata::new();
-            sql::insert_room(conn, *app, &room.clone().into_room(*now), &metadata)?;
-            Ok(Change::Now(metadata))
-        }
-        Write::Destroy { app, room } => {
-            if !sql::delete_room(conn, *app, room)? {
-                return Err(DomainError::RoomNotFound.into());
-            }
-            Ok(Change::Forget)
-        }
-        Write::Update { app, room, changes } => {
-            let mut current = sql::load_room(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
-            changes.apply_to(&mut current.fields);
-            sql::update_fields(conn, *app, room, &current.fields)?;
-            Ok(Change::Unchanged)
-        }
-        Write::SetMetadata { app, room, entries } => {
-            let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
-            let merged = liveroom_domain::set_metadata(&current, entries)?;
-            sql::store_metadata(conn, *app, room, &merged)?;
-            Ok(Change::Now(merged))
-        }
-        Write::DeleteMetadata { app, room, keys } => {
-            let current = sql::load_metadata(conn, *app, room)?.ok_or(DomainError::RoomNotFound)?;
-            let remaining = liveroom_domain::delete_metadata(&current, keys)?;
-            sql::store_metadata(conn, *app, room, &remaining)?;
-            Ok(Change::Now(remaining))
+        Write::Room {
+            app,
+            operation,
+            now,
+        } => {
+            let id = operation.room();
+            let before = sql::load_slot(conn, *app, id)?;
+            let changes = operation.decide(&before, *now)?;
+            let mut after = before.clone();
+            let events = after.commit(*app, id, changes, *now)?;
+            sql::save(conn, *app, id, (&before, &after), &events, retention)?;
+            Ok(Committed {
+                events,
+                state: after.live.map(std::sync::Arc::new),
+            })
         }
         Write::Import { app, rooms } => {
             for (room, metadata) in rooms {
                 crate::check_imported_metadata(metadata)?;
-                if let Some(existing) = sql::load_room(conn, *app, &room.id)? {
+                if let Some(existing) = sql::load_state(conn, *app, &room.id)? {
                     return Err(DomainError::RoomExists {
-                        same_owner: existing.owner == room.owner,
+                        same_owner: existing.room.owner == room.owner,
                     }
                     .into());
                 }
-                sql::insert_room(conn, *app, room, metadata)?;
+                let state = liveroom_domain::RoomState {
+                    room: room.clone(),
+                    metadata: metadata.clone(),
+                    position: crate::imported_position(room),
+                };
+                sql::insert_room(conn, *app, &state)?;
             }
-            Ok(Change::Forget)
+            Ok(nothing())
         }
         #[cfg(test)]
         Write::Hold { held, go } => {
             let _ = held.send(());
             let _ = go.recv();
-            Ok(Change::Unchanged)
+            Ok(nothing())
         }
         #[cfg(test)]
         Write::BreakCommit => {
@@ -366,7 +376,14 @@ fn apply(conn: &Connection, write: &Write) -> Result<Change, Failure> {
                  );
                  INSERT INTO child VALUES (1);",
             )?;
-            Ok(Change::Unchanged)
+            Ok(nothing())
         }
+    }
+}
+
+fn nothing() -> Committed {
+    Committed {
+        events: Vec::new(),
+        state: None,
     }
 }

@@ -1,0 +1,210 @@
+//! How a [`RoomChange`] is stored in a backend's event log: one JSON object, the same for
+//! every backend. The field names are the log's own, not Tencent's: the log is read back only
+//! by liveroom, and a later webhook or real-time format is rendered from the decoded change.
+
+use liveroom_domain::{
+    Account, Metadata, Room, RoomChange, RoomChanges, RoomFields, RoomId, TakeSeatMode,
+};
+use serde_json::{Map, Value, json};
+
+/// Why a stored change could not be read back: the log was written by something else, or
+/// damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed event in the log: {0}")]
+pub(crate) struct Malformed(&'static str);
+
+pub(crate) fn encode(change: &RoomChange) -> String {
+    let value = match change {
+        RoomChange::Created(room) => json!({"created": encode_room(room)}),
+        RoomChange::InfoUpdated(changes) => json!({"info": encode_changes(changes.requested())}),
+        RoomChange::MetadataSet(pairs) => json!({"set": pairs}),
+        RoomChange::MetadataDeleted(keys) => json!({"deleted": keys}),
+        RoomChange::Destroyed => json!({"destroyed": {}}),
+    };
+    value.to_string()
+}
+
+pub(crate) fn decode(text: &str) -> Result<RoomChange, Malformed> {
+    let value: Value = serde_json::from_str(text).map_err(|_| Malformed("not JSON"))?;
+    let (kind, body) = value
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .ok_or(Malformed("not an object"))?;
+    Ok(match kind.as_str() {
+        "created" => RoomChange::Created(Box::new(decode_room(body)?)),
+        "info" => RoomChange::InfoUpdated(Box::new(
+            decode_changes(body)?
+                .validate()
+                .map_err(|_| Malformed("room changes out of bounds"))?,
+        )),
+        "set" => RoomChange::MetadataSet(
+            serde_json::from_value::<Metadata>(body.clone()).map_err(|_| Malformed("set"))?,
+        ),
+        "deleted" => RoomChange::MetadataDeleted(
+            serde_json::from_value(body.clone()).map_err(|_| Malformed("deleted"))?,
+        ),
+        "destroyed" => RoomChange::Destroyed,
+        _ => return Err(Malformed("unknown change")),
+    })
+}
+
+fn encode_room(room: &Room) -> Value {
+    let f = &room.fields;
+    json!({
+        "id": room.id.as_str(),
+        "owner": room.owner.as_str(),
+        "create_time": room.create_time,
+        "view_count": room.view_count,
+        "revision": room.revision,
+        "fields": encode_changes(&RoomChanges {
+            name: Some(f.name.clone()),
+            cover_url: Some(f.cover_url.clone()),
+            notice: Some(f.notice.clone()),
+            category: Some(f.category.clone()),
+            activity_status: Some(f.activity_status),
+            max_seat_count: Some(f.max_seat_count.into()),
+            max_member_count: Some(f.max_member_count.into()),
+            take_seat_mode: Some(f.take_seat_mode.as_str().to_owned()),
+            is_message_disabled: Some(f.is_message_disabled),
+            is_public_visible: Some(f.is_public_visible),
+            is_seat_enabled: Some(f.is_seat_enabled),
+            seat_template: f.seat_template.clone(),
+            is_unlimited_room_enabled: f.is_unlimited_room_enabled,
+        }),
+    })
+}
+
+fn decode_room(value: &Value) -> Result<Room, Malformed> {
+    let o = value.as_object().ok_or(Malformed("room"))?;
+    let text = |k: &'static str| o.get(k).and_then(Value::as_str).ok_or(Malformed(k));
+    let number = |k: &'static str| o.get(k).and_then(Value::as_u64).ok_or(Malformed(k));
+    let c = decode_changes(o.get("fields").ok_or(Malformed("fields"))?)?;
+    let narrow = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    let fields = RoomFields {
+        name: c.name.ok_or(Malformed("name"))?,
+        cover_url: c.cover_url.ok_or(Malformed("cover_url"))?,
+        notice: c.notice.ok_or(Malformed("notice"))?,
+        category: c.category.ok_or(Malformed("category"))?,
+        activity_status: c.activity_status.ok_or(Malformed("activity_status"))?,
+        max_seat_count: narrow(c.max_seat_count).ok_or(Malformed("max_seat_count"))?,
+        max_member_count: narrow(c.max_member_count).ok_or(Malformed("max_member_count"))?,
+        take_seat_mode: TakeSeatMode::parse(c.take_seat_mode.as_deref().unwrap_or_default())
+            .map_err(|_| Malformed("take_seat_mode"))?,
+        is_message_disabled: c
+            .is_message_disabled
+            .ok_or(Malformed("is_message_disabled"))?,
+        is_public_visible: c.is_public_visible.ok_or(Malformed("is_public_visible"))?,
+        is_seat_enabled: c.is_seat_enabled.ok_or(Malformed("is_seat_enabled"))?,
+        seat_template: c.seat_template,
+        is_unlimited_room_enabled: c.is_unlimited_room_enabled,
+    };
+    Ok(Room {
+        id: RoomId::parse(text("id")?.to_owned()).map_err(|_| Malformed("id"))?,
+        owner: Account::parse("owner", text("owner")?.to_owned())
+            .map_err(|_| Malformed("owner"))?,
+        create_time: number("create_time")?,
+        view_count: number("view_count")?,
+        revision: number("revision")?,
+        fields,
+    })
+}
+
+/// Only the fields that are set, so an update's event names exactly what it changed.
+fn encode_changes(c: &RoomChanges) -> Value {
+    let mut o = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.to_owned(), v);
+        }
+    };
+    put("name", c.name.clone().map(Value::from));
+    put("cover_url", c.cover_url.clone().map(Value::from));
+    put("notice", c.notice.clone().map(Value::from));
+    put("category", c.category.clone().map(Value::from));
+    put("activity_status", c.activity_status.map(Value::from));
+    put("max_seat_count", c.max_seat_count.map(Value::from));
+    put("max_member_count", c.max_member_count.map(Value::from));
+    put("take_seat_mode", c.take_seat_mode.clone().map(Value::from));
+    put(
+        "is_message_disabled",
+        c.is_message_disabled.map(Value::from),
+    );
+    put("is_public_visible", c.is_public_visible.map(Value::from));
+    put("is_seat_enabled", c.is_seat_enabled.map(Value::from));
+    put("seat_template", c.seat_template.clone().map(Value::from));
+    put(
+        "is_unlimited_room_enabled",
+        c.is_unlimited_room_enabled.map(Value::from),
+    );
+    Value::Object(o)
+}
+
+fn decode_changes(value: &Value) -> Result<RoomChanges, Malformed> {
+    let o = value.as_object().ok_or(Malformed("changes"))?;
+    let string = |k| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    let int = |k| o.get(k).and_then(Value::as_i64);
+    let bool = |k| o.get(k).and_then(Value::as_bool);
+    let category = match o.get("category") {
+        None => None,
+        Some(v) => Some(
+            v.as_array()
+                .and_then(|items| items.iter().map(Value::as_i64).collect::<Option<Vec<_>>>())
+                .ok_or(Malformed("category"))?,
+        ),
+    };
+    Ok(RoomChanges {
+        name: string("name"),
+        cover_url: string("cover_url"),
+        notice: string("notice"),
+        category,
+        activity_status: int("activity_status"),
+        max_seat_count: int("max_seat_count"),
+        max_member_count: int("max_member_count"),
+        take_seat_mode: string("take_seat_mode"),
+        is_message_disabled: bool("is_message_disabled"),
+        is_public_visible: bool("is_public_visible"),
+        is_seat_enabled: bool("is_seat_enabled"),
+        seat_template: string("seat_template"),
+        is_unlimited_room_enabled: bool("is_unlimited_room_enabled"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liveroom_domain::NewRoom;
+
+    #[test]
+    fn every_change_round_trips() {
+        let changes = RoomChanges {
+            name: Some("n\"é".into()),
+            category: Some(vec![1, -2]),
+            take_seat_mode: Some("ApplyToTake".into()),
+            seat_template: Some("VideoDynamicGrid9Seats".into()),
+            is_unlimited_room_enabled: Some(true),
+            ..Default::default()
+        };
+        let room = NewRoom::validate("r 1".into(), None, Some("o".into()), "a", changes.clone())
+            .unwrap()
+            .into_room(1_700_000_000);
+        for change in [
+            RoomChange::Created(Box::new(room)),
+            RoomChange::InfoUpdated(Box::new(changes.validate().unwrap())),
+            RoomChange::MetadataSet(Metadata::from([("k".into(), "v\n".into())])),
+            RoomChange::MetadataDeleted(vec!["a".into(), "b".into()]),
+            RoomChange::Destroyed,
+        ] {
+            assert_eq!(decode(&encode(&change)).unwrap(), change);
+        }
+        for junk in [
+            "",
+            "[]",
+            "{}",
+            r#"{"nope":1}"#,
+            r#"{"created":{}}"#,
+            r#"{"set":[1]}"#,
+        ] {
+            assert!(decode(junk).is_err(), "{junk}");
+        }
+    }
+}
