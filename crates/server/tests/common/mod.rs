@@ -108,6 +108,37 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// Sends `body` to `url` with `method` and returns the answer's exact bytes, after checking
+    /// the status (always 200) and the content type.
+    pub async fn bytes_with(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Vec<u8> {
+        let response = self
+            .http
+            .request(method, url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// The exact answer to `command` called as the App administrator with `body` as is,
+    /// with its `RequestId` checked and replaced by `<ID>` (see [`with_placeholder_id`]).
+    pub async fn answer(&self, command: &str, body: &str) -> String {
+        with_placeholder_id(
+            &self
+                .bytes_with(reqwest::Method::POST, &self.url(command), body.to_owned())
+                .await,
+        )
+    }
+
     /// Calls `command` as the App administrator.
     pub async fn call(&self, command: &str, body: Value) -> Value {
         self.post_raw(&self.url(command), body.to_string()).await
@@ -141,4 +172,35 @@ pub fn code_of(answer: &Value) -> u64 {
         );
     }
     code
+}
+
+/// Checks that `answer` holds exactly one `"RequestId":"…"` of Tencent's shape,
+/// `Id-<32 lowercase hex>-O-Seq-<decimal>`, and returns the answer as text with that value
+/// replaced by `<ID>`, so that the rest can be compared byte for byte.
+pub fn with_placeholder_id(answer: &[u8]) -> String {
+    let text = std::str::from_utf8(answer).expect("the answer is UTF-8");
+    const FIELD: &str = "\"RequestId\":\"";
+    assert_eq!(text.matches(FIELD).count(), 1, "one RequestId: {text}");
+    let start = text.find(FIELD).unwrap() + FIELD.len();
+    let len = text[start..].find('"').expect("RequestId is closed");
+    let id = &text[start..start + len];
+    assert!(
+        is_request_id(id),
+        "RequestId {id:?} is not of Tencent's shape"
+    );
+    format!("{}<ID>{}", &text[..start], &text[start + len..])
+}
+
+/// `Id-<32 lowercase hex>-O-Seq-<decimal>`.
+pub fn is_request_id(id: &str) -> bool {
+    let Some((hex, seq)) = id
+        .strip_prefix("Id-")
+        .and_then(|rest| rest.split_once("-O-Seq-"))
+    else {
+        return false;
+    };
+    hex.len() == 32
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && !seq.is_empty()
+        && seq.bytes().all(|b| b.is_ascii_digit())
 }
