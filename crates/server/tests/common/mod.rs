@@ -69,10 +69,27 @@ impl TestServer {
         Self::start(liveroom_store::MemoryStore::new(), config()).await
     }
 
+    /// Asks the server to stop the way SIGTERM does, without waiting for it.
+    pub fn request_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether `serve` has returned.
+    pub fn has_exited(&self) -> bool {
+        self.task.as_ref().is_none_or(|task| task.is_finished())
+    }
+
     /// Stops the server the way SIGTERM does, and waits until the store is closed.
     pub async fn stop(mut self) {
-        self.stop.take().map(|s| s.send(()));
+        self.request_stop();
         self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    /// The address the server listens on, for raw TCP.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
     }
 
     pub fn sig(&self, identifier: &str) -> String {
