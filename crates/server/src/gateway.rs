@@ -7,19 +7,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::Request as HttpRequest;
 use axum::http::{Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use liveroom_domain::Clock;
 use liveroom_protocol::{
-    ApiError, Command, ErrorCode, MAX_BODY_BYTES, RequestIds, Response as ApiResponse, RestQuery,
-    parse_body, render,
+    ApiError, Command, ErrorCode, RequestIds, Response as ApiResponse, RestQuery, parse_body,
+    render,
 };
 use liveroom_store::Store;
 
 use crate::auth::{Apps, Throttle};
+use crate::body::{self, RequestBody};
 use crate::commands::{self, Call};
 use crate::config::{ConnectionLimits, ServerConfig};
 use crate::limits::RateLimits;
@@ -59,13 +61,20 @@ pub(crate) fn router<S: Store>(state: Arc<State<S>>) -> Router {
     metrics::handle();
     Router::new()
         .route("/metrics", get(|| async { metrics::render() }))
+        .route_layer(middleware::from_fn_with_state(
+            state.connections.clone(),
+            body::drain_after,
+        ))
         .fallback(move |request: HttpRequest| {
             let state = state.clone();
             async move {
                 if request.uri().path().starts_with("/v4/") {
                     handle(&state, request).await
                 } else {
-                    StatusCode::NOT_FOUND.into_response()
+                    let not_found = StatusCode::NOT_FOUND.into_response();
+                    RequestBody::new(request.into_body())
+                        .finish(&state.connections, not_found)
+                        .await
                 }
             }
         })
@@ -82,7 +91,11 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
     let started = Instant::now();
     let request_id = state.request_ids.next();
     let mut seen = Seen::default();
-    let outcome = pipeline(state, request, &mut seen).await;
+    // The body is held here, so that what an early answer left unread is drained at the end.
+    let (head, request_body) = request.into_parts();
+    let mut request_body = RequestBody::new(request_body);
+    let request = HttpRequest::from_parts(head, ());
+    let outcome = pipeline(state, &request, &mut request_body, &mut seen).await;
 
     let code = outcome
         .as_ref()
@@ -105,17 +118,19 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
     );
 
     let body = render(&request_id, &outcome);
-    (
+    let response = (
         [(header::CONTENT_TYPE, "application/json")],
         Bytes::from(body),
     )
-        .into_response()
+        .into_response();
+    request_body.finish(&state.connections, response).await
 }
 
 /// docs/behaviour.md §2, rows 1 to 20, in order; the first failure answers.
 async fn pipeline<S: Store>(
     state: &State<S>,
-    request: HttpRequest,
+    request: &HttpRequest<()>,
+    body: &mut RequestBody,
     seen: &mut Seen,
 ) -> Result<ApiResponse, ApiError> {
     let command = Command::from_uri_path(request.uri().path())?;
@@ -161,7 +176,7 @@ async fn pipeline<S: Store>(
             ),
         ));
     }
-    let body = read_body(request.into_body(), &state.connections).await?;
+    let body = body.read(&state.connections).await?;
     let body = parse_body(&body)?;
     if caller.app.disabled_commands.contains(&command) {
         return Err(ApiError::new(
@@ -175,32 +190,4 @@ async fn pipeline<S: Store>(
         now,
     };
     commands::dispatch(state, command, &call, &body).await
-}
-
-/// Reads at most [`MAX_BODY_BYTES`] (one more byte tells that the body is too large), within
-/// the body timeout.
-async fn read_body(body: Body, limits: &ConnectionLimits) -> Result<Bytes, ApiError> {
-    // A declared length over the limit is refused before waiting for a byte of it.
-    if http_body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
-        return Err(ApiError::new(
-            ErrorCode::ReqJsonParseFailed,
-            "request body is larger than 1 MiB",
-        ));
-    }
-    match tokio::time::timeout(
-        limits.body_timeout,
-        axum::body::to_bytes(body, MAX_BODY_BYTES + 1),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(ApiError::new(
-            ErrorCode::ReqJsonParseFailed,
-            "request body is larger than 1 MiB or was cut short",
-        )),
-        Err(_) => Err(ApiError::new(
-            ErrorCode::RequestTimeout,
-            "request body was not received in time",
-        )),
-    }
 }

@@ -7,10 +7,12 @@
 //! every request are written in the gateway, and only there.
 
 mod auth;
+mod body;
 mod commands;
 mod config;
 mod gateway;
 mod limits;
+mod linger;
 mod listener;
 mod logging;
 mod metrics;

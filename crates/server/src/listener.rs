@@ -2,6 +2,7 @@
 //! headers (which also ends idle keep-alive connections), and shuts down gracefully: stop
 //! accepting, let in-flight requests finish, then return.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tower::ServiceExt;
 
 use crate::config::{ConnectionLimits, TlsConfig};
 use crate::gateway::ClientAddr;
+use crate::linger::{CloseAnnounced, Lingering};
 
 pub(crate) async fn run(
     listener: TcpListener,
@@ -55,11 +57,19 @@ pub(crate) async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let close_announced = CloseAnnounced::default();
+        let stream = Lingering::new(stream, close_announced.clone(), limits.body_timeout);
         let router = router.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ClientAddr(peer));
-            router.clone().oneshot(request)
+            let answer = router.clone().oneshot(request);
+            let close_announced = close_announced.clone();
+            async move {
+                let response = answer.await?;
+                close_announced.note(&response);
+                Ok::<_, Infallible>(response)
+            }
         });
         let watcher = graceful.watcher();
         let http = http.clone();
