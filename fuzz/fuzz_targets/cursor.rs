@@ -1,4 +1,4 @@
-//! The `get_room_list` cursor (decisions.md §6: `Next` is opaque; one that cannot be decoded
+//! The `get_room_list` cursor (docs/behaviour.md §6: `Next` is opaque; one that cannot be decoded
 //! is 100002). The first byte picks the mode: decode arbitrary text, or encode an arbitrary
 //! position. Properties: nothing panics; a decoded cursor re-encodes to one that decodes to the
 //! same position; a canonical cursor (what `encode_cursor` writes: no leading zeros, lowercase

@@ -1,9 +1,9 @@
-//! The path and query string of a `/v4/…` request (decisions.md §2 rows 1, 3, 4, 7, 8):
+//! The path and query string of a `/v4/…` request (docs/behaviour.md §2 rows 1, 3, 4, 7, 8):
 //! `Command::from_uri_path`, `RestQuery::parse` and its accessors, on arbitrary request
 //! targets, both as hyper hands them over (`http::Uri`) and as raw text.
 //!
 //! Besides "no panic", each outcome is checked against a small model written from
-//! decisions.md: the command's exact path, 60002 exactly when a known parameter is repeated or
+//! docs/behaviour.md: the command's exact path, 60002 exactly when a known parameter is repeated or
 //! `contenttype`/`random` is malformed, and each accessor's code from the decoded value.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! UserSig decoding and verification (decisions.md §2 rows 9–13) on arbitrary input.
+//! UserSig decoding and verification (docs/behaviour.md §2 rows 9–13) on arbitrary input.
 //!
 //! The first byte picks how the rest is used, so that the fuzzer reaches every layer and not
 //! only the base64 check: raw UserSig text; a JSON document wrapped the way encoders do (zlib,

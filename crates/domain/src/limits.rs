@@ -1,4 +1,4 @@
-//! The numeric limits of decisions.md §6–§7, in one place. Sizes are UTF-8 bytes.
+//! The numeric limits of docs/behaviour.md §6–§7, in one place. Sizes are UTF-8 bytes.
 
 /// Longest `RoomId`.
 pub const ROOM_ID_MAX_BYTES: usize = 48;

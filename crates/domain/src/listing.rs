@@ -1,7 +1,7 @@
 use crate::{Room, RoomId};
 
 /// A place in the public room list, whose order is `ViewCount` descending, then `CreateTime`
-/// descending, then `RoomId` ascending (decisions.md §6). A page that ends at a room resumes
+/// descending, then `RoomId` ascending (docs/behaviour.md §6). A page that ends at a room resumes
 /// strictly after that room's position, so walking an unchanging list yields each room once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPosition {

@@ -163,7 +163,7 @@ fn check_range(
 }
 
 impl RoomChanges {
-    /// Checks every bound of decisions.md §6; on success the changes can be applied to any room.
+    /// Checks every bound of docs/behaviour.md §6; on success the changes can be applied to any room.
     pub fn validate(self) -> Result<ValidChanges, DomainError> {
         check_len("RoomName", &self.name, ROOM_NAME_MAX_BYTES)?;
         check_len("CoverURL", &self.cover_url, COVER_URL_MAX_BYTES)?;

@@ -3,7 +3,7 @@ use std::borrow::Cow;
 use crate::{ApiError, ErrorCode};
 
 /// The query string of a REST call: `sdkappid`, `identifier`, `usersig`, `random`,
-/// `contenttype`. Parsing checks only what decisions.md §2 row 3 asks (the URL's own format);
+/// `contenttype`. Parsing checks only what docs/behaviour.md §2 row 3 asks (the URL's own format);
 /// the accessors answer rows 4, 7 and 8 when the server asks for each in turn.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RestQuery {

@@ -3,7 +3,7 @@
 //! [`serve`] accepts connections on a listener you bind ([`listener`]), and answers every
 //! `/v4/…` request through one pipeline ([`gateway`]): parse the command, authenticate
 //! ([`auth`]), rate-limit ([`limits`]), read and parse the body, then dispatch to the
-//! command's handler ([`commands`], one module per command family). Logs and metrics for
+//! command's handler ([`commands`], one file per command). Logs and metrics for
 //! every request are written in the gateway, and only there.
 
 mod auth;
@@ -24,6 +24,7 @@ use liveroom_domain::Clock;
 use liveroom_store::Store;
 use tokio::net::TcpListener;
 
+pub use commands::check_request;
 pub use config::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig};
 pub use logging::{LogGuard, init_logging};
 

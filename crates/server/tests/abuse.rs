@@ -421,7 +421,7 @@ fn rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// The `i`-th junk request: each kind reaches a different check of decisions.md §2, with
+/// The `i`-th junk request: each kind reaches a different check of docs/behaviour.md §2, with
 /// credentials never seen before.
 fn junk(server: &TestServer, i: usize) -> String {
     let id = format!("user{i}");

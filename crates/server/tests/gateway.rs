@@ -1,4 +1,4 @@
-//! The order of checks of decisions.md §2 and the code each failure gets, over HTTP.
+//! The order of checks of docs/behaviour.md §2 and the code each failure gets, over HTTP.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Hostile and malformed requests against the real server (issue 4): each is answered with its
-//! documented envelope code (decisions.md §2) or, where hyper refuses the request before liveroom
+//! documented envelope code (docs/behaviour.md §2) or, where hyper refuses the request before liveroom
 //! sees it, with a bounded HTTP error and a close; and none of them changes anything.
 //!
 //! Every case runs against rooms with known state, and the state (get_room_info,
@@ -351,7 +351,7 @@ async fn hostile_usersigs() {
     };
     let admin2_sig = sig_json(&server.sig("admin2"))["TLS.sig"].clone();
     // The official Python layout: another key order, spaces after separators. The HMAC covers
-    // the values only, so the same credential re-encoded must still verify (decisions.md §3).
+    // the values only, so the same credential re-encoded must still verify (docs/behaviour.md §3).
     let python_layout = {
         let json = sig_json(&good);
         let order = [

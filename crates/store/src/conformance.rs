@@ -865,7 +865,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The documented limits (decisions.md §7), written out independently of the domain crate.
+/// The documented limits (docs/behaviour.md §7), written out independently of the domain crate.
 #[derive(Debug, Default)]
 struct Model {
     values: BTreeMap<String, String>,

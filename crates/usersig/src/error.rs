@@ -135,7 +135,7 @@ impl From<DecodeErrorKind> for DecodeError {
     }
 }
 
-/// Why a UserSig was rejected, in the order the checks run (decisions.md §2 rows 9–13).
+/// Why a UserSig was rejected, in the order the checks run (docs/behaviour.md §2 rows 9–13).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// Row 9 (ErrorCode 70003): the UserSig cannot be decoded.

@@ -16,7 +16,7 @@
 //! zlib level and base64 padding. So [`decode`] parses the JSON and never compares bytes.
 //!
 //! Verification is two steps so that the server can map each failure to its own ErrorCode
-//! (decisions.md §2 rows 9–13): [`decode`] (anything unreadable → [`DecodeError`]), then
+//! (docs/behaviour.md §2 rows 9–13): [`decode`] (anything unreadable → [`DecodeError`]), then
 //! [`DecodedSig::check`] (sdkappid, identifier, HMAC, expiry, in that order). [`verify`] does both.
 //!
 //! ```
@@ -62,7 +62,7 @@ pub use error::{DecodeError, DecodeErrorKind, Field, VerifyError};
 /// Default validity of the official libraries: 180 days.
 pub const DEFAULT_EXPIRE_SECS: u64 = 15_552_000;
 
-/// Largest inflated JSON accepted (decisions.md §2 row 9): 4 KiB.
+/// Largest inflated JSON accepted (docs/behaviour.md §2 row 9): 4 KiB.
 pub const MAX_INFLATED_BYTES: usize = 4096;
 
 /// Longest UserSig text accepted, checked before any decoding work. A 4 KiB JSON document in
@@ -278,7 +278,7 @@ impl DecodedSig {
         now > self.expires_at()
     }
 
-    /// Check the decoded UserSig against a request, in this order (decisions.md §2 rows 10–13):
+    /// Check the decoded UserSig against a request, in this order (docs/behaviour.md §2 rows 10–13):
     /// sdkappid, identifier (exact, case-sensitive), HMAC (constant-time), expiry.
     ///
     /// # Errors

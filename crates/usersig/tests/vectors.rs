@@ -102,7 +102,7 @@ fn vector_a_every_encoding_verifies_until_it_expires() {
 
 #[test]
 fn a_future_time_is_not_rejected() {
-    // decisions.md §3: no lower bound on TLS.time, as in the official verifiers.
+    // docs/behaviour.md §3: no lower bound on TLS.time, as in the official verifiers.
     for now in [0, 1, T0 - 1] {
         assert!(verify(A_GO, 1_400_000_000, "xiaojun", K, now).is_ok());
     }
@@ -167,7 +167,7 @@ fn vector_d_admin_for_one_day() {
 
 #[test]
 fn checks_run_in_the_documented_order() {
-    // Each call breaks several rules at once; the first in decisions.md §2 order answers.
+    // Each call breaks several rules at once; the first in docs/behaviour.md §2 order answers.
     let now_expired = 1_715_552_001;
     let cases = [
         (

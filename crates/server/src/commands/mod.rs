@@ -53,6 +53,24 @@ macro_rules! define_dispatch {
                 $(Command::$variant => run::<$module::Handler, S>(state, call, body).await,)*
             }
         }
+
+        /// Row 18 alone: whether `body` is a valid request of `command` from `caller`, without
+        /// running it (for the fuzz targets).
+        pub fn check_request(
+            command: Command,
+            body: &Map<String, Value>,
+            caller: &str,
+        ) -> Result<(), ApiError> {
+            let call = Call {
+                app: 0,
+                caller,
+                now: Duration::ZERO,
+            };
+            let fields = Fields::new(body);
+            match command {
+                $(Command::$variant => <$module::Handler as Handler>::parse(&fields, &call).map(drop),)*
+            }
+        }
     };
 }
 
