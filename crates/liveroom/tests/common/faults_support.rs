@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, APP, admin_sig, liveroom, post_json};
-
-/// The longest any single step may take before the test fails instead of hanging.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+use crate::common::{ADMIN, APP, DEADLINE, admin_sig, liveroom, post_json, wait_exit};
 
 /// `liveroom serve --config <config>`, logging at `warn` so that storage errors show.
 pub fn serve_command(config: &Path) -> Command {
@@ -280,21 +277,6 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-    }
-}
-
-/// Waits for `child` to exit, killing it (and failing) after `DEADLINE`.
-pub fn wait_exit(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process {} did not exit within {DEADLINE:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -4,11 +4,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 pub const APP: u32 = 1_400_000_000;
 pub const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 pub const ADMIN: &str = "administrator";
+
+/// The longest any single step may take before the test fails instead of hanging.
+pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// POSTs `body` to `url`; the answer's JSON.
 pub async fn post_json(
@@ -22,6 +26,21 @@ pub async fn post_json(
         .await?
         .json()
         .await
+}
+
+/// Waits for `child` to exit, killing it (and failing) after `DEADLINE`.
+pub fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {DEADLINE:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub fn liveroom() -> Command {
