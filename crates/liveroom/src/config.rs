@@ -171,6 +171,7 @@ impl Settings {
         settings
             .listen_addr()
             .with_context(|| format!("{source}: listen"))?;
+        settings.refuse_zeros(&source)?;
         for (i, app) in settings.apps.iter().enumerate() {
             app.to_config()
                 .with_context(|| format!("{source}: apps[{i}] (sdkappid {})", app.sdkappid))?;
@@ -184,6 +185,23 @@ impl Settings {
             );
         }
         Ok(settings)
+    }
+
+    /// 0 turns none of these off: it would break serving (no connection accepted, every
+    /// request timed out, a throttle that never blocks), so it is refused.
+    fn refuse_zeros(&self, source: &str) -> anyhow::Result<()> {
+        let (c, t) = (&self.connections, &self.auth_failure_throttle);
+        let off = " (max_failures = 0 turns the throttle off)";
+        for (setting, value, hint) in [
+            ("connections.max_connections", c.max_connections as u64, ""),
+            ("connections.header_timeout_secs", c.header_timeout_secs, ""),
+            ("connections.body_timeout_secs", c.body_timeout_secs, ""),
+            ("auth_failure_throttle.window_secs", t.window_secs, off),
+            ("auth_failure_throttle.block_secs", t.block_secs, off),
+        ] {
+            ensure!(value > 0, "{source}: {setting}: must be at least 1{hint}");
+        }
+        Ok(())
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -374,6 +392,26 @@ get_room_list = 10
                 "configured twice",
             ),
             ("[storage]\nmetadata_cache_mb = -1", "metadata_cache_mb"),
+            (
+                "[connections]\nbody_timeout_secs = 0",
+                "connections.body_timeout_secs: must be at least 1",
+            ),
+            (
+                "[connections]\nheader_timeout_secs = 0",
+                "connections.header_timeout_secs",
+            ),
+            (
+                "[connections]\nmax_connections = 0",
+                "connections.max_connections",
+            ),
+            (
+                "[auth_failure_throttle]\nwindow_secs = 0",
+                "auth_failure_throttle.window_secs",
+            ),
+            (
+                "[auth_failure_throttle]\nblock_secs = 0",
+                "max_failures = 0 turns the throttle off",
+            ),
             ("not toml at all [", "liveroom.toml"),
         ] {
             let error = load_toml(text).unwrap_err().to_string();

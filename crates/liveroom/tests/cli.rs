@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::{BufRead, Read};
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::{Value, json};
@@ -139,6 +140,63 @@ fn bad_config_stops_start_with_file_setting_and_problem() {
     assert!(stderr.contains("bad.toml"), "{stderr}");
     assert!(stderr.contains("disabled_commands"), "{stderr}");
     assert!(stderr.contains("launch_rocket"), "{stderr}");
+}
+
+/// Runs `command`, which must stop with an error instead of serving; its stderr. Bounded, so
+/// that a server which starts anyway fails the test rather than hanging it.
+fn refused(mut command: Command) -> String {
+    let mut child = command
+        .env("LIVEROOM_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_zero_that_would_break_serving_stops_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zero.toml");
+    let serve = || {
+        let mut command = liveroom();
+        command
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        command
+    };
+    for (table, setting) in [
+        ("connections", "body_timeout_secs"),
+        ("connections", "header_timeout_secs"),
+        ("connections", "max_connections"),
+        ("auth_failure_throttle", "window_secs"),
+        ("auth_failure_throttle", "block_secs"),
+    ] {
+        let name = format!("{table}.{setting}");
+        std::fs::write(&config, format!("[{table}]\n{setting} = 0\n")).unwrap();
+        let mut from_file = serve();
+        from_file.arg("--config").arg(&config);
+        let stderr = refused(from_file);
+        assert!(stderr.contains("zero.toml"), "{name}: {stderr}");
+        assert!(stderr.contains(&name), "{name}: {stderr}");
+
+        let variable = format!("LIVEROOM_{table}__{setting}").to_uppercase();
+        let mut from_environment = serve();
+        from_environment.env(&variable, "0");
+        let stderr = refused(from_environment);
+        assert!(stderr.contains(&name), "{variable}=0: {stderr}");
+    }
 }
 
 #[test]
