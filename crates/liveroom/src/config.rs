@@ -164,10 +164,7 @@ impl Settings {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
-        let source = file.map_or_else(
-            || "the configuration".to_owned(),
-            |f| format!("config file {}", f.display()),
-        );
+        let source = source_name(file);
         settings
             .listen_addr()
             .with_context(|| format!("{source}: listen"))?;
@@ -288,6 +285,14 @@ impl AppSettings {
             rate_limits,
         })
     }
+}
+
+/// How errors name where the configuration came from.
+pub fn source_name(file: Option<&Path>) -> String {
+    file.map_or_else(
+        || "the configuration".to_owned(),
+        |f| format!("config file {}", f.display()),
+    )
 }
 
 /// A secret key in a file others can read is a leak waiting to happen: say so at start.

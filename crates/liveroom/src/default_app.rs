@@ -18,6 +18,12 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppSettings, PathBuf)>
     if !path.exists() {
         create(&path)?;
     }
+    load(data_dir)
+}
+
+/// The data directory's default app and the file that keeps it; an error if there is none.
+pub fn load(data_dir: &Path) -> anyhow::Result<(AppSettings, PathBuf)> {
+    let path = data_dir.join(FILE_NAME);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let app: AppSettings =

@@ -5,12 +5,13 @@ mod config;
 mod default_app;
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::{Context, ensure};
+use clap::{Args, Parser, Subcommand};
 use liveroom_domain::{Clock, SystemClock};
+use liveroom_server::SecretKey;
 use liveroom_store::SqliteStore;
 
 use crate::config::{Overrides, Settings};
@@ -40,11 +41,12 @@ enum Commands {
     },
     /// Print a UserSig, as Tencent's libraries make them.
     Usersig {
-        #[arg(long)]
-        sdkappid: u32,
-        /// The app's secret key.
-        #[arg(long)]
-        key: String,
+        /// The app; may be left out for the default app (--data-dir, or a --config with no
+        /// apps).
+        #[arg(long, required_unless_present_any = ["config", "data_dir"])]
+        sdkappid: Option<u32>,
+        #[command(flatten)]
+        key: KeySource,
         /// The user (for REST calls: an App administrator).
         #[arg(long)]
         identifier: String,
@@ -52,6 +54,98 @@ enum Commands {
         #[arg(long, default_value_t = liveroom_usersig::DEFAULT_EXPIRE_SECS)]
         expire: u64,
     },
+}
+
+/// Where `usersig` takes the app's secret key from: --key, --key-file, or the configuration
+/// (--config and/or --data-dir, read as `serve` reads them). Not `Debug`: it may hold the key.
+#[derive(Args)]
+#[group(required = true, multiple = true)]
+struct KeySource {
+    /// The secret key itself. Other users can see it in the process list, and the shell keeps
+    /// it in its history: prefer --key-file, --config or --data-dir.
+    #[arg(long, conflicts_with_all = ["key_file", "config", "data_dir"])]
+    key: Option<String>,
+    /// A file holding the secret key (a trailing newline is ignored); `-` reads it from
+    /// standard input.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["config", "data_dir"])]
+    key_file: Option<PathBuf>,
+    /// The key of app --sdkappid in this configuration file, as `serve --config` reads it
+    /// (LIVEROOM_* variables included); with no apps in it, the default app's.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The key of the default app that a zero-configuration `serve` keeps in this data
+    /// directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl KeySource {
+    /// The app's sdkappid and secret key; `sdkappid` is the one given, if any.
+    fn read(self, sdkappid: Option<u32>) -> anyhow::Result<(u32, SecretKey)> {
+        let key = match (self.key, self.key_file) {
+            (Some(key), _) => key,
+            (None, Some(path)) => read_key_file(&path)?,
+            (None, None) => {
+                return configured_key(self.config.as_deref(), self.data_dir, sdkappid);
+            }
+        };
+        ensure!(!key.is_empty(), "the secret key is empty");
+        // clap asks for it unless --config or --data-dir is given.
+        let sdkappid = sdkappid.context("--sdkappid is required with --key and --key-file")?;
+        Ok((sdkappid, SecretKey::new(key)))
+    }
+}
+
+/// The secret key in `path` (`-`: standard input), without the newline that editors and
+/// `echo` leave at the end.
+fn read_key_file(path: &Path) -> anyhow::Result<String> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .context("--key-file -: cannot read standard input")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("--key-file {}: cannot be read", path.display()))?
+    };
+    let key = text.strip_suffix('\n').map_or(text.as_str(), |line| {
+        line.strip_suffix('\r').unwrap_or(line)
+    });
+    Ok(key.to_owned())
+}
+
+/// The secret key of app `sdkappid` in the configuration `serve` would load; when that lists
+/// no apps, the data directory's default app, whose sdkappid `sdkappid` may leave out.
+fn configured_key(
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    sdkappid: Option<u32>,
+) -> anyhow::Result<(u32, SecretKey)> {
+    let overrides = Overrides {
+        listen: None,
+        data_dir,
+    };
+    let settings = Settings::load(config, &overrides)?;
+    if settings.apps.is_empty() {
+        // What `serve` would do, without creating an app nobody has started yet.
+        let (app, path) = default_app::load(&settings.data_dir)?;
+        if let Some(wanted) = sdkappid {
+            ensure!(
+                wanted == app.sdkappid,
+                "{}: the default app is sdkappid {}, not {wanted}",
+                path.display(),
+                app.sdkappid
+            );
+        }
+        return Ok((app.sdkappid, SecretKey::new(app.secret_key)));
+    }
+    let source = config::source_name(config);
+    let sdkappid =
+        sdkappid.with_context(|| format!("--sdkappid: {source} lists apps; name one"))?;
+    let app = settings
+        .apps
+        .into_iter()
+        .find(|app| app.sdkappid == sdkappid)
+        .with_context(|| format!("{source}: apps: no app with sdkappid {sdkappid}"))?;
+    Ok((sdkappid, SecretKey::new(app.secret_key)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,9 +157,11 @@ fn main() -> anyhow::Result<()> {
             identifier,
             expire,
         } => {
+            let _flush_logs_at_exit = liveroom_server::init_logging();
+            let (sdkappid, key) = key.read(sdkappid)?;
             let sig = liveroom_usersig::generate(
                 sdkappid,
-                &key,
+                key.expose(),
                 &identifier,
                 SystemClock.unix_secs(),
                 expire,

@@ -2,8 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, Read};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, Read, Write};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 use serde_json::{Value, json};
@@ -116,6 +116,178 @@ fn usersig_command_signs_like_the_official_libraries() {
     )
     .unwrap();
     assert_eq!(decoded.expire(), 600);
+}
+
+/// `liveroom usersig` with `args`, `stdin` written to its standard input.
+fn usersig(args: &[&str], stdin: &str) -> Output {
+    let mut child = liveroom()
+        .arg("usersig")
+        .args(args)
+        .env("LIVEROOM_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that does not read its input may have exited already.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// The UserSig `output` printed, checked against `sdkappid`, `identifier` and `key`; the key
+/// itself is printed nowhere.
+fn signed(output: &Output, sdkappid: u32, identifier: &str, key: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains(key) && !stderr.contains(key),
+        "the key was printed"
+    );
+    let sig = stdout.trim();
+    let made_at = liveroom_usersig::decode(sig).unwrap().time();
+    liveroom_usersig::verify(sig, sdkappid, identifier, key, made_at).unwrap();
+    sig.to_owned()
+}
+
+/// The error `output` printed: a failure that does not print `key`.
+fn usersig_error(output: &Output, key: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains(key), "the key was printed: {stderr}");
+    stderr
+}
+
+fn path_arg(path: &std::path::Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+#[test]
+fn usersig_reads_the_key_from_a_file_or_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret-key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    fn with<'a>(source: &[&'a str]) -> Vec<&'a str> {
+        [&["--sdkappid", "1400000000", "--identifier", ADMIN], source].concat()
+    }
+    let from_file = usersig(&with(&["--key-file", path_arg(&file)]), "");
+    signed(&from_file, APP, ADMIN, KEY);
+    let from_stdin = usersig(&with(&["--key-file", "-"]), &format!("{KEY}\r\n"));
+    signed(&from_stdin, APP, ADMIN, KEY);
+
+    let empty = usersig(&with(&["--key-file", "-"]), "\n");
+    assert!(usersig_error(&empty, KEY).contains("empty"));
+    let missing = dir.path().join("no-such-file");
+    let missing = usersig(&with(&["--key-file", path_arg(&missing)]), "");
+    assert!(usersig_error(&missing, KEY).contains("no-such-file"));
+}
+
+#[test]
+fn usersig_takes_the_key_of_a_configured_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let other_key = "the-other-app-s-key";
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text +=
+        &format!("[[apps]]\nsdkappid = 1400000001\nsecret_key = {other_key:?}\nadmins = [\"a\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let from_config = |more: &[&str]| {
+        usersig(
+            &[&["--config", path_arg(&config), "--identifier", "a"], more].concat(),
+            "",
+        )
+    };
+    signed(&from_config(&["--sdkappid", "1400000000"]), APP, "a", KEY);
+    let other = from_config(&["--sdkappid", "1400000001"]);
+    signed(&other, 1_400_000_001, "a", other_key);
+
+    let unknown = usersig_error(&from_config(&["--sdkappid", "7"]), KEY);
+    assert!(!unknown.contains(other_key), "a key was printed: {unknown}");
+    assert!(
+        unknown.contains("liveroom.toml") && unknown.contains("sdkappid 7"),
+        "{unknown}"
+    );
+    assert!(usersig_error(&from_config(&[]), KEY).contains("--sdkappid"));
+}
+
+#[test]
+fn usersig_takes_the_key_of_the_default_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("liveroom-data");
+    let from_data_dir = |more: &[&str]| {
+        usersig(
+            &[
+                &["--data-dir", path_arg(&data), "--identifier", ADMIN],
+                more,
+            ]
+            .concat(),
+            "",
+        )
+    };
+    // Before any start there is no default app, and usersig makes none.
+    let none_yet = usersig_error(&from_data_dir(&[]), KEY);
+    assert!(none_yet.contains("default-app.toml"), "{none_yet}");
+    assert!(!data.exists());
+
+    let mut serve = liveroom();
+    serve
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut running = start(serve);
+    let (sdkappid, _, _) = printed(&mut running);
+    let app = std::fs::read_to_string(data.join("default-app.toml")).unwrap();
+    let key = app
+        .lines()
+        .find_map(|line| line.strip_prefix("secret_key = "))
+        .unwrap()
+        .trim_matches('"');
+    let sig = signed(&from_data_dir(&[]), sdkappid, ADMIN, key);
+    // The server accepts it.
+    let list = running.base.clone()
+        + &format!(
+            "/v4/live_engine_http_srv/get_room_list?sdkappid={sdkappid}&identifier={ADMIN}&usersig={sig}&random=7&contenttype=json"
+        );
+    let answer = post(&list, json!({"Next": "", "Count": 10}));
+    assert_eq!(answer["ErrorCode"], 0, "{answer}");
+
+    signed(
+        &from_data_dir(&["--sdkappid", &sdkappid.to_string()]),
+        sdkappid,
+        ADMIN,
+        key,
+    );
+    let other = usersig_error(&from_data_dir(&["--sdkappid", "7"]), key);
+    assert!(
+        other.contains(&format!("sdkappid {sdkappid}, not 7")),
+        "{other}"
+    );
+    assert!(terminate(&mut running).success());
+}
+
+#[test]
+fn usersig_wants_exactly_one_key_source() {
+    for source in [
+        &[][..],
+        &["--key", KEY, "--key-file", "-"],
+        &["--key", KEY, "--config", "liveroom.toml"],
+        &["--key-file", "-", "--data-dir", "liveroom-data"],
+    ] {
+        let args = [&["--sdkappid", "1400000000", "--identifier", ADMIN], source].concat();
+        let output = usersig(&args, "");
+        let stderr = usersig_error(&output, KEY);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{source:?}: usage error: {stderr}"
+        );
+        assert!(stderr.contains("--key"), "{source:?}: {stderr}");
+    }
+    let help = String::from_utf8(usersig(&["--help"], "").stdout).unwrap();
+    assert!(
+        help.contains("--key-file") && help.contains("--data-dir"),
+        "{help}"
+    );
+    assert!(help.contains("Other users can see it"), "{help}");
 }
 
 #[test]
