@@ -150,8 +150,12 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
             // Figment treats a missing file as empty; a named file that is not there is an error.
-            std::fs::metadata(file)
+            let text = std::fs::read_to_string(file)
                 .with_context(|| format!("config file {}: cannot be read", file.display()))?;
+            // Parsed here first so that a syntax error is reported without figment quoting
+            // the line, which may hold a secret key.
+            toml::from_str::<toml::Table>(&text)
+                .map_err(|error| toml_error(&source_name(Some(file)), &text, &error))?;
             warn_if_readable_by_others(file);
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -295,6 +299,19 @@ pub fn source_name(file: Option<&Path>) -> String {
     )
 }
 
+/// A TOML error in `text`, the contents of `what`, without the excerpt of `text` that toml
+/// quotes: that line may hold a secret key.
+pub fn toml_error(what: &str, text: &str, error: &toml::de::Error) -> anyhow::Error {
+    let line = error
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| before.matches('\n').count() + 1);
+    match line {
+        Some(line) => anyhow::anyhow!("{what}: line {line}: {}", error.message()),
+        None => anyhow::anyhow!("{what}: {}", error.message()),
+    }
+}
+
 /// A secret key in a file others can read is a leak waiting to happen: say so at start.
 fn warn_if_readable_by_others(file: &Path) {
     #[cfg(unix)]
@@ -426,6 +443,15 @@ get_room_list = 10
                 "{text:?} names no file: {error}"
             );
         }
+    }
+
+    #[test]
+    fn syntax_errors_do_not_quote_the_secret_key() {
+        let error = load_toml("[[apps]]\nsdkappid = 1\nsecret_key = \"s3cr3t\nadmins = [\"a\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("liveroom.toml: line 3"), "{error}");
+        assert!(!error.contains("s3cr3t"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::AppSettings;
+use crate::config::{self, AppSettings};
 
 const FILE_NAME: &str = "default-app.toml";
 const ADMIN: &str = "administrator";
@@ -26,8 +26,8 @@ pub fn load(data_dir: &Path) -> anyhow::Result<(AppSettings, PathBuf)> {
     let path = data_dir.join(FILE_NAME);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let app: AppSettings =
-        toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
+    let app: AppSettings = toml::from_str(&text)
+        .map_err(|error| config::toml_error(&path.display().to_string(), &text, &error))?;
     app.to_config()
         .with_context(|| format!("{}", path.display()))?;
     Ok((app, path))

@@ -265,6 +265,33 @@ fn usersig_takes_the_key_of_the_default_app() {
 }
 
 #[test]
+fn a_broken_file_is_reported_without_quoting_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // The key's closing quote is missing: TOML's own message would quote the line.
+    let app = format!("sdkappid = {APP}\nsecret_key = \"{KEY}\nadmins = [\"{ADMIN}\"]\n");
+    let config = dir.path().join("broken.toml");
+    std::fs::write(&config, format!("[[apps]]\n{app}")).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("default-app.toml"), &app).unwrap();
+
+    let mut serve = liveroom();
+    serve.args(["serve", "--config"]).arg(&config);
+    let stderr = refused(serve);
+    assert!(stderr.contains("broken.toml: line 3"), "{stderr}");
+    assert!(!stderr.contains(KEY), "the key was printed: {stderr}");
+    let with_config = ["--config", path_arg(&config), "--sdkappid", "1400000000"];
+    let stderr = usersig_error(
+        &usersig(&[&with_config[..], &["--identifier", ADMIN]].concat(), ""),
+        KEY,
+    );
+    assert!(stderr.contains("broken.toml: line 3"), "{stderr}");
+    let with_data_dir = ["--data-dir", path_arg(&data), "--identifier", ADMIN];
+    let stderr = usersig_error(&usersig(&with_data_dir, ""), KEY);
+    assert!(stderr.contains("default-app.toml: line 2"), "{stderr}");
+}
+
+#[test]
 fn usersig_wants_exactly_one_key_source() {
     for source in [
         &[][..],
