@@ -1,9 +1,11 @@
 //! Who is calling: decisions.md §2 rows 4–14, and the failed-authentication throttle.
 
 use std::collections::HashMap;
+use std::collections::hash_map::{Entry, RandomState};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use liveroom_protocol::{ApiError, ErrorCode, RestQuery};
@@ -139,19 +141,31 @@ impl Apps {
 /// often. Memory is bounded: at most [`Throttle::MAX_TRACKED`] addresses are tracked, stale
 /// ones are dropped first, and past that new addresses go untracked rather than evicting a
 /// blocked one.
+///
+/// Every request asks [`Throttle::is_blocked`], so that check must not serialize requests on
+/// one lock: addresses are spread over [`Throttle::SHARDS`] independently locked tables, and
+/// each table says, without its lock, until when any of its addresses may be blocked.
 pub(crate) struct Throttle {
     config: ThrottleConfig,
-    clients: Mutex<Clients>,
-    /// Mirrors `clients.len()` so that the common case (nobody failing) takes no lock.
+    shards: Box<[Shard]>,
+    /// Picks an address's shard; random per process so that nobody can aim at one shard.
+    shard_hasher: RandomState,
+    /// Records in all shards, kept exactly: the bound is on the whole table.
     tracked: AtomicUsize,
+    /// When stale records were last swept, in nanoseconds: at most one sweep a second, so
+    /// that a flood of new addresses cannot make every failure scan the whole table.
+    last_sweep: AtomicU64,
 }
 
+/// Aligned to its own cache lines, so that failures locking one shard do not slow the
+/// lock-free reads of its neighbours.
+#[repr(align(128))]
 #[derive(Default)]
-struct Clients {
-    records: HashMap<IpAddr, Record>,
-    /// When stale records were last swept: at most one sweep a second, so that a flood of
-    /// new addresses cannot make every failure scan the whole table.
-    last_sweep: Duration,
+struct Shard {
+    records: Mutex<HashMap<IpAddr, Record>>,
+    /// The latest `blocked_until` of this shard's records, in nanoseconds. Only ever raised,
+    /// so a request at or past it cannot be blocked and need not take the lock.
+    blocked_until: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -162,19 +176,36 @@ struct Record {
 }
 
 impl Record {
+    fn new(now: Duration) -> Self {
+        Self {
+            window_start: now,
+            failures: 0,
+            blocked_until: Duration::ZERO,
+        }
+    }
+
     fn is_stale(&self, now: Duration, window: Duration) -> bool {
         now >= self.blocked_until && now.saturating_sub(self.window_start) >= window
     }
 }
 
+/// A time for an `AtomicU64`; saturates some 584 years after the epoch.
+fn nanos(time: Duration) -> u64 {
+    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl Throttle {
     pub const MAX_TRACKED: usize = 100_000;
+    const SHARDS: usize = 16;
+    const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
     pub fn new(config: ThrottleConfig) -> Self {
         Self {
             config,
-            clients: Mutex::new(Clients::default()),
+            shards: (0..Self::SHARDS).map(|_| Shard::default()).collect(),
+            shard_hasher: RandomState::new(),
             tracked: AtomicUsize::new(0),
+            last_sweep: AtomicU64::new(0),
         }
     }
 
@@ -182,13 +213,22 @@ impl Throttle {
         self.config.max_failures > 0
     }
 
+    fn shard(&self, client: IpAddr) -> &Shard {
+        let hash = self.shard_hasher.hash_one(client);
+        &self.shards[hash as usize % self.shards.len()]
+    }
+
     pub fn is_blocked(&self, client: IpAddr, now: Duration) -> bool {
-        if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
+        if !self.enabled() {
             return false;
         }
-        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .records
+        let shard = self.shard(client);
+        // Relaxed: a block raced by this very request may be missed, as it could be missed
+        // by a request a moment earlier; the record itself is read under the lock.
+        if nanos(now) >= shard.blocked_until.load(Ordering::Relaxed) {
+            return false;
+        }
+        lock(&shard.records)
             .get(&client)
             .is_some_and(|record| now < record.blocked_until)
     }
@@ -197,24 +237,20 @@ impl Throttle {
         if !self.enabled() {
             return;
         }
-        let mut guard = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let clients = &mut *guard;
-        if clients.records.len() >= Self::MAX_TRACKED && !clients.records.contains_key(&client) {
-            if now.saturating_sub(clients.last_sweep) >= Duration::from_secs(1) {
-                clients.last_sweep = now;
-                clients
-                    .records
-                    .retain(|_, record| !record.is_stale(now, self.config.window));
-            }
-            if clients.records.len() >= Self::MAX_TRACKED {
-                return;
-            }
+        if self.tracked.load(Ordering::Relaxed) >= Self::MAX_TRACKED {
+            self.sweep_stale(now);
         }
-        let record = clients.records.entry(client).or_insert(Record {
-            window_start: now,
-            failures: 0,
-            blocked_until: Duration::ZERO,
-        });
+        let shard = self.shard(client);
+        let mut records = lock(&shard.records);
+        let record = match records.entry(client) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                if !self.take_slot() {
+                    return;
+                }
+                entry.insert(Record::new(now))
+            }
+        };
         if now.saturating_sub(record.window_start) >= self.config.window {
             record.window_start = now;
             record.failures = 0;
@@ -224,18 +260,61 @@ impl Throttle {
             record.blocked_until = now + self.config.block;
             record.window_start = now;
             record.failures = 0;
+            shard
+                .blocked_until
+                .fetch_max(nanos(record.blocked_until), Ordering::Relaxed);
         }
-        self.tracked.store(clients.records.len(), Ordering::Relaxed);
+    }
+
+    /// Counts one more record unless the table is full.
+    fn take_slot(&self) -> bool {
+        self.tracked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < Self::MAX_TRACKED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Drops every stale record, unless another sweep ran less than a second ago. Holds one
+    /// shard's lock at a time, and none while waiting for the next.
+    fn sweep_stale(&self, now: Duration) {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if nanos(now).saturating_sub(last) < nanos(Self::SWEEP_EVERY)
+            || self
+                .last_sweep
+                .compare_exchange(last, nanos(now), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for shard in &self.shards {
+            let mut records = lock(&shard.records);
+            let before = records.len();
+            records.retain(|_, record| !record.is_stale(now, self.config.window));
+            self.tracked
+                .fetch_sub(before - records.len(), Ordering::Relaxed);
+        }
     }
 
     #[cfg(test)]
     fn tracked(&self) -> usize {
-        self.tracked.load(Ordering::Relaxed)
+        let tracked = self.tracked.load(Ordering::Relaxed);
+        let counted: usize = self.shards.iter().map(|s| lock(&s.records).len()).sum();
+        assert_eq!(tracked, counted);
+        tracked
     }
+}
+
+/// Poisoning is ignored: no update of a record can panic halfway, so what a panicking
+/// thread left behind is still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::config::SecretKey;
 
@@ -347,12 +426,93 @@ mod tests {
     #[test]
     fn memory_is_bounded_under_many_addresses() {
         let throttle = Throttle::new(ThrottleConfig::default());
+        let blocked = IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
+        for _ in 0..21 {
+            throttle.record_failure(blocked, secs(1));
+        }
         for i in 0..(Throttle::MAX_TRACKED as u32 + 50_000) {
             throttle.record_failure(IpAddr::V4(i.into()), secs(1));
         }
         assert_eq!(throttle.tracked(), Throttle::MAX_TRACKED);
-        // Once their windows pass, old addresses make room for new ones.
+        // Once their windows pass, old addresses make room for new ones; a block stays.
         throttle.record_failure(IP, secs(20));
-        assert_eq!(throttle.tracked(), 1);
+        assert_eq!(throttle.tracked(), 2);
+        assert!(throttle.is_blocked(blocked, secs(20)));
+    }
+
+    /// Runs `check` on another thread while this one holds every shard's lock: it can only
+    /// answer if it took none.
+    fn answers_without_locks(
+        throttle: &Arc<Throttle>,
+        check: impl FnOnce(&Throttle) -> bool + Send + 'static,
+    ) -> Option<bool> {
+        let _guards: Vec<_> = throttle.shards.iter().map(|s| lock(&s.records)).collect();
+        let (answer, answered) = std::sync::mpsc::channel();
+        let throttle = throttle.clone();
+        std::thread::spawn(move || answer.send(check(&throttle)));
+        answered.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    #[test]
+    fn the_check_takes_no_lock_while_nobody_is_blocked() {
+        let throttle = Arc::new(Throttle::new(ThrottleConfig::default()));
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+        for _ in 0..20 {
+            throttle.record_failure(IP, secs(100));
+        }
+        assert_eq!(
+            answers_without_locks(&throttle, |t| t.is_blocked(IP, secs(100))),
+            Some(false)
+        );
+        assert_eq!(
+            answers_without_locks(&throttle, move |t| t.is_blocked(other, secs(100))),
+            Some(false)
+        );
+        // Once a block has ended, its shard is lock-free again.
+        throttle.record_failure(IP, secs(100));
+        assert!(throttle.is_blocked(IP, secs(159)));
+        assert_eq!(
+            answers_without_locks(&throttle, |t| t.is_blocked(IP, secs(160))),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn a_block_leaves_the_other_shards_lock_free() {
+        let throttle = Arc::new(Throttle::new(ThrottleConfig::default()));
+        for _ in 0..21 {
+            throttle.record_failure(IP, secs(100));
+        }
+        let elsewhere = (1..=255u8)
+            .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, i)))
+            .find(|&ip| !std::ptr::eq(throttle.shard(ip), throttle.shard(IP)))
+            .unwrap();
+        assert_eq!(
+            answers_without_locks(&throttle, move |t| t.is_blocked(elsewhere, secs(100))),
+            Some(false)
+        );
+        assert!(throttle.is_blocked(IP, secs(100)));
+        assert!(!throttle.is_blocked(elsewhere, secs(100)));
+    }
+
+    #[test]
+    fn concurrent_failures_keep_the_count_exact() {
+        let throttle = Throttle::new(ThrottleConfig::default());
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let throttle = &throttle;
+                scope.spawn(move || {
+                    for i in 0..1000 {
+                        for _ in 0..21 {
+                            throttle.record_failure(IpAddr::V4((t << 16 | i).into()), secs(1));
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(throttle.tracked(), 4000);
+        assert!(
+            (0..4u32).all(|t| throttle.is_blocked(IpAddr::V4((t << 16 | 999).into()), secs(1)))
+        );
     }
 }
