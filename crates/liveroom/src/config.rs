@@ -233,6 +233,7 @@ impl Settings {
                 max_failures: t.max_failures,
                 window: Duration::from_secs(t.window_secs),
                 block: Duration::from_secs(t.block_secs),
+                ..ThrottleConfig::default()
             },
             connections: ConnectionLimits {
                 max_connections: c.max_connections,

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::http::{HeaderMap, HeaderName};
 use liveroom_protocol::{ApiError, ErrorCode, RestQuery};
 
-use crate::config::{AppConfig, ThrottleConfig};
+use crate::config::{AppConfig, ThrottleConfig, TrustedProxies};
 
 /// An authenticated caller: an administrator of a configured, enabled app.
 pub(crate) struct Caller<'a> {
@@ -137,6 +138,62 @@ impl Apps {
     }
 }
 
+/// The header a proxy adds the address it was connected from to.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// How much of `X-Forwarded-For` is looked at, from the right: enough for any real chain of
+/// proxies, and a bound on the work a request can ask for.
+const MAX_FORWARDED_ENTRIES: usize = 16;
+const MAX_FORWARDED_BYTES: usize = 1024;
+
+/// The address a request's failed authentications count against. From a trusted proxy, it
+/// is the right-most `X-Forwarded-For` address that is not itself a trusted proxy: each proxy
+/// appends the address its connection came from, so that entry was written by a trusted proxy
+/// about its own peer, while anything left of it may be forged by the client. All trusted:
+/// the left-most address looked at. No header, or an entry that is not an address: the peer.
+/// From any other peer the header is ignored, so that a client cannot pick its own key.
+pub(crate) fn client_address(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    // Values of repeated headers join with commas, in order (RFC 9110 §5.3).
+    let entries = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .rev()
+        .flat_map(|value| value.as_bytes().rsplit(|&byte| byte == b','));
+    let mut bytes_left = MAX_FORWARDED_BYTES;
+    let mut leftmost_trusted = None;
+    for entry in entries.take(MAX_FORWARDED_ENTRIES) {
+        let Some(left) = bytes_left.checked_sub(entry.len() + 1) else {
+            break;
+        };
+        bytes_left = left;
+        let Some(address) = forwarded_address(entry) else {
+            return peer;
+        };
+        if !trusted.contains(address) {
+            return address;
+        }
+        leftmost_trusted = Some(address);
+    }
+    leftmost_trusted.unwrap_or(peer)
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address and port as some proxies write it.
+fn forwarded_address(entry: &[u8]) -> Option<IpAddr> {
+    let entry = std::str::from_utf8(entry.trim_ascii()).ok()?;
+    let address = entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|socket| socket.ip()))
+        .ok()?;
+    Some(address.to_canonical())
+}
+
 /// Counts failed authentications per client address and blocks an address that fails too
 /// often. Memory is bounded: at most [`Throttle::MAX_TRACKED`] addresses are tracked, stale
 /// ones are dropped first, and past that new addresses go untracked rather than evicting a
@@ -216,6 +273,11 @@ impl Throttle {
     fn shard(&self, client: IpAddr) -> &Shard {
         let hash = self.shard_hasher.hash_one(client);
         &self.shards[hash as usize % self.shards.len()]
+    }
+
+    /// [`client_address`] with this throttle's trusted proxies.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        client_address(peer, headers, &self.config.trusted_proxies)
     }
 
     pub fn is_blocked(&self, client: IpAddr, now: Duration) -> bool {
@@ -514,5 +576,150 @@ mod tests {
         assert!(
             (0..4u32).all(|t| throttle.is_blocked(IpAddr::V4((t << 16 | 999).into()), secs(1)))
         );
+    }
+
+    fn trusted(entries: &[&str]) -> TrustedProxies {
+        TrustedProxies::parse(entries.iter().copied()).unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// The client address of a request from `peer` carrying these `X-Forwarded-For` lines.
+    fn resolve(peer: &str, forwarded: &[&[u8]], trusted: &TrustedProxies) -> IpAddr {
+        let mut headers = HeaderMap::new();
+        for &value in forwarded {
+            let value = axum::http::HeaderValue::from_bytes(value).unwrap();
+            headers.append(X_FORWARDED_FOR, value);
+        }
+        client_address(ip(peer), &headers, trusted)
+    }
+
+    #[test]
+    fn without_a_trusted_peer_forwarded_for_is_ignored() {
+        let spoof: &[&[u8]] = &[b"203.0.113.7"];
+        assert_eq!(
+            resolve("198.51.100.1", spoof, &TrustedProxies::default()),
+            ip("198.51.100.1")
+        );
+        // Trusting some proxies does not make any other peer's header count.
+        let lb = trusted(&["10.0.0.0/8"]);
+        assert_eq!(resolve("198.51.100.1", spoof, &lb), ip("198.51.100.1"));
+        assert_eq!(
+            resolve("198.51.100.1", &[b"10.0.0.1"], &lb),
+            ip("198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_address_is_the_client() {
+        let lb = trusted(&["10.0.0.0/8", "127.0.0.1"]);
+        assert_eq!(
+            resolve("10.0.0.1", &[b"203.0.113.7"], &lb),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            resolve("127.0.0.1", &[b"203.0.113.7"], &lb),
+            ip("203.0.113.7")
+        );
+        // What the client wrote itself (left of its own address) is never reached.
+        let chain: &[&[u8]] = &[b"192.0.2.66, not an address, 203.0.113.7,10.0.0.2 , 10.0.0.3"];
+        assert_eq!(resolve("10.0.0.1", chain, &lb), ip("203.0.113.7"));
+        // Several header lines are one list, in order.
+        let lines: &[&[u8]] = &[b"192.0.2.66", b"203.0.113.7, 10.0.0.2", b"10.0.0.3"];
+        assert_eq!(resolve("10.0.0.1", lines, &lb), ip("203.0.113.7"));
+        // All trusted: the left-most.
+        assert_eq!(
+            resolve("10.0.0.1", &[b"10.0.0.3", b"10.0.0.2"], &lb),
+            ip("10.0.0.3")
+        );
+    }
+
+    #[test]
+    fn forwarded_for_may_carry_ports_ipv6_and_mapped_addresses() {
+        let lb = trusted(&["127.0.0.1", "fd00::/8"]);
+        assert_eq!(
+            resolve("fd00::1", &[b"203.0.113.7:4711"], &lb),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            resolve("fd00::1", &[b"[2001:db8::1]:4711"], &lb),
+            ip("2001:db8::1")
+        );
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: still the same address.
+        assert_eq!(
+            resolve("::ffff:127.0.0.1", &[b"::ffff:203.0.113.7"], &lb),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            resolve("::ffff:198.51.100.1", &[], &TrustedProxies::default()),
+            ip("198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unparsable_header_leaves_the_peer() {
+        let lb = trusted(&["10.0.0.0/8"]);
+        for forwarded in [
+            &[][..],
+            &[&b""[..]],
+            &[b"unknown"],
+            &[b"203.0.113.7, garbage"],
+            &[b"203.0.113.7,"],
+            &[b"203.0.113.7/32"],
+            &[b"\xff\xfe"],
+            &[b"203.0.113.7", b"[::1"],
+        ] {
+            assert_eq!(
+                resolve("10.0.0.1", forwarded, &lb),
+                ip("10.0.0.1"),
+                "{forwarded:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_rightmost_16_entries_and_1_kib_are_looked_at() {
+        let lb = trusted(&["10.0.0.0/8"]);
+        let hops = |n: usize| vec!["10.0.0.2"; n].join(", ");
+        let within = format!("203.0.113.7, {}", hops(15));
+        assert_eq!(
+            resolve("10.0.0.1", &[within.as_bytes()], &lb),
+            ip("203.0.113.7")
+        );
+        // Past 16 entries, the left-most looked at is trusted: it stands for the client.
+        let beyond = format!("203.0.113.7, {}", hops(16));
+        assert_eq!(
+            resolve("10.0.0.1", &[beyond.as_bytes()], &lb),
+            ip("10.0.0.2")
+        );
+        // An entry that would take the total past 1 KiB is not read.
+        let padded = format!("203.0.113.7, {}10.0.0.2", " ".repeat(1024));
+        assert_eq!(
+            resolve("10.0.0.1", &[padded.as_bytes()], &lb),
+            ip("10.0.0.1")
+        );
+        let long_line = format!("{}, 203.0.113.7", "192.0.2.1, ".repeat(10_000));
+        assert_eq!(
+            resolve("10.0.0.1", &[long_line.as_bytes()], &lb),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn the_throttle_resolves_with_its_own_trusted_proxies() {
+        let config = ThrottleConfig {
+            trusted_proxies: trusted(&["127.0.0.1"]),
+            ..ThrottleConfig::default()
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, "203.0.113.7".parse().unwrap());
+        assert_eq!(
+            Throttle::new(config).client(IP, &headers),
+            ip("203.0.113.7")
+        );
+        let untrusting = Throttle::new(ThrottleConfig::default());
+        assert_eq!(untrusting.client(IP, &headers), IP);
     }
 }

@@ -1,5 +1,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,42 @@ pub struct ThrottleConfig {
     pub max_failures: u32,
     pub window: Duration,
     pub block: Duration,
+    /// Whose `X-Forwarded-For` names the client address; empty: the connection's peer is it.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Proxies (load balancers) in front of the server: IP addresses and CIDR ranges, IPv4 or
+/// IPv6. Behind one, every client arrives from the proxy's address, so the client's own
+/// address has to be read from the header the proxy adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses entries like `10.0.0.0/8`, `127.0.0.1`, `fd00::/8` or `::1`; the error names the
+    /// first bad entry.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        entries
+            .into_iter()
+            .map(|entry| {
+                let range = entry.parse::<ipnet::IpNet>();
+                let address = || entry.parse::<IpAddr>().map(ipnet::IpNet::from);
+                range.or_else(|_| address()).map_err(|_| {
+                    format!("{entry:?} is not an IP address or a CIDR range like 10.0.0.0/8")
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `address` is one of them; an IPv4-mapped IPv6 address counts as its IPv4 one.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|range| range.contains(&address))
+    }
 }
 
 impl ThrottleConfig {
@@ -95,6 +132,7 @@ impl Default for ThrottleConfig {
             max_failures: 20,
             window: Duration::from_secs(10),
             block: Duration::from_secs(60),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -165,4 +203,39 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let proxies =
+            TrustedProxies::parse(["10.0.0.0/8", "127.0.0.1", "fd00::/8", "::1"]).unwrap();
+        for inside in [
+            "10.255.0.1",
+            "127.0.0.1",
+            "fd12::1",
+            "::1",
+            "::ffff:10.1.2.3",
+        ] {
+            assert!(proxies.contains(inside.parse().unwrap()), "{inside}");
+        }
+        for outside in ["11.0.0.1", "127.0.0.2", "fe80::1", "::2"] {
+            assert!(!proxies.contains(outside.parse().unwrap()), "{outside}");
+        }
+        assert!(TrustedProxies::parse([]).unwrap().is_empty());
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0.1:80",
+            " 10.0.0.1",
+            "::1/129",
+        ] {
+            let error = TrustedProxies::parse(["127.0.0.1", bad]).unwrap_err();
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
+        }
+    }
 }

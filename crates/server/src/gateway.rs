@@ -143,11 +143,12 @@ async fn pipeline<S: Store>(
     }
     let query = RestQuery::parse(request.uri().query())?;
 
-    let client = request
+    let peer = request
         .extensions()
         .get::<ClientAddr>()
         .map(|addr| addr.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let client = state.throttle.client(peer, request.headers());
     let now = state.clock.since_epoch();
     if state.throttle.is_blocked(client, now) {
         return Err(ApiError::new(

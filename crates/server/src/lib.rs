@@ -25,7 +25,9 @@ use liveroom_store::Store;
 use tokio::net::TcpListener;
 
 pub use commands::check_request;
-pub use config::{AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig};
+pub use config::{
+    AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig, TrustedProxies,
+};
 pub use logging::{LogGuard, init_logging};
 
 /// Serves `store` on `listener` until `shutdown` resolves, then stops accepting, lets

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use liveroom_protocol::Command;
-use liveroom_server::{ConnectionLimits, ServerConfig, ThrottleConfig};
+use liveroom_server::{ConnectionLimits, ServerConfig, ThrottleConfig, TrustedProxies};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -556,8 +556,11 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
 }
 
 async fn code_from(client: &reqwest::Client, url: &str, body: &str) -> u64 {
-    let response = client.post(url).body(body.to_owned()).send().await.unwrap();
-    code_of(&response.json().await.unwrap())
+    code_of_sent(client.post(url).body(body.to_owned())).await
+}
+
+async fn code_of_sent(request: reqwest::RequestBuilder) -> u64 {
+    code_of(&request.send().await.unwrap().json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -624,6 +627,54 @@ async fn the_auth_failure_throttle_under_concurrency() {
         code_from(&client_from(addresses[0]), &good, body).await,
         100004
     );
+}
+
+/// Behind a trusted proxy (127.0.0.1 here: the tests' connections come from it) failures count
+/// against the client that `X-Forwarded-For` names; from any other peer the header is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_throttle_keys_on_the_forwarded_client() {
+    let _serial = SERIAL.lock().await;
+    let throttled = |trusted_proxies: &[&str]| {
+        let mut config = config(ConnectionLimits::default());
+        config.auth_failure_throttle = ThrottleConfig {
+            trusted_proxies: TrustedProxies::parse(trusted_proxies.iter().copied()).unwrap(),
+            ..ThrottleConfig::default()
+        };
+        TestServer::start(liveroom_store::MemoryStore::new(), config)
+    };
+    let wrong_key = liveroom_usersig::generate(APP, "other-key", ADMIN, START, 86_400);
+    let urls = |server: &TestServer| {
+        let query = format!("sdkappid={APP}&identifier={ADMIN}&usersig={wrong_key}");
+        let bad = server.url_with("get_room_info", &query);
+        (bad, server.url("get_room_info"))
+    };
+    let forwarded = |server: &TestServer, url: &str, client: &str| {
+        let request = server.http.post(url).header("X-Forwarded-For", client);
+        code_of_sent(request.body(r#"{"RoomId":"r"}"#))
+    };
+
+    let server = throttled(&["127.0.0.1"]).await;
+    let (bad, good) = urls(&server);
+    for _ in 0..21 {
+        assert_eq!(forwarded(&server, &bad, "203.0.113.7").await, 70009);
+    }
+    assert_eq!(forwarded(&server, &good, "203.0.113.7").await, 70050);
+    assert_eq!(forwarded(&server, &good, "203.0.113.8").await, 100004);
+    // The proxy's own requests are not blocked either.
+    assert_eq!(
+        code_from(&server.http, &good, r#"{"RoomId":"r"}"#).await,
+        100004
+    );
+    server.stop().await;
+
+    // Trusting no proxy, the same header is the client's word and counts for nothing.
+    let server = throttled(&[]).await;
+    let (bad, good) = urls(&server);
+    for _ in 0..21 {
+        assert_eq!(forwarded(&server, &bad, "203.0.113.7").await, 70009);
+    }
+    assert_eq!(forwarded(&server, &good, "203.0.113.8").await, 70050);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
