@@ -13,7 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use liveroom_domain::limits::ACCOUNT_MAX_BYTES;
 use liveroom_protocol::Command;
 use liveroom_server::{
-    AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig,
+    AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig, TrustedProxies,
 };
 use liveroom_store::SqliteOptions;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,8 @@ pub struct ThrottleSettings {
     pub max_failures: u32,
     pub window_secs: u64,
     pub block_secs: u64,
+    /// Proxies whose `X-Forwarded-For` names the client: IP addresses or CIDR ranges.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -104,6 +106,7 @@ impl Default for ThrottleSettings {
             max_failures: d.max_failures,
             window_secs: d.window.as_secs(),
             block_secs: d.block.as_secs(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -173,6 +176,10 @@ impl Settings {
             .listen_addr()
             .with_context(|| format!("{source}: listen"))?;
         settings.refuse_zeros(&source)?;
+        settings
+            .auth_failure_throttle
+            .to_config()
+            .with_context(|| format!("{source}: auth_failure_throttle"))?;
         for (i, app) in settings.apps.iter().enumerate() {
             app.to_config()
                 .with_context(|| format!("{source}: apps[{i}] (sdkappid {})", app.sdkappid))?;
@@ -223,24 +230,37 @@ impl Settings {
     }
 
     /// The server's configuration for `apps`.
-    pub fn server_config(&self, apps: Vec<AppConfig>, tls: Option<TlsConfig>) -> ServerConfig {
-        let t = &self.auth_failure_throttle;
+    pub fn server_config(
+        &self,
+        apps: Vec<AppConfig>,
+        tls: Option<TlsConfig>,
+    ) -> anyhow::Result<ServerConfig> {
         let c = &self.connections;
-        ServerConfig {
+        Ok(ServerConfig {
             tls,
             apps,
-            auth_failure_throttle: ThrottleConfig {
-                max_failures: t.max_failures,
-                window: Duration::from_secs(t.window_secs),
-                block: Duration::from_secs(t.block_secs),
-                ..ThrottleConfig::default()
-            },
+            auth_failure_throttle: self.auth_failure_throttle.to_config()?,
             connections: ConnectionLimits {
                 max_connections: c.max_connections,
                 header_timeout: Duration::from_secs(c.header_timeout_secs),
                 body_timeout: Duration::from_secs(c.body_timeout_secs),
             },
-        }
+        })
+    }
+}
+
+impl ThrottleSettings {
+    /// The throttle's configuration; the error names a bad `trusted_proxies` entry.
+    pub fn to_config(&self) -> anyhow::Result<ThrottleConfig> {
+        let trusted_proxies =
+            TrustedProxies::parse(self.trusted_proxies.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+        Ok(ThrottleConfig {
+            max_failures: self.max_failures,
+            window: Duration::from_secs(self.window_secs),
+            block: Duration::from_secs(self.block_secs),
+            trusted_proxies,
+        })
     }
 }
 
@@ -350,6 +370,7 @@ data_dir = "data"
 max_failures = 5
 window_secs  = 10
 block_secs   = 60
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1", "fd00::/8"]
 [storage]
 metadata_cache_mb = 64
 [[apps]]
@@ -371,13 +392,16 @@ get_room_list = 10
         assert_eq!(app.rate_limit(Command::GetRoomList), 10);
         assert_eq!(app.rate_limit(Command::SetRoomMetadata), 5000);
         assert!(app.disabled_commands.contains(&Command::SetRoomMetadata));
-        assert_eq!(
-            settings
-                .server_config(vec![], None)
-                .auth_failure_throttle
-                .max_failures,
-            5
-        );
+        let throttle = settings
+            .server_config(vec![], None)
+            .unwrap()
+            .auth_failure_throttle;
+        assert_eq!(throttle.max_failures, 5);
+        let trusts = |ip: &str| throttle.trusted_proxies.contains(ip.parse().unwrap());
+        assert!(trusts("10.1.2.3") && trusts("fd00::1") && !trusts("127.0.0.2"));
+        // None by default: the connection's peer is the client.
+        let defaults = load_toml("").unwrap().server_config(vec![], None).unwrap();
+        assert!(defaults.auth_failure_throttle.trusted_proxies.is_empty());
     }
 
     #[test]
@@ -434,6 +458,14 @@ get_room_list = 10
             (
                 "[auth_failure_throttle]\nblock_secs = 0",
                 "max_failures = 0 turns the throttle off",
+            ),
+            (
+                "[auth_failure_throttle]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]",
+                "auth_failure_throttle: trusted_proxies: \"10.0.0.0/33\"",
+            ),
+            (
+                "[auth_failure_throttle]\ntrusted_proxies = \"10.0.0.0/8\"",
+                "trusted_proxies",
             ),
             ("not toml at all [", "liveroom.toml"),
         ] {

@@ -236,7 +236,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     liveroom_server::serve(
         listener,
         store,
-        settings.server_config(apps, tls),
+        settings.server_config(apps, tls)?,
         clock,
         shutdown,
     )
