@@ -1,5 +1,5 @@
 //! The configuration: embedded defaults, then the TOML file, then `LIVEROOM_*` environment
-//! variables, then command-line flags (decisions.md §4). Anything invalid stops start-up with
+//! variables, then command-line flags (docs/behaviour.md §4). Anything invalid stops start-up with
 //! a message naming the file, the setting and the problem.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,7 +15,7 @@ use liveroom_protocol::Command;
 use liveroom_server::{
     AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig, TrustedProxies,
 };
-use liveroom_store::SqliteOptions;
+use liveroom_store::{Retention, SqliteOptions};
 use serde::{Deserialize, Serialize};
 
 /// The file's shape. Unknown settings are refused so that a typo cannot go unnoticed.
@@ -62,8 +62,12 @@ pub struct ConnectionSettings {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSettings {
-    /// Memory kept for rooms' metadata, so that reads skip the database; 0 turns it off.
+    /// Memory kept for rooms, so that reads skip the database; 0 turns it off.
     pub metadata_cache_mb: u64,
+    /// Events kept in each room's log (docs/events.md).
+    pub events_per_room: u64,
+    /// How long a destroyed room's events stay readable.
+    pub destroyed_room_secs: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -124,8 +128,11 @@ impl Default for ConnectionSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
+        let retention = Retention::default();
         Self {
             metadata_cache_mb: SqliteOptions::DEFAULT_METADATA_CACHE_BYTES >> 20,
+            events_per_room: retention.events_per_room,
+            destroyed_room_secs: retention.destroyed_room.as_secs(),
         }
     }
 }
@@ -134,6 +141,10 @@ impl StorageSettings {
     pub fn sqlite_options(&self, path: PathBuf) -> SqliteOptions {
         let mut options = SqliteOptions::new(path);
         options.metadata_cache_bytes = self.metadata_cache_mb.saturating_mul(1 << 20);
+        options.retention = Retention {
+            events_per_room: self.events_per_room,
+            destroyed_room: Duration::from_secs(self.destroyed_room_secs),
+        };
         options
     }
 }
@@ -196,9 +207,11 @@ impl Settings {
     }
 
     /// 0 turns none of these off: it would break serving (no connection accepted, every
-    /// request timed out, a throttle that never blocks), so it is refused.
+    /// request timed out, a throttle that never blocks, a log that cannot resume), so it is
+    /// refused.
     fn refuse_zeros(&self, source: &str) -> anyhow::Result<()> {
         let (c, t) = (&self.connections, &self.auth_failure_throttle);
+        let st = &self.storage;
         let off = " (max_failures = 0 turns the throttle off)";
         for (setting, value, hint) in [
             ("connections.max_connections", c.max_connections as u64, ""),
@@ -206,6 +219,7 @@ impl Settings {
             ("connections.body_timeout_secs", c.body_timeout_secs, ""),
             ("auth_failure_throttle.window_secs", t.window_secs, off),
             ("auth_failure_throttle.block_secs", t.block_secs, off),
+            ("storage.events_per_room", st.events_per_room, ""),
         ] {
             ensure!(value > 0, "{source}: {setting}: must be at least 1{hint}");
         }
@@ -373,6 +387,8 @@ block_secs   = 60
 trusted_proxies = ["10.0.0.0/8", "127.0.0.1", "fd00::/8"]
 [storage]
 metadata_cache_mb = 64
+events_per_room = 100
+destroyed_room_secs = 30
 [[apps]]
 sdkappid   = 1400000000
 secret_key = "k"
@@ -388,6 +404,8 @@ get_room_list = 10
         assert_eq!(settings.listen, "127.0.0.1:9000");
         let options = settings.storage.sqlite_options("db".into());
         assert_eq!(options.metadata_cache_bytes, 64 << 20);
+        assert_eq!(options.retention.events_per_room, 100);
+        assert_eq!(options.retention.destroyed_room, Duration::from_secs(30));
         let app = settings.apps[0].to_config().unwrap();
         assert_eq!(app.rate_limit(Command::GetRoomList), 10);
         assert_eq!(app.rate_limit(Command::SetRoomMetadata), 5000);
@@ -439,6 +457,7 @@ get_room_list = 10
                 "configured twice",
             ),
             ("[storage]\nmetadata_cache_mb = -1", "metadata_cache_mb"),
+            ("[storage]\nevents_per_room = 0", "storage.events_per_room"),
             (
                 "[connections]\nbody_timeout_secs = 0",
                 "connections.body_timeout_secs: must be at least 1",

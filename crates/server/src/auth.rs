@@ -1,4 +1,4 @@
-//! Who is calling: decisions.md §2 rows 4–14, and the failed-authentication throttle.
+//! Who is calling: docs/behaviour.md §2 rows 4–14, and the failed-authentication throttle.
 
 use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
