@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName};
-use liveroom_protocol::{ApiError, ErrorCode, RestQuery};
+use liveroom_protocol::{Access, ApiError, ErrorCode, RestQuery};
 
 use crate::config::{AppConfig, ThrottleConfig, TrustedProxies};
 
@@ -110,6 +110,7 @@ impl Apps {
     pub fn authenticate<'a>(
         &'a self,
         query: &'a RestQuery,
+        access: Access,
         now: u64,
     ) -> Result<Caller<'a>, ApiError> {
         let sdkappid = query.sdkappid()?;
@@ -128,7 +129,10 @@ impl Apps {
         let identifier = query.identifier()?;
         let usersig = query.usersig()?;
         self.verified.verify(app, identifier, usersig, now)?;
-        if !app.admins.iter().any(|admin| admin == identifier) {
+        let allowed = match access {
+            Access::Admin => app.admins.iter().any(|admin| admin == identifier),
+        };
+        if !allowed {
             return Err(ApiError::new(
                 ErrorCode::IdNotAdmin,
                 "identifier is not an App administrator",

@@ -158,7 +158,7 @@ async fn pipeline<S: Store>(
     }
     let caller = state
         .apps
-        .authenticate(&query, now.as_secs())
+        .authenticate(&query, command.access(), now.as_secs())
         .inspect_err(|error| {
             if error.code.is_auth_failure() {
                 state.throttle.record_failure(client, now);

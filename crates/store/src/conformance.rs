@@ -118,16 +118,30 @@ pub(crate) trait Shorthand: RoomStore {
 
 impl<S: RoomStore> Shorthand for S {}
 
-/// Expands into one test per conformance case. `$make` is evaluated once per test and must
-/// dereference to the store: a `Box<MemoryStore>`, or a guard that also owns a temporary
-/// directory. The async cases run under `#[tokio::test]`, so the calling crate needs tokio.
+/// Expands into one test per conformance case of every suite: [`room_store_conformance!`]
+/// and [`event_log_conformance!`]. `$make` is evaluated once per test and must dereference to
+/// the store: a `Box<MemoryStore>`, or a guard that also owns a temporary directory. The async
+/// cases run under `#[tokio::test]`, so the calling crate needs tokio.
+///
+/// [`room_store_conformance!`]: crate::room_store_conformance
+/// [`event_log_conformance!`]: crate::event_log_conformance
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@async $make;
+        $crate::room_store_conformance!($make);
+        $crate::event_log_conformance!($make);
+    };
+}
+
+/// The [`RoomStore`] suite: rooms, metadata and their rules.
+#[macro_export]
+macro_rules! room_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_cases!($make;
             create_and_get_round_trip,
             create_fills_defaults,
             create_existing_room_fails,
+            create_existing_room_answers_conflict_however_soon,
             destroy_removes_room_and_metadata,
             update_touches_only_named_fields,
             list_order,
@@ -140,12 +154,6 @@ macro_rules! conformance_tests {
             revision_counts_successful_metadata_writes,
             seeded_rooms_keep_their_counters,
             close_refuses_writes,
-            log_numbers_every_write_without_gaps,
-            log_reads_from_a_position,
-            log_subscribers_see_commits_in_order,
-            refused_writes_append_nothing,
-            recreated_room_is_a_new_incarnation,
-            create_existing_room_answers_conflict_however_soon,
         );
 
         #[test]
@@ -154,7 +162,29 @@ macro_rules! conformance_tests {
             $crate::conformance::metadata_matches_model(&*store);
         }
     };
-    (@async $make:expr; $($case:ident),* $(,)?) => {
+}
+
+/// The [`EventLog`] suite: numbering, reading from a position, subscribers.
+///
+/// [`EventLog`]: crate::EventLog
+#[macro_export]
+macro_rules! event_log_conformance {
+    ($make:expr) => {
+        $crate::conformance_cases!($make;
+            log_numbers_every_write_without_gaps,
+            log_reads_from_a_position,
+            log_subscribers_see_commits_in_order,
+            refused_writes_append_nothing,
+            recreated_room_is_a_new_incarnation,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per named case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_cases {
+    ($make:expr; $($case:ident),* $(,)?) => {
         $(
             #[::tokio::test]
             async fn $case() {
@@ -1147,7 +1177,7 @@ pub async fn log_subscribers_see_commits_in_order<S: Store>(store: &S) {
             store.write(APP, set_op(room, &[("k", &i.to_string())]), LATER)
         })
         .collect();
-    for outcome in futures_join(writes).await {
+    for outcome in await_in_order(writes).await {
         outcome.unwrap();
     }
     assert!(
@@ -1177,15 +1207,14 @@ pub async fn log_subscribers_see_commits_in_order<S: Store>(store: &S) {
     );
 }
 
-/// Polls every future to completion, concurrently, keeping their order.
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut handles = Vec::new();
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    // The futures were queued when created; awaiting in order still lets them batch.
-    for future in &mut futures {
-        handles.push(future.await);
+/// Awaits each future in turn. A backend that queues a write when `write` is called (SQLite)
+/// has them all queued already, so they may share batches.
+async fn await_in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut outputs = Vec::with_capacity(futures.len());
+    for future in futures {
+        outputs.push(future.await);
     }
-    handles
+    outputs
 }
 
 /// A write that breaks a rule appends nothing and moves no position.
