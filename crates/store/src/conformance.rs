@@ -1280,3 +1280,73 @@ pub async fn create_existing_room_answers_conflict_however_soon<S: Store>(store:
         );
     }
 }
+
+/// With `retention` (its `events_per_room` at most 100, `destroyed_room` at most a minute):
+/// a room's log keeps at least its newest events and resumes from any of them; older
+/// positions are `Expired`. A destroyed room's events stay readable for the retention, then are
+/// swept by a later write.
+pub async fn retention_bounds_the_log<S: Store>(store: &S, retention: crate::Retention) {
+    let keep = retention.events_per_room;
+    let start = Duration::from_secs(NOW);
+    let created = write(
+        store,
+        Box::new(CreateRoom(new_room("r", "o", RoomChanges::default()))),
+        start,
+    )
+    .await
+    .unwrap();
+    let incarnation = created.events[0].position.incarnation;
+    let writes = 3 * keep + 70;
+    for i in 0..writes {
+        write(store, set_op("r", &[("k", &i.to_string())]), start)
+            .await
+            .unwrap();
+    }
+    let head = writes + 1;
+    let at = |seq| Position { incarnation, seq };
+    let recent = store
+        .events_after(APP, &id("r"), at(head - keep), 1000)
+        .await
+        .unwrap();
+    let Since::Events(recent) = recent else {
+        panic!("{recent:?}")
+    };
+    assert_eq!(recent.len() as u64, keep, "the newest events are all there");
+    assert_eq!(
+        store.events_after(APP, &id("r"), at(1), 1000).await,
+        Ok(Since::Expired),
+        "the oldest are gone"
+    );
+
+    write(store, Box::new(DestroyRoom(id("r"))), start)
+        .await
+        .unwrap();
+    let within = start + retention.destroyed_room / 2;
+    create(store, APP, "other", NOW).await;
+    write(store, set_op("other", &[("k", "v")]), within)
+        .await
+        .unwrap();
+    let end = store
+        .events_after(APP, &id("r"), at(head), 10)
+        .await
+        .unwrap();
+    let Since::Events(end) = end else {
+        panic!("{end:?}")
+    };
+    assert_eq!(end.len(), 1, "the destroy is still readable");
+    assert_eq!(end[0].change, RoomChange::Destroyed);
+
+    // Writes after the retention (and the writer's sweep interval) sweep it away.
+    let after = start + retention.destroyed_room + Duration::from_secs(61);
+    for _ in 0..2 {
+        write(store, set_op("other", &[("k", "w")]), after)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.events_after(APP, &id("r"), at(head), 10).await,
+        Ok(Since::Expired)
+    );
+    // Gone with its tombstone: a create at once is not "too soon", and starts a new incarnation.
+    create(store, APP, "r", NOW + 1).await;
+}

@@ -157,26 +157,16 @@ impl EventBus {
     }
 }
 
-/// [`Since`] from the events at or after `after.seq` that the log holds, in order: the
-/// event at `after` itself (or, from seq 0, the first one) proves nothing was dropped in
-/// between. `head` is the live room's position when it has this incarnation.
-pub(crate) fn since(
-    after: Position,
-    held: Vec<RoomEvent>,
-    head: Option<Position>,
-    limit: usize,
-) -> Since {
-    let mut held = held.into_iter().peekable();
-    let proven = match held.peek() {
-        Some(first) if first.position.seq == after.seq => {
-            held.next();
-            true
-        }
-        Some(first) => after.seq == 0 && first.position.seq == 1,
+/// [`Since`] from the first `limit` events after `after` that the log holds, in order. They
+/// continue the position only if the first is the very next one; none continue it only if the
+/// position is the live room's `head`.
+pub(crate) fn since(after: Position, held: Vec<RoomEvent>, head: Option<Position>) -> Since {
+    let continues = match held.first() {
+        Some(first) => first.position.seq == after.seq + 1,
         None => head == Some(after),
     };
-    if proven {
-        Since::Events(held.take(limit).collect())
+    if continues {
+        Since::Events(held)
     } else {
         Since::Expired
     }

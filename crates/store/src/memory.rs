@@ -231,13 +231,13 @@ impl EventLog for MemoryStore {
                 .log
                 .iter()
                 .filter(|e| {
-                    e.position.incarnation == after.incarnation && e.position.seq >= after.seq
+                    e.position.incarnation == after.incarnation && e.position.seq > after.seq
                 })
-                .take(limit.saturating_add(1))
+                .take(limit)
                 .cloned()
                 .collect();
             let head = stored.slot.live.as_ref().map(|live| live.position);
-            crate::since(after, held, head, limit)
+            crate::since(after, held, head)
         }))
     }
 
@@ -257,4 +257,14 @@ mod tests {
     use super::MemoryStore;
 
     crate::conformance_tests!(Box::new(MemoryStore::new()));
+
+    #[tokio::test]
+    async fn retention_bounds_the_log() {
+        let retention = crate::Retention {
+            events_per_room: 50,
+            destroyed_room: std::time::Duration::from_secs(30),
+        };
+        let store = MemoryStore::with_retention(retention);
+        crate::conformance::retention_bounds_the_log(&store, retention).await;
+    }
 }

@@ -453,9 +453,9 @@ impl EventLog for SqliteStore {
         let id = room.clone();
         self.read(move |conn| {
             let snapshot = conn.transaction()?;
-            let held = sql::load_events(&snapshot, app, &id, after, limit.saturating_add(1))?;
+            let held = sql::load_events(&snapshot, app, &id, after, limit)?;
             let head = sql::load_state(&snapshot, app, &id)?.map(|s| s.position);
-            Ok(crate::since(after, held, head, limit))
+            Ok(crate::since(after, held, head))
         })
         .await
     }

@@ -207,9 +207,9 @@ const UPSERT_TOMBSTONE: &str = "INSERT INTO room_tombstones VALUES (?1, ?2, ?3, 
 
 const INSERT_EVENT: &str = "INSERT INTO room_events VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// Events of an incarnation from a seq on, oldest first.
+/// Events of an incarnation after a seq, oldest first.
 const SELECT_EVENTS: &str = "SELECT seq, at_ms, change FROM room_events \
-    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND seq >= ?4 ORDER BY seq LIMIT ?5";
+    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND seq > ?4 ORDER BY seq LIMIT ?5";
 
 /// The oldest events of an incarnation beyond its retention.
 const PRUNE_EVENTS: &str = "DELETE FROM room_events \
@@ -219,9 +219,12 @@ const PRUNE_EVENTS: &str = "DELETE FROM room_events \
 const DROP_EARLIER_EVENTS: &str = "DELETE FROM room_events \
     WHERE app = ?1 AND room_id = ?2 AND incarnation < ?3";
 
-/// Tombstones past their retention, oldest first, a bounded number at a time.
+/// Most destroyed rooms one sweep forgets, so that it never holds the writer long.
+pub(super) const SWEEP_LIMIT: usize = 256;
+
+/// Tombstones past their retention, oldest first, [`SWEEP_LIMIT`] at a time.
 const EXPIRED_TOMBSTONES: &str = "SELECT app, room_id, incarnation FROM room_tombstones \
-    WHERE destroyed_at_ms < ?1 ORDER BY destroyed_at_ms LIMIT 256";
+    WHERE destroyed_at_ms < ?1 ORDER BY destroyed_at_ms LIMIT ?2";
 const DROP_INCARNATION: &str =
     "DELETE FROM room_events WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3";
 const DROP_TOMBSTONE: &str = "DELETE FROM room_tombstones WHERE app = ?1 AND room_id = ?2";
@@ -430,13 +433,12 @@ fn prune(
     Ok(())
 }
 
-/// Forgets up to 256 rooms destroyed before `cutoff_ms`: the destroyed incarnation's events
-/// and the tombstone. Returns how many; a later sweep takes the rest, so one never holds the
-/// writer long.
+/// Forgets up to [`SWEEP_LIMIT`] rooms destroyed before `cutoff_ms`: the destroyed
+/// incarnation's events and the tombstone. Returns how many; a later sweep takes the rest.
 pub(super) fn sweep(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<usize> {
     let expired: Vec<(AppId, String, u64)> = conn
         .prepare_cached(EXPIRED_TOMBSTONES)?
-        .query_map([cutoff_ms], |row| {
+        .query_map(params![cutoff_ms, SWEEP_LIMIT], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -449,7 +451,7 @@ pub(super) fn sweep(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<usize
     Ok(expired.len())
 }
 
-/// Up to `limit` events of `after`'s incarnation from `after.seq` on, oldest first.
+/// Up to `limit` events of `after`'s incarnation after `after.seq`, oldest first.
 pub(super) fn load_events(
     conn: &Connection,
     app: AppId,

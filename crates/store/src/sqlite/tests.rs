@@ -60,6 +60,19 @@ mod with_a_tiny_metadata_cache {
     crate::conformance_tests!(tiny_cache_store());
 }
 
+#[tokio::test]
+async fn retention_bounds_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SqliteOptions::new(db_path(&dir));
+    options.retention = crate::Retention {
+        events_per_room: 50,
+        destroyed_room: Duration::from_secs(30),
+    };
+    let retention = options.retention;
+    let store = SqliteStore::open(options).unwrap();
+    crate::conformance::retention_bounds_the_log(&store, retention).await;
+}
+
 const APP: AppId = 7;
 const NOW: u64 = 1_700_000_000;
 

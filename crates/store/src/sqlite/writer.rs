@@ -135,8 +135,11 @@ pub(super) fn run(
         if let Some(now) = now
             && now.saturating_sub(last_sweep) >= SWEEP_EVERY
         {
-            last_sweep = now;
-            sweep(&conn, now.saturating_sub(context.retention.destroyed_room));
+            // A full sweep may have left more: then the next batch sweeps again.
+            let cutoff = now.saturating_sub(context.retention.destroyed_room);
+            if sweep(&conn, cutoff) < sql::SWEEP_LIMIT {
+                last_sweep = now;
+            }
         }
     }
     checkpointer.stop(&mut conn);
@@ -152,21 +155,23 @@ impl Job {
     }
 }
 
-/// Forgets destroyed rooms whose retention ended before `cutoff`, in its own transaction.
-/// Failing loses nothing: the next sweep tries again.
-fn sweep(conn: &Connection, cutoff: Duration) {
+/// Forgets destroyed rooms whose retention ended before `cutoff`, in its own transaction;
+/// returns how many. Failing loses nothing: the next sweep tries again.
+fn sweep(conn: &Connection, cutoff: Duration) -> usize {
     let outcome = (|| {
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        sql::sweep(conn, cutoff.as_millis() as u64)?;
-        conn.prepare_cached("COMMIT")?.execute([])
+        let swept = sql::sweep(conn, cutoff.as_millis() as u64)?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(swept)
     })();
-    if let Err(e) = outcome {
+    outcome.unwrap_or_else(|e: rusqlite::Error| {
         let error = describe(conn, &e);
         tracing::warn!(%error, "sqlite store: sweeping destroyed rooms failed");
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-    }
+        0
+    })
 }
 
 /// Copies the WAL into the database file and empties it, so that after a clean stop the
