@@ -3,13 +3,12 @@
 //! (docs/behaviour.md §1). Clients pool connections and do not retry a POST, so a connection
 //! that dies after an early answer (a rate limit, a bad signature) loses a request.
 
-use std::future::poll_fn;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request as HttpRequest, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use liveroom_protocol::{ApiError, ErrorCode, MAX_BODY_BYTES};
 
@@ -69,7 +68,14 @@ async fn within_limits<T, E>(
             "request body is larger than 1 MiB",
         ));
     }
-    match tokio::time::timeout(limits.body_timeout, consume(body)).await {
+    let mut consuming = pin!(consume(body));
+    // A body that came with the headers is read at the first poll: no timer for it.
+    let first = poll_fn(|cx| Poll::Ready(consuming.as_mut().poll(cx))).await;
+    let outcome = match first {
+        Poll::Ready(consumed) => Ok(consumed),
+        Poll::Pending => tokio::time::timeout(limits.body_timeout, consuming).await,
+    };
+    match outcome {
         Ok(Ok(consumed)) => Ok(consumed),
         Ok(Err(_)) => Err(ApiError::new(
             ErrorCode::ReqJsonParseFailed,
@@ -95,18 +101,4 @@ async fn discard(mut body: Body) -> Result<(), axum::Error> {
         }
     }
     Ok(())
-}
-
-/// Middleware for routes that read no body (`/metrics`): the route answers, then the body is
-/// drained like any other unread one.
-pub(crate) async fn drain_after(
-    State(limits): State<ConnectionLimits>,
-    request: HttpRequest,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let response = next
-        .run(HttpRequest::from_parts(parts, Body::empty()))
-        .await;
-    RequestBody::new(body).finish(&limits, response).await
 }

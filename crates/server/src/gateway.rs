@@ -6,13 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Request as HttpRequest;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use liveroom_domain::Clock;
 use liveroom_protocol::{
     ApiError, Command, ErrorCode, RequestIds, Response as ApiResponse, RestQuery, parse_body,
@@ -21,7 +18,7 @@ use liveroom_protocol::{
 use liveroom_store::Store;
 
 use crate::auth::{Apps, Throttle};
-use crate::body::{self, RequestBody};
+use crate::body::RequestBody;
 use crate::commands::{self, Call};
 use crate::config::{ConnectionLimits, ServerConfig};
 use crate::limits::RateLimits;
@@ -57,27 +54,25 @@ impl<S: Store> State<S> {
     }
 }
 
-pub(crate) fn router<S: Store>(state: Arc<State<S>>) -> Router {
-    metrics::handle();
-    Router::new()
-        .route("/metrics", get(|| async { metrics::render() }))
-        .route_layer(middleware::from_fn_with_state(
-            state.connections.clone(),
-            body::drain_after,
-        ))
-        .fallback(move |request: HttpRequest| {
-            let state = state.clone();
-            async move {
-                if request.uri().path().starts_with("/v4/") {
-                    handle(&state, request).await
-                } else {
-                    let not_found = StatusCode::NOT_FOUND.into_response();
-                    RequestBody::new(request.into_body())
-                        .finish(&state.connections, not_found)
-                        .await
-                }
-            }
-        })
+/// Every request of a connection: `/v4/…` to the pipeline, `GET /metrics` to the metrics,
+/// anything else 404. A plain `match`, not a router: one route carries all the traffic.
+pub(crate) async fn route<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/v4/") {
+        return handle(state, request).await;
+    }
+    let response = match (path, request.method()) {
+        ("/metrics", &Method::GET | &Method::HEAD) => metrics::render().into_response(),
+        ("/metrics", _) => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET,HEAD")],
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    };
+    RequestBody::new(request.into_body())
+        .finish(&state.connections, response)
+        .await
 }
 
 /// What the log line and the metrics say of a request besides its outcome.

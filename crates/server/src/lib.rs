@@ -42,9 +42,9 @@ pub async fn serve<S: Store>(
     let connections = config.connections.clone();
     let tls = config.tls.clone();
     let state = Arc::new(gateway::State::new(store, config, clock));
-    let router = gateway::router(state.clone());
+    metrics::handle();
     let upkeep = tokio::spawn(metrics::upkeep());
-    let served = listener::run(listener, router, &connections, tls, shutdown).await;
+    let served = listener::run(listener, state.clone(), &connections, tls, shutdown).await;
     upkeep.abort();
     state.store.close().await;
     served

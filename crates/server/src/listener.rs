@@ -8,7 +8,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -17,15 +16,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
 use crate::config::{ConnectionLimits, TlsConfig};
-use crate::gateway::ClientAddr;
+use liveroom_store::Store;
+
+use crate::gateway::{self, ClientAddr, State};
 use crate::linger::{CloseAnnounced, Lingering};
 
-pub(crate) async fn run(
+pub(crate) async fn run<S: Store>(
     listener: TcpListener,
-    router: Router,
+    state: Arc<State<S>>,
     limits: &ConnectionLimits,
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
@@ -59,14 +59,14 @@ pub(crate) async fn run(
         let _ = stream.set_nodelay(true);
         let close_announced = CloseAnnounced::default();
         let stream = Lingering::new(stream, close_announced.clone(), limits.body_timeout);
-        let router = router.clone();
+        let state = Arc::clone(&state);
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ClientAddr(peer));
-            let answer = router.clone().oneshot(request);
+            let state = Arc::clone(&state);
             let close_announced = close_announced.clone();
             async move {
-                let response = answer.await?;
+                let response = gateway::route(&state, request).await;
                 close_announced.note(&response);
                 Ok::<_, Infallible>(response)
             }
