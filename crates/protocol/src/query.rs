@@ -5,21 +5,22 @@ use crate::{ApiError, ErrorCode};
 /// The query string of a REST call: `sdkappid`, `identifier`, `usersig`, `random`,
 /// `contenttype`. Parsing checks only what docs/behaviour.md §2 row 3 asks (the URL's own format);
 /// the accessors answer rows 4, 7 and 8 when the server asks for each in turn.
+/// Borrows from the request's URI: a decoded copy only for a value that held an escape.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct RestQuery {
-    sdkappid: Option<String>,
-    identifier: Option<String>,
-    usersig: Option<String>,
+pub struct RestQuery<'a> {
+    sdkappid: Option<Cow<'a, str>>,
+    identifier: Option<Cow<'a, str>>,
+    usersig: Option<Cow<'a, str>>,
 }
 
 fn bad_url(info: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidHttpUrl, info)
 }
 
-impl RestQuery {
+impl<'a> RestQuery<'a> {
     /// Parses a raw (percent-encoded) query string. A parameter named twice is refused rather
     /// than guessing which one the caller meant.
-    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(raw: Option<&'a str>) -> Result<Self, ApiError> {
         let mut query = Self::default();
         let mut random = None;
         let mut contenttype = None;
@@ -35,7 +36,7 @@ impl RestQuery {
             if slot.is_some() {
                 return Err(bad_url(format!("query parameter {name} is repeated")));
             }
-            *slot = Some(value.into_owned());
+            *slot = Some(value);
         }
         if contenttype.as_deref().is_some_and(|c| c != "json") {
             return Err(bad_url("contenttype must be json"));
@@ -87,7 +88,7 @@ fn pairs(raw: &str) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '
     }))
 }
 
-fn non_empty(value: &Option<String>) -> Option<&str> {
+fn non_empty<'v>(value: &'v Option<Cow<'_, str>>) -> Option<&'v str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
 
