@@ -1,16 +1,16 @@
 //! The benchmark run: place the processes, preload data, start the servers, run every
 //! scenario against liveroom and the baseline back to back, run the scale scenario, report.
 
+use std::fs::OpenOptions;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use liveroom_domain::{Clock, SystemClock};
 
-use crate::Options;
 use crate::children::{ADMIN, PRELOAD_KEYS, SDKAPPID, SECRET_KEY, VALUE_BYTES};
 use crate::load::{self, Load, Pace, Workload};
 use crate::report::{
@@ -19,6 +19,7 @@ use crate::report::{
 };
 use crate::scenarios::{self, Api};
 use crate::system::{self, ChildGuard};
+use crate::{Options, Switch};
 
 /// How long a server child may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -135,31 +136,66 @@ struct Server {
     addr: SocketAddr,
 }
 
+/// Where the stderr of the liveroom serving `data_dir` goes, its request log included: a real
+/// file in the run's directory, since writing one is what production pays for.
+fn stderr_file(data_dir: &Path) -> PathBuf {
+    data_dir.with_extension("log")
+}
+
+/// The last lines of a child's stderr file, to show why it failed.
+fn tail(path: &Path) -> String {
+    const LINES: usize = 10;
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].join("\n")
+}
+
 /// What the servers are started with.
 struct ServerSetup {
     workers: usize,
     cpus: Vec<usize>,
+    /// Whether liveroom logs every request.
+    request_log: bool,
 }
 
 impl ServerSetup {
+    /// Starts liveroom on `data_dir`, its stderr appended to [`stderr_file`]. Its stdout stays
+    /// a pipe of its own, which carries nothing but the address it announces.
     async fn liveroom(&self, data_dir: &Path) -> anyhow::Result<Server> {
-        let data_dir = data_dir.display().to_string();
-        self.start(vec![
+        let mut args = vec![
             "__serve-liveroom".into(),
             "--data-dir".into(),
-            data_dir,
-        ])
-        .await
+            data_dir.display().to_string(),
+        ];
+        if self.request_log {
+            args.push("--request-log".into());
+        }
+        let stderr_path = stderr_file(data_dir);
+        // Not a pipe: nobody reads it during the run, and once full it would block the server.
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .with_context(|| format!("cannot open {}", stderr_path.display()))?;
+        self.start(args, stderr.into()).await.with_context(|| {
+            format!(
+                "liveroom did not start; the end of its stderr ({}):\n{}",
+                stderr_path.display(),
+                tail(&stderr_path)
+            )
+        })
     }
 
     async fn baseline(&self) -> anyhow::Result<Server> {
-        self.start(vec!["__serve-baseline".into()]).await
+        self.start(vec!["__serve-baseline".into()], Stdio::inherit())
+            .await
     }
 
-    async fn start(&self, mut args: Vec<String>) -> anyhow::Result<Server> {
+    async fn start(&self, mut args: Vec<String>, stderr: Stdio) -> anyhow::Result<Server> {
         args.extend(["--workers".into(), self.workers.to_string()]);
         args.extend(cpus_arg(&self.cpus));
-        let (guard, stdout) = system::spawn_self(&args)?;
+        let (guard, stdout) = system::spawn_self(&args, stderr)?;
         let addr = system::listening_addr(stdout, START_TIMEOUT).await?;
         Ok(Server { guard, addr })
     }
@@ -188,7 +224,7 @@ async fn preload(data_dir: &Path, rooms: u64, cpus: &[usize]) -> anyhow::Result<
         rooms.to_string(),
     ];
     args.extend(cpus_arg(cpus));
-    let (guard, _stdout) = system::spawn_self(&args)?;
+    let (guard, _stdout) = system::spawn_self(&args, Stdio::inherit())?;
     tokio::task::spawn_blocking(move || guard.wait_success("preload")).await??;
     Ok(started.elapsed())
 }
@@ -227,6 +263,7 @@ async fn bench(
     let setup = ServerSetup {
         workers,
         cpus: placement.server_cpus(),
+        request_log: options.request_log == Switch::On,
     };
     let main_dir = root.path().join("main");
     let took = preload(&main_dir, options.rooms, allowed).await?;
@@ -305,11 +342,20 @@ async fn bench(
         })
         .collect();
 
+    let scale_dir = root.path().join("scale");
     let scale = if wanted("scale") {
-        Some(scale(options, &setup, root.path(), allowed, &api, &liveroom).await?)
+        Some(scale(options, &setup, &scale_dir, allowed, &api, &liveroom).await?)
     } else {
         None
     };
+    // What the request log wrote: production's cost of it, and proof that it was on.
+    let request_log_mb = setup.request_log.then(|| {
+        [&main_dir, &scale_dir]
+            .map(|dir| std::fs::metadata(stderr_file(dir)).map_or(0, |m| m.len()))
+            .iter()
+            .sum::<u64>() as f64
+            / 1e6
+    });
     let settings = Settings {
         quick: options.quick,
         repeats: options.repeat,
@@ -319,6 +365,8 @@ async fn bench(
         rooms: options.rooms,
         scale_rooms: options.scale_rooms,
         open_rate: options.rate,
+        request_log: setup.request_log,
+        request_log_mb,
     };
     Ok(Report::new(machine, settings, scenarios, scale))
 }
@@ -361,26 +409,26 @@ async fn start_and_time(
     }
 }
 
-/// N rooms preloaded through the store; memory after reading them all, time to first answer
-/// after a start and after a kill, and get/set throughput at N against the main data set.
+/// N rooms preloaded through the store into `dir`; memory after reading them all, time to
+/// first answer after a start and after a kill, and get/set throughput at N against the main
+/// data set.
 async fn scale(
     options: &Options,
     setup: &ServerSetup,
-    root: &Path,
+    dir: &Path,
     allowed: &[usize],
     api: &Arc<Api>,
     reference: &Server,
 ) -> anyhow::Result<ScaleReport> {
     let rooms = options.scale_rooms;
-    let dir = root.join("scale");
     eprintln!("scale: preloading {} rooms …", thousands(rooms as f64));
-    let preload_took = preload(&dir, rooms, allowed).await?;
+    let preload_took = preload(dir, rooms, allowed).await?;
     eprintln!(
         "scale: preloaded in {:.1} s ({} rooms/s)",
         preload_took.as_secs_f64(),
         thousands(rooms as f64 / preload_took.as_secs_f64())
     );
-    let (server, first_start) = start_and_time(setup, &dir, api).await?;
+    let (server, first_start) = start_and_time(setup, dir, api).await?;
     eprintln!(
         "scale: pid {}, first answer {:.3} s after spawn; reading every room …",
         server.guard.pid(),
@@ -434,7 +482,7 @@ async fn scale(
 
     // A crash: no clean close; the next start finds whatever the kill left.
     drop(server);
-    let (restarted, restart) = start_and_time(setup, &dir, api).await?;
+    let (restarted, restart) = start_and_time(setup, dir, api).await?;
     drop(restarted);
     eprintln!(
         "scale: first answer {:.3} s after a SIGKILL and restart",

@@ -56,9 +56,13 @@ async fn bind_and_announce() -> anyhow::Result<TcpListener> {
 }
 
 /// The real server over a real SQLite store in `data_dir`, with the store's production
-/// defaults (WAL, `synchronous=FULL`, group commit). Runs until the parent kills it. No log
-/// subscriber is installed, so request logging costs nothing here.
-pub fn serve_liveroom(data_dir: &Path, workers: usize) -> anyhow::Result<()> {
+/// defaults (WAL, `synchronous=FULL`, group commit). Runs until the parent kills it. With
+/// `request_log`, production's log subscriber writes one line per request to stderr, which
+/// the parent points at a file; without it no subscriber is installed and logging is free.
+pub fn serve_liveroom(data_dir: &Path, workers: usize, request_log: bool) -> anyhow::Result<()> {
+    // Held until the process ends, as the liveroom binary holds it. Installed after pinning,
+    // so the background writer thread shares the server's CPU, as it would in production.
+    let _log_guard = request_log.then(liveroom_server::init_logging);
     let mut app = AppConfig::new(
         SDKAPPID,
         SecretKey::new(SECRET_KEY.into()),

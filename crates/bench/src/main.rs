@@ -15,7 +15,7 @@ mod system;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Benchmarks liveroom against the HTTP stack's ceiling on this machine.
 #[derive(Parser)]
@@ -65,6 +65,15 @@ pub struct Options {
     /// Every scenario briefly (CI smoke run): fails only if a request failed.
     #[arg(long)]
     quick: bool,
+    /// liveroom's request log: `on` is production's (info, one line per request, to a file).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    request_log: Switch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +86,9 @@ enum ChildMode {
         workers: usize,
         #[arg(long, value_delimiter = ',')]
         cpus: Vec<usize>,
+        /// Install the production log subscriber.
+        #[arg(long)]
+        request_log: bool,
     },
     #[command(name = "__serve-baseline", hide = true)]
     ServeBaseline {
@@ -121,11 +133,52 @@ fn run_child(mode: ChildMode) -> anyhow::Result<()> {
     }
     match mode {
         ChildMode::ServeLiveroom {
-            data_dir, workers, ..
-        } => children::serve_liveroom(&data_dir, workers),
+            data_dir,
+            workers,
+            request_log,
+            ..
+        } => children::serve_liveroom(&data_dir, workers, request_log),
         ChildMode::ServeBaseline { workers, .. } => children::serve_baseline(workers),
         ChildMode::Preload {
             data_dir, rooms, ..
         } => children::preload(&data_dir, rooms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_liveroom_takes_the_arguments_of_older_builds() {
+        let cli = Cli::try_parse_from([
+            "liveroom-bench",
+            "__serve-liveroom",
+            "--data-dir",
+            "/d",
+            "--workers",
+            "1",
+            "--cpus=0",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            cli.child,
+            Some(ChildMode::ServeLiveroom {
+                request_log: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn request_log_is_on_unless_turned_off() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["liveroom-bench"].iter().chain(args))
+                .unwrap_or_else(|e| panic!("{e}"));
+            cli.options.request_log
+        };
+        assert_eq!(parse(&[]), Switch::On);
+        assert_eq!(parse(&["--request-log", "off"]), Switch::Off);
+        assert_eq!(parse(&["--request-log=on"]), Switch::On);
     }
 }

@@ -170,6 +170,11 @@ pub struct Settings {
     pub rooms: u64,
     pub scale_rooms: u64,
     pub open_rate: f64,
+    /// Whether liveroom logged every request (production's subscriber, to a file).
+    pub request_log: bool,
+    /// What that log wrote over the run, in MB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_log_mb: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -244,9 +249,21 @@ impl Report {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "Machine: {} CPUs ({}), {}; {} build; data in {} ({}); liveroom request log off.",
+            "Machine: {} CPUs ({}), {}; {} build; data in {} ({}).",
             m.nproc, m.cpu_model, m.placement, m.build, m.data_dir, m.data_filesystem,
         );
+        match s.request_log_mb {
+            Some(mb) => {
+                let _ = writeln!(
+                    out,
+                    "Request log: on, as in production (its subscriber at info: one line per request, to a \
+                     file; {mb:.1} MB written). `--request-log off` measures liveroom without it."
+                );
+            }
+            None => out.push_str(
+                "Request log: off (`--request-log off`): liveroom installs no log subscriber.\n",
+            ),
+        }
         let _ = writeln!(
             out,
             "Run: {}{} s measured after {} s warm-up, × {} repeat(s) (medians shown), {} connections, \

@@ -149,14 +149,18 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Starts this executable again in one of its hidden child modes.
-pub fn spawn_self(args: &[String]) -> anyhow::Result<(ChildGuard, ChildStdout)> {
+/// Starts this executable again in one of its hidden child modes, its stdout piped to the
+/// parent and its stderr going to `stderr`.
+pub fn spawn_self(args: &[String], stderr: Stdio) -> anyhow::Result<(ChildGuard, ChildStdout)> {
     // The running image itself, even if a rebuild has replaced the file on disk meanwhile.
     let mut child = Command::new("/proc/self/exe")
         .args(args)
+        // A child that logs does so at production's defaults, whatever this shell sets.
+        .env_remove("LIVEROOM_LOG")
+        .env_remove("LIVEROOM_LOG_FORMAT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("cannot start child `{}`", args.join(" ")))?;
     let stdout = child.stdout.take().context("child stdout")?;
