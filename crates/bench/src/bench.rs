@@ -18,7 +18,7 @@ use crate::report::{
     thousands,
 };
 use crate::scenarios::{self, Api};
-use crate::system::{self, ChildGuard};
+use crate::system::{self, ChildGuard, THIS_EXE};
 use crate::{Options, Switch};
 
 /// How long a server child may take to print its address.
@@ -132,8 +132,53 @@ pub fn run(mut options: Options) -> anyhow::Result<ExitCode> {
 
 /// A server child and where it listens.
 struct Server {
+    /// As the report names it.
+    name: &'static str,
     guard: ChildGuard,
     addr: SocketAddr,
+}
+
+/// A liveroom-bench executable whose hidden subcommands preload and serve liveroom: this one,
+/// or another build of it. Each build needs data directories of its own, as database formats
+/// differ between versions.
+struct Build {
+    /// Its server's name in the report.
+    name: &'static str,
+    exe: PathBuf,
+    /// Whether its server logs every request; older builds never do.
+    request_log: bool,
+}
+
+impl Build {
+    fn this(request_log: Switch) -> Self {
+        Self {
+            name: "liveroom",
+            exe: THIS_EXE.into(),
+            request_log: request_log == Switch::On,
+        }
+    }
+
+    /// Fills a new data dir with `rooms` rooms in a child process that may use every CPU.
+    async fn preload(
+        &self,
+        data_dir: &Path,
+        rooms: u64,
+        cpus: &[usize],
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut args = vec![
+            "__preload".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--rooms".into(),
+            rooms.to_string(),
+        ];
+        args.extend(cpus_arg(cpus));
+        let (guard, _stdout) = system::spawn_child(&self.exe, &args, Stdio::inherit())?;
+        let what = format!("preload of {}", self.name);
+        tokio::task::spawn_blocking(move || guard.wait_success(&what)).await??;
+        Ok(started.elapsed())
+    }
 }
 
 /// Where the stderr of the liveroom serving `data_dir` goes, its request log included: a real
@@ -155,20 +200,18 @@ fn tail(path: &Path) -> String {
 struct ServerSetup {
     workers: usize,
     cpus: Vec<usize>,
-    /// Whether liveroom logs every request.
-    request_log: bool,
 }
 
 impl ServerSetup {
-    /// Starts liveroom on `data_dir`, its stderr appended to [`stderr_file`]. Its stdout stays
-    /// a pipe of its own, which carries nothing but the address it announces.
-    async fn liveroom(&self, data_dir: &Path) -> anyhow::Result<Server> {
+    /// Starts `build`'s liveroom on `data_dir`, its stderr appended to [`stderr_file`]. Its
+    /// stdout stays a pipe of its own, which carries nothing but the address it announces.
+    async fn liveroom(&self, build: &Build, data_dir: &Path) -> anyhow::Result<Server> {
         let mut args = vec![
             "__serve-liveroom".into(),
             "--data-dir".into(),
             data_dir.display().to_string(),
         ];
-        if self.request_log {
+        if build.request_log {
             args.push("--request-log".into());
         }
         let stderr_path = stderr_file(data_dir);
@@ -178,26 +221,36 @@ impl ServerSetup {
             .append(true)
             .open(&stderr_path)
             .with_context(|| format!("cannot open {}", stderr_path.display()))?;
-        self.start(args, stderr.into()).await.with_context(|| {
-            format!(
-                "liveroom did not start; the end of its stderr ({}):\n{}",
-                stderr_path.display(),
-                tail(&stderr_path)
-            )
-        })
+        self.start(build.name, &build.exe, args, stderr.into())
+            .await
+            .with_context(|| {
+                format!(
+                    "{} did not start; the end of its stderr ({}):\n{}",
+                    build.name,
+                    stderr_path.display(),
+                    tail(&stderr_path)
+                )
+            })
     }
 
     async fn baseline(&self) -> anyhow::Result<Server> {
-        self.start(vec!["__serve-baseline".into()], Stdio::inherit())
+        let args = vec!["__serve-baseline".into()];
+        self.start("baseline", Path::new(THIS_EXE), args, Stdio::inherit())
             .await
     }
 
-    async fn start(&self, mut args: Vec<String>, stderr: Stdio) -> anyhow::Result<Server> {
+    async fn start(
+        &self,
+        name: &'static str,
+        exe: &Path,
+        mut args: Vec<String>,
+        stderr: Stdio,
+    ) -> anyhow::Result<Server> {
         args.extend(["--workers".into(), self.workers.to_string()]);
         args.extend(cpus_arg(&self.cpus));
-        let (guard, stdout) = system::spawn_self(&args, stderr)?;
+        let (guard, stdout) = system::spawn_child(exe, &args, stderr)?;
         let addr = system::listening_addr(stdout, START_TIMEOUT).await?;
-        Ok(Server { guard, addr })
+        Ok(Server { name, guard, addr })
     }
 }
 
@@ -211,22 +264,6 @@ fn cpus_arg(cpus: &[usize]) -> Option<String> {
                 .join(",")
         )
     })
-}
-
-/// Fills a new data dir with `rooms` rooms in a child process that may use every CPU.
-async fn preload(data_dir: &Path, rooms: u64, cpus: &[usize]) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut args = vec![
-        "__preload".into(),
-        "--data-dir".into(),
-        data_dir.display().to_string(),
-        "--rooms".into(),
-        rooms.to_string(),
-    ];
-    args.extend(cpus_arg(cpus));
-    let (guard, _stdout) = system::spawn_self(&args, Stdio::inherit())?;
-    tokio::task::spawn_blocking(move || guard.wait_success("preload")).await??;
-    Ok(started.elapsed())
 }
 
 async fn bench(
@@ -263,23 +300,25 @@ async fn bench(
     let setup = ServerSetup {
         workers,
         cpus: placement.server_cpus(),
-        request_log: options.request_log == Switch::On,
     };
+    let this = Build::this(options.request_log);
     let main_dir = root.path().join("main");
-    let took = preload(&main_dir, options.rooms, allowed).await?;
+    let took = this.preload(&main_dir, options.rooms, allowed).await?;
     eprintln!(
         "preloaded {} rooms in {:.1} s",
         thousands(options.rooms as f64),
         took.as_secs_f64()
     );
-    let liveroom = setup.liveroom(&main_dir).await?;
+    let liveroom = setup.liveroom(&this, &main_dir).await?;
     let baseline = setup.baseline().await?;
+    let servers = [&liveroom, &baseline];
     eprintln!(
-        "liveroom: pid {} on {}; baseline: pid {} on {}",
-        liveroom.guard.pid(),
-        liveroom.addr,
-        baseline.guard.pid(),
-        baseline.addr
+        "{}",
+        servers
+            .iter()
+            .map(|s| format!("{}: pid {} on {}", s.name, s.guard.pid(), s.addr))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
 
     // Valid from now for two days: longer than any run.
@@ -344,12 +383,12 @@ async fn bench(
 
     let scale_dir = root.path().join("scale");
     let scale = if wanted("scale") {
-        Some(scale(options, &setup, &scale_dir, allowed, &api, &liveroom).await?)
+        Some(scale(options, &setup, &this, &scale_dir, allowed, &api, &liveroom).await?)
     } else {
         None
     };
     // What the request log wrote: production's cost of it, and proof that it was on.
-    let request_log_mb = setup.request_log.then(|| {
+    let request_log_mb = this.request_log.then(|| {
         [&main_dir, &scale_dir]
             .map(|dir| std::fs::metadata(stderr_file(dir)).map_or(0, |m| m.len()))
             .iter()
@@ -365,7 +404,7 @@ async fn bench(
         rooms: options.rooms,
         scale_rooms: options.scale_rooms,
         open_rate: options.rate,
-        request_log: setup.request_log,
+        request_log: this.request_log,
         request_log_mb,
     };
     Ok(Report::new(machine, settings, scenarios, scale))
@@ -389,15 +428,16 @@ async fn measure(
     ))
 }
 
-/// Starts liveroom on `data_dir` and returns it with the time from spawn to its first
-/// successful answer.
+/// Starts `build`'s liveroom on `data_dir` and returns it with the time from spawn to its
+/// first successful answer.
 async fn start_and_time(
     setup: &ServerSetup,
+    build: &Build,
     data_dir: &Path,
     api: &Api,
 ) -> anyhow::Result<(Server, Duration)> {
     let spawned = Instant::now();
-    let server = setup.liveroom(data_dir).await?;
+    let server = setup.liveroom(build, data_dir).await?;
     loop {
         match load::request_once(server.addr, api.get(0)).await {
             Ok(()) => return Ok((server, spawned.elapsed())),
@@ -415,6 +455,7 @@ async fn start_and_time(
 async fn scale(
     options: &Options,
     setup: &ServerSetup,
+    build: &Build,
     dir: &Path,
     allowed: &[usize],
     api: &Arc<Api>,
@@ -422,13 +463,13 @@ async fn scale(
 ) -> anyhow::Result<ScaleReport> {
     let rooms = options.scale_rooms;
     eprintln!("scale: preloading {} rooms …", thousands(rooms as f64));
-    let preload_took = preload(dir, rooms, allowed).await?;
+    let preload_took = build.preload(dir, rooms, allowed).await?;
     eprintln!(
         "scale: preloaded in {:.1} s ({} rooms/s)",
         preload_took.as_secs_f64(),
         thousands(rooms as f64 / preload_took.as_secs_f64())
     );
-    let (server, first_start) = start_and_time(setup, dir, api).await?;
+    let (server, first_start) = start_and_time(setup, build, dir, api).await?;
     eprintln!(
         "scale: pid {}, first answer {:.3} s after spawn; reading every room …",
         server.guard.pid(),
@@ -482,7 +523,7 @@ async fn scale(
 
     // A crash: no clean close; the next start finds whatever the kill left.
     drop(server);
-    let (restarted, restart) = start_and_time(setup, dir, api).await?;
+    let (restarted, restart) = start_and_time(setup, build, dir, api).await?;
     drop(restarted);
     eprintln!(
         "scale: first answer {:.3} s after a SIGKILL and restart",

@@ -149,11 +149,18 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Starts this executable again in one of its hidden child modes, its stdout piped to the
-/// parent and its stderr going to `stderr`.
-pub fn spawn_self(args: &[String], stderr: Stdio) -> anyhow::Result<(ChildGuard, ChildStdout)> {
-    // The running image itself, even if a rebuild has replaced the file on disk meanwhile.
-    let mut child = Command::new("/proc/self/exe")
+/// This executable, to start again in a child mode: the running image itself, even if a
+/// rebuild has replaced the file on disk meanwhile.
+pub const THIS_EXE: &str = "/proc/self/exe";
+
+/// Starts `exe` (this executable, or another build of it) in one of its hidden child modes,
+/// its stdout piped to the parent and its stderr going to `stderr`.
+pub fn spawn_child(
+    exe: &Path,
+    args: &[String],
+    stderr: Stdio,
+) -> anyhow::Result<(ChildGuard, ChildStdout)> {
+    let mut child = Command::new(exe)
         .args(args)
         // A child that logs does so at production's defaults, whatever this shell sets.
         .env_remove("LIVEROOM_LOG")
@@ -162,7 +169,7 @@ pub fn spawn_self(args: &[String], stderr: Stdio) -> anyhow::Result<(ChildGuard,
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
-        .with_context(|| format!("cannot start child `{}`", args.join(" ")))?;
+        .with_context(|| format!("cannot start `{} {}`", exe.display(), args.join(" ")))?;
     let stdout = child.stdout.take().context("child stdout")?;
     Ok((ChildGuard { child }, stdout))
 }
