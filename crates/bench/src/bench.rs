@@ -1,8 +1,10 @@
 //! The benchmark run: place the processes, preload data, start the servers, run every
-//! scenario against liveroom and the baseline back to back, run the scale scenario, report.
+//! scenario against liveroom (and the --against build's liveroom) and the baseline back to
+//! back, run the scale scenario, report.
 
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
@@ -14,10 +16,10 @@ use liveroom_domain::{Clock, SystemClock};
 use crate::children::{ADMIN, PRELOAD_KEYS, SDKAPPID, SECRET_KEY, VALUE_BYTES};
 use crate::load::{self, Load, Pace, Workload};
 use crate::report::{
-    Comparison, Machine, Report, Run, ScaleReport, ScenarioReport, Series, Settings, paired_ratio,
-    thousands,
+    AgainstComparison, Comparison, Machine, Measure, Report, Run, ScaleReport, ScenarioReport,
+    Series, Settings, paired_ratio, thousands,
 };
-use crate::scenarios::{self, Api};
+use crate::scenarios::{self, Api, Scenario};
 use crate::system::{self, ChildGuard, THIS_EXE};
 use crate::{Options, Switch};
 
@@ -88,6 +90,10 @@ pub fn run(mut options: Options) -> anyhow::Result<ExitCode> {
         options.connections
     );
     ensure!(options.scale_rooms >= 1, "--scale-rooms must be at least 1");
+    if let Some(path) = &options.against {
+        options.against =
+            Some(executable(path).with_context(|| format!("--against {}", path.display()))?);
+    }
 
     let allowed = system::allowed_cpus();
     let placement = match allowed.as_slice() {
@@ -130,6 +136,17 @@ pub fn run(mut options: Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The absolute path of `path`, if it is an executable file.
+fn executable(path: &Path) -> anyhow::Result<PathBuf> {
+    let path = std::fs::canonicalize(path)?;
+    let mode = std::fs::metadata(&path)?.permissions().mode();
+    ensure!(
+        path.is_file() && mode & 0o111 != 0,
+        "not an executable file"
+    );
+    Ok(path)
+}
+
 /// A server child and where it listens.
 struct Server {
     /// As the report names it.
@@ -139,8 +156,8 @@ struct Server {
 }
 
 /// A liveroom-bench executable whose hidden subcommands preload and serve liveroom: this one,
-/// or another build of it. Each build needs data directories of its own, as database formats
-/// differ between versions.
+/// or the older one given with --against. Each build gets data directories of its own, as
+/// database formats differ between versions.
 struct Build {
     /// Its server's name in the report.
     name: &'static str,
@@ -155,6 +172,14 @@ impl Build {
             name: "liveroom",
             exe: THIS_EXE.into(),
             request_log: request_log == Switch::On,
+        }
+    }
+
+    fn against(exe: PathBuf) -> Self {
+        Self {
+            name: "liveroom (against)",
+            exe,
+            request_log: false,
         }
     }
 
@@ -310,8 +335,26 @@ async fn bench(
         took.as_secs_f64()
     );
     let liveroom = setup.liveroom(&this, &main_dir).await?;
+    let against = match options.against.clone().map(Build::against) {
+        Some(build) => {
+            let dir = root.path().join("against");
+            let took = build.preload(&dir, options.rooms, allowed).await?;
+            eprintln!(
+                "{}: preloaded {} rooms with its own build in {:.1} s",
+                build.name,
+                thousands(options.rooms as f64),
+                took.as_secs_f64()
+            );
+            Some(setup.liveroom(&build, &dir).await?)
+        }
+        None => None,
+    };
     let baseline = setup.baseline().await?;
-    let servers = [&liveroom, &baseline];
+    // Every scenario measures these, in this order (but see the alternation below).
+    let servers: Vec<&Server> = [Some(&liveroom), against.as_ref(), Some(&baseline)]
+        .into_iter()
+        .flatten()
+        .collect();
     eprintln!(
         "{}",
         servers
@@ -341,31 +384,18 @@ async fn bench(
         .into_iter()
         .filter(|s| wanted(s.name))
         .collect();
-    let mut runs: Vec<(Vec<Run>, Vec<Run>)> = chosen.iter().map(|_| Default::default()).collect();
-    for repeat in 1..=options.repeat {
-        for (scenario, (ours, theirs)) in chosen.iter().zip(&mut runs) {
-            let a = measure(options, &liveroom, scenario.pace, &scenario.workload).await?;
-            let b = measure(options, &baseline, scenario.pace, &scenario.workload).await?;
-            eprintln!(
-                "[{repeat}/{}] {}: liveroom {} req/s (p99 {:.3} ms, {} errors) | baseline {} req/s (p99 {:.3} ms, {} errors)",
-                options.repeat,
-                scenario.name,
-                thousands(a.requests_per_sec),
-                a.p99_ms,
-                a.errors,
-                thousands(b.requests_per_sec),
-                b.p99_ms,
-                b.errors,
-            );
-            ours.push(a);
-            theirs.push(b);
-        }
-    }
+    let runs = measure_scenarios(options, &chosen, &servers, against.is_some()).await?;
     let scenarios = chosen
         .iter()
         .zip(runs)
-        .map(|(scenario, (ours, theirs))| {
-            let (liveroom, baseline) = (Series::new(ours), Series::new(theirs));
+        .map(|(scenario, runs)| {
+            // In the order of `servers`.
+            let mut series = runs.into_iter().map(Series::new);
+            let mut next = || series.next().expect("one series per server");
+            let liveroom = next();
+            let against = against.is_some().then(&mut next);
+            let baseline = next();
+            let compared = Measure::compared(matches!(scenario.pace, Pace::Open { .. }));
             ScenarioReport {
                 name: scenario.name.into(),
                 offered_rate: match scenario.pace {
@@ -374,7 +404,11 @@ async fn bench(
                 },
                 throughput_ratio: paired_ratio(&liveroom, &baseline, |r| r.requests_per_sec),
                 p99_ratio: paired_ratio(&liveroom, &baseline, |r| r.p99_ms),
+                vs_against: against
+                    .as_ref()
+                    .map(|against| AgainstComparison::new(&liveroom, against, compared)),
                 liveroom,
+                against,
                 baseline,
                 target: scenario.target,
             }
@@ -406,8 +440,58 @@ async fn bench(
         open_rate: options.rate,
         request_log: this.request_log,
         request_log_mb,
+        against: options.against.as_ref().map(|p| p.display().to_string()),
     };
     Ok(Report::new(machine, settings, scenarios, scale))
+}
+
+/// Runs every scenario `--repeat` times on every server, back to back; returns
+/// `runs[scenario][server]`, one run per repeat. With `two_builds`, `servers` starts with this
+/// build's liveroom and the --against build's.
+async fn measure_scenarios(
+    options: &Options,
+    chosen: &[Scenario],
+    servers: &[&Server],
+    two_builds: bool,
+) -> anyhow::Result<Vec<Vec<Vec<Run>>>> {
+    let mut runs: Vec<Vec<Vec<Run>>> = chosen
+        .iter()
+        .map(|_| vec![Vec::new(); servers.len()])
+        .collect();
+    for repeat in 1..=options.repeat {
+        for (scenario, runs) in chosen.iter().zip(&mut runs) {
+            let mut order: Vec<usize> = (0..servers.len()).collect();
+            if two_builds && repeat % 2 == 0 {
+                // The two builds take turns going first, so that neither gains from its slot.
+                order.swap(0, 1);
+            }
+            for i in order {
+                let run = measure(options, servers[i], scenario.pace, &scenario.workload).await?;
+                runs[i].push(run);
+            }
+            let summary: Vec<String> = servers
+                .iter()
+                .zip(runs.iter())
+                .map(|(server, runs)| {
+                    let run = &runs[repeat - 1];
+                    format!(
+                        "{} {} req/s (p99 {:.3} ms, {} errors)",
+                        server.name,
+                        thousands(run.requests_per_sec),
+                        run.p99_ms,
+                        run.errors
+                    )
+                })
+                .collect();
+            eprintln!(
+                "[{repeat}/{}] {}: {}",
+                options.repeat,
+                scenario.name,
+                summary.join(" | ")
+            );
+        }
+    }
+    Ok(runs)
 }
 
 async fn measure(
@@ -451,7 +535,8 @@ async fn start_and_time(
 
 /// N rooms preloaded through the store into `dir`; memory after reading them all, time to
 /// first answer after a start and after a kill, and get/set throughput at N against the main
-/// data set.
+/// data set. Only this build: preloading N rooms a second time, for the --against build,
+/// would make the longest part of the run twice as long.
 async fn scale(
     options: &Options,
     setup: &ServerSetup,

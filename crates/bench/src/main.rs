@@ -68,6 +68,9 @@ pub struct Options {
     /// liveroom's request log: `on` is production's (info, one line per request, to a file).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     request_log: Switch,
+    /// Another (older) liveroom-bench executable whose liveroom is measured beside this one's.
+    #[arg(long, value_name = "PATH")]
+    against: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,7 +89,8 @@ enum ChildMode {
         workers: usize,
         #[arg(long, value_delimiter = ',')]
         cpus: Vec<usize>,
-        /// Install the production log subscriber.
+        /// Install the production log subscriber. A flag, off when absent: older builds
+        /// started with --against get the same arguments minus this one.
         #[arg(long)]
         request_log: bool,
     },

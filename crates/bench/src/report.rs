@@ -1,5 +1,6 @@
-//! Results: per-run numbers, medians across repeats, the targets of issue 3, and the two
-//! ways of printing them (a markdown table, or one JSON document).
+//! Results: per-run numbers, medians across repeats, the targets of issue 3, the comparison
+//! with an older build, and the two ways of printing them (a markdown table, or one JSON
+//! document).
 
 use std::fmt::Write as _;
 
@@ -93,16 +94,131 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Median over repeats of `a[i] / b[i]`: each ratio compares two measurements taken back to
+/// `a[i] / b[i]` for every repeat `i`: each ratio compares two measurements taken back to
 /// back, which cancels most of this shared machine's drift.
-pub fn paired_ratio(a: &Series, b: &Series, f: fn(&Run) -> f64) -> f64 {
-    median(
-        a.runs
+fn paired_ratios(a: &Series, b: &Series, f: impl Fn(&Run) -> f64) -> Vec<f64> {
+    a.runs
+        .iter()
+        .zip(&b.runs)
+        .map(|(a, b)| f(a) / f(b))
+        .collect()
+}
+
+/// Median over repeats of `a[i] / b[i]`.
+pub fn paired_ratio(a: &Series, b: &Series, f: impl Fn(&Run) -> f64) -> f64 {
+    median(paired_ratios(a, b, f))
+}
+
+/// Closed loop: two builds whose req/s differ by less than this are never told apart.
+/// Back-to-back runs of one build on this shared machine differ by a few percent.
+const THROUGHPUT_NOISE_FLOOR: f64 = 0.05;
+/// Open loop: the same for p99, which a single scheduler hiccup moves far more than req/s.
+const P99_NOISE_FLOOR: f64 = 0.25;
+
+/// Whether this build is slower than the --against build, beyond noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Slower,
+    WithinNoise,
+    Faster,
+}
+
+/// What two servers are compared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    Throughput,
+    P99,
+}
+
+impl Measure {
+    /// Closed loop: throughput at saturation. Open loop offers every server the same rate:
+    /// latency is what differs.
+    pub fn compared(open_loop: bool) -> Self {
+        if open_loop {
+            Measure::P99
+        } else {
+            Measure::Throughput
+        }
+    }
+
+    fn of(self, run: &Run) -> f64 {
+        match self {
+            Measure::Throughput => run.requests_per_sec,
+            Measure::P99 => run.p99_ms,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Measure::Throughput => "req/s",
+            Measure::P99 => "p99",
+        }
+    }
+}
+
+impl Serialize for Measure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.label())
+    }
+}
+
+/// This build's liveroom against the --against build's, in one scenario.
+#[derive(Debug, Serialize)]
+pub struct AgainstComparison {
+    /// Median over repeats of this build's req/s ÷ the against build's.
+    pub throughput_ratio: f64,
+    /// Median over repeats of this build's p99 ÷ the against build's.
+    pub p99_ratio: f64,
+    pub compared: Measure,
+    /// This build's ÷ the against build's `compared`, one per repeat.
+    pub ratios: Vec<f64>,
+    /// The verdict's tolerance around 1.0: the measure's noise floor, or half the spread of
+    /// `ratios` if that is wider.
+    pub noise: f64,
+    pub verdict: Verdict,
+}
+
+impl AgainstComparison {
+    pub fn new(new: &Series, against: &Series, compared: Measure) -> Self {
+        let throughput_ratio = paired_ratio(new, against, |r| r.requests_per_sec);
+        let p99_ratio = paired_ratio(new, against, |r| r.p99_ms);
+        let ratios = paired_ratios(new, against, |r| compared.of(r));
+        let (low, high) = ratios
             .iter()
-            .zip(&b.runs)
-            .map(|(a, b)| f(a) / f(b))
-            .collect(),
-    )
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+                (lo.min(r), hi.max(r))
+            });
+        // Fewer req/s is slower; a higher p99 is slower.
+        let (speedup, floor) = match compared {
+            Measure::Throughput => (throughput_ratio, THROUGHPUT_NOISE_FLOOR),
+            Measure::P99 => (1.0 / p99_ratio, P99_NOISE_FLOOR),
+        };
+        let noise = ((high - low) / 2.0).max(floor);
+        let verdict = if speedup < 1.0 - noise {
+            Verdict::Slower
+        } else if speedup > 1.0 + noise {
+            Verdict::Faster
+        } else {
+            Verdict::WithinNoise
+        };
+        Self {
+            throughput_ratio,
+            p99_ratio,
+            compared,
+            ratios,
+            noise,
+            verdict,
+        }
+    }
+
+    /// The median ratio the verdict is about.
+    pub fn ratio(&self) -> f64 {
+        match self.compared {
+            Measure::Throughput => self.throughput_ratio,
+            Measure::P99 => self.p99_ratio,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -112,11 +228,16 @@ pub struct ScenarioReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offered_rate: Option<f64>,
     pub liveroom: Series,
+    /// The --against build's liveroom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<Series>,
     pub baseline: Series,
     /// Median over repeats of liveroom's requests/s ÷ the baseline's.
     pub throughput_ratio: f64,
     /// Median over repeats of liveroom's p99 ÷ the baseline's.
     pub p99_ratio: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_against: Option<AgainstComparison>,
     #[serde(skip)]
     pub target: Option<Target>,
 }
@@ -170,11 +291,14 @@ pub struct Settings {
     pub rooms: u64,
     pub scale_rooms: u64,
     pub open_rate: f64,
-    /// Whether liveroom logged every request (production's subscriber, to a file).
+    /// Whether this build's liveroom logged every request (production's subscriber, to a file).
     pub request_log: bool,
     /// What that log wrote over the run, in MB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_log_mb: Option<f64>,
+    /// The older liveroom-bench executable measured beside this one, which never logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,6 +329,7 @@ impl Report {
         scale: Option<ScaleReport>,
     ) -> Self {
         let mut targets = scenario_targets(&scenarios);
+        targets.extend(against_target(&scenarios, settings.request_log));
         targets.extend(scale.as_ref().map(scale_targets).into_iter().flatten());
         let mut report = Self {
             machine,
@@ -223,7 +348,8 @@ impl Report {
         let scenarios = self
             .scenarios
             .iter()
-            .flat_map(|s| [&s.liveroom, &s.baseline]);
+            .flat_map(|s| [Some(&s.liveroom), s.against.as_ref(), Some(&s.baseline)])
+            .flatten();
         let scale = self.scale.iter().flat_map(|s| {
             [
                 &s.get.at_scale,
@@ -264,6 +390,20 @@ impl Report {
                 "Request log: off (`--request-log off`): liveroom installs no log subscriber.\n",
             ),
         }
+        if let Some(path) = &s.against {
+            let _ = writeln!(
+                out,
+                "Against: {path} as \"liveroom (against)\": its own preload into its own data directory, \
+                 pinned like the others, measured in the same runs right beside this build (the two take \
+                 turns going first). It runs WITHOUT request logging (older builds install no log \
+                 subscriber){}. The scale scenario runs this build only.",
+                if s.request_log {
+                    "; for an apples-to-apples comparison measure this build with `--request-log off`"
+                } else {
+                    ", as does this build here: like for like"
+                }
+            );
+        }
         let _ = writeln!(
             out,
             "Run: {}{} s measured after {} s warm-up, × {} repeat(s) (medians shown), {} connections, \
@@ -280,17 +420,39 @@ impl Report {
             s.rooms,
             s.open_rate,
         );
-        out.push_str(
-            "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | vs baseline | server CPU | server RSS | generator CPU |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-        );
+        let table = Table {
+            with_against: s.against.is_some(),
+        };
+        table.header(&mut out);
         for sc in &self.scenarios {
-            let versus = match sc.offered_rate {
-                None => format!("{:.2}× req/s", sc.throughput_ratio),
-                Some(_) => format!("{:.2}× p99", sc.p99_ratio),
+            let measure = Measure::compared(sc.offered_rate.is_some());
+            let versus_baseline = |series: &Series| {
+                let ratio = paired_ratio(series, &sc.baseline, |r| measure.of(r));
+                format!("{ratio:.2}× {}", measure.label())
             };
-            row(&mut out, &sc.name, "liveroom", &sc.liveroom.median, &versus);
-            row(&mut out, "", "baseline", &sc.baseline.median, "");
+            let versus_against = sc.vs_against.as_ref().map_or(String::new(), |v| {
+                format!("{:.2}× {}", v.ratio(), v.compared.label())
+            });
+            table.row(
+                &mut out,
+                &sc.name,
+                "liveroom",
+                &sc.liveroom.median,
+                &versus_baseline(&sc.liveroom),
+                &versus_against,
+            );
+            if let Some(against) = &sc.against {
+                let versus = versus_baseline(against);
+                table.row(
+                    &mut out,
+                    "",
+                    "liveroom (against)",
+                    &against.median,
+                    &versus,
+                    "",
+                );
+            }
+            table.row(&mut out, "", "baseline", &sc.baseline.median, "", "");
         }
         if let Some(sc) = &self.scale {
             for (op, cmp) in [
@@ -303,9 +465,23 @@ impl Report {
                     thousands(sc.reference_rooms as f64)
                 );
                 let name = format!("{op} at {} rooms", thousands(sc.rooms as f64));
-                row(&mut out, &name, "liveroom", &cmp.at_scale.median, &versus);
+                table.row(
+                    &mut out,
+                    &name,
+                    "liveroom",
+                    &cmp.at_scale.median,
+                    &versus,
+                    "",
+                );
                 let name = format!("{op} at {} rooms", thousands(sc.reference_rooms as f64));
-                row(&mut out, &name, "liveroom", &cmp.at_reference.median, "");
+                table.row(
+                    &mut out,
+                    &name,
+                    "liveroom",
+                    &cmp.at_reference.median,
+                    "",
+                    "",
+                );
             }
             let _ = writeln!(
                 out,
@@ -324,6 +500,35 @@ impl Report {
                 sc.rss_after_warmup_mb,
                 sc.rss_limit_mb,
             );
+        }
+        let compared = against_comparisons(&self.scenarios);
+        if !compared.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nThis build against the --against build (median of {} paired run(s){}):\n",
+                s.repeats,
+                if s.repeats < 3 {
+                    "; too few to measure the noise, so only its floor applies: use --repeat 3 or more"
+                } else {
+                    ""
+                }
+            );
+            for (name, v) in compared {
+                let ratios: Vec<String> = v.ratios.iter().map(|r| format!("{r:.2}")).collect();
+                let verdict = match v.verdict {
+                    Verdict::Slower => "**slower** beyond noise",
+                    Verdict::WithinNoise => "not slower beyond noise",
+                    Verdict::Faster => "faster beyond noise",
+                };
+                let _ = writeln!(
+                    out,
+                    "- {name}: {:.2}× the against build's {} (runs: {}; noise ±{:.0} %): {verdict}.",
+                    v.ratio(),
+                    v.compared.label(),
+                    ratios.join(", "),
+                    v.noise * 100.0,
+                );
+            }
         }
         out.push('\n');
         out.push_str("| target | required | measured | |\n|---|---|---|---|\n");
@@ -345,20 +550,55 @@ impl Report {
     }
 }
 
-fn row(out: &mut String, name: &str, server: &str, r: &Run, versus: &str) {
-    let _ = writeln!(
-        out,
-        "| {name} | {server} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {versus} | {:.2} cores | {:.0} MB | {:.2} cores |",
-        thousands(r.requests_per_sec),
-        r.p50_ms,
-        r.p90_ms,
-        r.p99_ms,
-        r.p999_ms,
-        r.errors,
-        r.server_cpu_cores,
-        r.server_rss_mb,
-        r.generator_cpu_cores,
-    );
+/// The results table, whose "vs against" column is there only with an --against build.
+struct Table {
+    with_against: bool,
+}
+
+impl Table {
+    fn header(&self, out: &mut String) {
+        let (against, align) = if self.with_against {
+            (" vs against |", "--:|")
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(
+            out,
+            "| scenario | server | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | vs baseline |{against} \
+             server CPU | server RSS | generator CPU |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|{align}--:|--:|--:|"
+        );
+    }
+
+    fn row(
+        &self,
+        out: &mut String,
+        name: &str,
+        server: &str,
+        r: &Run,
+        vs_baseline: &str,
+        vs_against: &str,
+    ) {
+        let against = if self.with_against {
+            format!(" {vs_against} |")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {server} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {vs_baseline} |{against} {:.2} cores | \
+             {:.0} MB | {:.2} cores |",
+            thousands(r.requests_per_sec),
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.errors,
+            r.server_cpu_cores,
+            r.server_rss_mb,
+            r.generator_cpu_cores,
+        );
+    }
 }
 
 /// `12345.6` → `12,346`.
@@ -407,6 +647,44 @@ fn scenario_targets(scenarios: &[ScenarioReport]) -> Vec<TargetCheck> {
         }
     }
     checks
+}
+
+/// Each scenario's name and comparison with the --against build, if one was measured.
+fn against_comparisons(scenarios: &[ScenarioReport]) -> Vec<(&str, &AgainstComparison)> {
+    scenarios
+        .iter()
+        .filter_map(|sc| Some((sc.name.as_str(), sc.vs_against.as_ref()?)))
+        .collect()
+}
+
+/// The issue's "no scenario slower than before", when an --against build was measured.
+fn against_target(scenarios: &[ScenarioReport], request_log: bool) -> Option<TargetCheck> {
+    let compared = against_comparisons(scenarios);
+    if compared.is_empty() {
+        return None;
+    }
+    let slower: Vec<String> = compared
+        .iter()
+        .filter(|(_, v)| v.verdict == Verdict::Slower)
+        .map(|(name, v)| format!("{name} ({:.2}× {})", v.ratio(), v.compared.label()))
+        .collect();
+    Some(TargetCheck {
+        what: format!(
+            "every scenario vs the --against build{}",
+            if request_log {
+                " (this build logs requests, the against build does not)"
+            } else {
+                ""
+            }
+        ),
+        target: "not slower beyond noise".into(),
+        measured: if slower.is_empty() {
+            format!("none of {} slower", compared.len())
+        } else {
+            format!("slower: {}", slower.join(", "))
+        },
+        met: slower.is_empty(),
+    })
 }
 
 fn scale_targets(scale: &ScaleReport) -> Vec<TargetCheck> {
@@ -458,6 +736,63 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(vec![]).is_nan());
+    }
+
+    fn run(requests_per_sec: f64, p99_ms: f64) -> Run {
+        Run {
+            requests_per_sec,
+            requests: 0,
+            errors: 0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            server_cpu_cores: 0.0,
+            server_rss_mb: 0.0,
+            generator_cpu_cores: 0.0,
+            first_error: None,
+        }
+    }
+
+    fn series(runs: &[(f64, f64)]) -> Series {
+        Series::new(runs.iter().map(|&(rps, p99)| run(rps, p99)).collect())
+    }
+
+    #[test]
+    fn against_verdicts_on_throughput() {
+        let verdict = |new: &[(f64, f64)], old: &[(f64, f64)]| {
+            AgainstComparison::new(&series(new), &series(old), Measure::Throughput).verdict
+        };
+        assert_eq!(verdict(&[(90.0, 1.0)], &[(100.0, 1.0)]), Verdict::Slower);
+        assert_eq!(
+            verdict(&[(97.0, 1.0)], &[(100.0, 1.0)]),
+            Verdict::WithinNoise
+        );
+        assert_eq!(verdict(&[(110.0, 1.0)], &[(100.0, 1.0)]), Verdict::Faster);
+        // Ratios 0.70, 0.90, 1.10: the median is 0.90, but the runs spread ±20 %.
+        let spread = AgainstComparison::new(
+            &series(&[(70.0, 1.0), (90.0, 1.0), (110.0, 1.0)]),
+            &series(&[(100.0, 1.0); 3]),
+            Measure::Throughput,
+        );
+        assert!((spread.noise - 0.2).abs() < 1e-9);
+        assert_eq!(spread.verdict, Verdict::WithinNoise);
+    }
+
+    #[test]
+    fn against_verdicts_on_latency() {
+        let verdict = |new_p99: f64| {
+            AgainstComparison::new(
+                &series(&[(100.0, new_p99)]),
+                &series(&[(100.0, 1.0)]),
+                Measure::P99,
+            )
+            .verdict
+        };
+        assert_eq!(verdict(2.0), Verdict::Slower);
+        assert_eq!(verdict(1.1), Verdict::WithinNoise);
+        assert_eq!(verdict(0.5), Verdict::Faster);
     }
 
     #[test]
