@@ -393,10 +393,10 @@ impl Report {
         if let Some(path) = &s.against {
             let _ = writeln!(
                 out,
-                "Against: {path} as \"liveroom (against)\": its own preload into its own data directory, \
-                 pinned like the others, measured in the same runs right beside this build (the two take \
-                 turns going first). It runs WITHOUT request logging (older builds install no log \
-                 subscriber){}. The scale scenario runs this build only.",
+                "Against: {path} as \"liveroom (against)\": its own preload into its own data \
+                 directory, on the CPUs of the other servers, measured in the same runs right beside \
+                 this build (the two take turns going first). It runs WITHOUT request logging (older \
+                 builds install no log subscriber){}. The scale scenario runs this build only.",
                 if s.request_log {
                     "; for an apples-to-apples comparison measure this build with `--request-log off`"
                 } else {
