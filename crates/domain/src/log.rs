@@ -108,8 +108,9 @@ impl RoomSlot {
         }
     }
 
-    /// Numbers `changes` and applies them; returns the events to append to the log. On an
-    /// error the slot is as it was.
+    /// Numbers `changes` and applies them in place; returns the events to append to the log.
+    /// An error means the changes do not follow the slot (an operation's bug): the slot is then
+    /// half changed and must be discarded, as a failed transaction discards its writes.
     pub fn commit(
         &mut self,
         app: AppId,
@@ -118,20 +119,18 @@ impl RoomSlot {
         now: Duration,
     ) -> Result<Vec<RoomEvent>, DomainError> {
         let at_ms = now.as_millis() as u64;
-        let mut next = self.clone();
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
             let event = RoomEvent {
                 app,
                 room: room.clone(),
-                position: next.next_position(&change, at_ms)?,
+                position: self.next_position(&change, at_ms)?,
                 at_ms,
                 change,
             };
-            next.apply(&event)?;
+            self.apply(&event)?;
             events.push(event);
         }
-        *self = next;
         Ok(events)
     }
 
@@ -261,10 +260,9 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_commit_changes_nothing() {
+    fn changes_that_do_not_follow_the_slot_are_refused() {
         let mut slot = RoomSlot::default();
         slot.commit(1, &id(), vec![created(5)], secs(5)).unwrap();
-        let before = slot.clone();
         assert!(
             slot.commit(
                 1,
@@ -274,6 +272,11 @@ mod tests {
             )
             .is_err()
         );
-        assert_eq!(slot, before);
+        let mut empty = RoomSlot::default();
+        let update = RoomChange::MetadataDeleted(vec!["k".into()]);
+        assert_eq!(
+            empty.commit(1, &id(), vec![update], secs(6)),
+            Err(DomainError::OutOfOrder)
+        );
     }
 }

@@ -14,14 +14,20 @@ use serde_json::{Map, Value, json};
 pub(crate) struct Malformed(&'static str);
 
 pub(crate) fn encode(change: &RoomChange) -> String {
-    let value = match change {
-        RoomChange::Created(room) => json!({"created": encode_room(room)}),
-        RoomChange::InfoUpdated(changes) => json!({"info": encode_changes(changes.requested())}),
-        RoomChange::MetadataSet(pairs) => json!({"set": pairs}),
-        RoomChange::MetadataDeleted(keys) => json!({"deleted": keys}),
-        RoomChange::Destroyed => json!({"destroyed": {}}),
+    // Metadata changes, the common case, serialize straight from the domain's values; maps and
+    // lists of strings always serialize.
+    let tagged = |tag: &str, body: serde_json::Result<String>| {
+        format!("{{\"{tag}\":{}}}", body.unwrap_or_default())
     };
-    value.to_string()
+    match change {
+        RoomChange::MetadataSet(pairs) => tagged("set", serde_json::to_string(pairs)),
+        RoomChange::MetadataDeleted(keys) => tagged("deleted", serde_json::to_string(keys)),
+        RoomChange::Created(room) => json!({"created": encode_room(room)}).to_string(),
+        RoomChange::InfoUpdated(changes) => {
+            json!({"info": encode_changes(changes.requested())}).to_string()
+        }
+        RoomChange::Destroyed => json!({"destroyed": {}}).to_string(),
+    }
 }
 
 pub(crate) fn decode(text: &str) -> Result<RoomChange, Malformed> {

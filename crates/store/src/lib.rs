@@ -155,6 +155,11 @@ impl EventBus {
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
         self.0.subscribe()
     }
+
+    /// Whether anyone subscribes, so that a publisher can skip copying events for nobody.
+    pub(crate) fn is_followed(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
 }
 
 /// [`Since`] from the first `limit` events after `after` that the log holds, in order. They

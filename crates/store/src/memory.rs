@@ -145,9 +145,11 @@ impl RoomStore for MemoryStore {
         let rooms = state.apps.entry(app).or_default();
         let id = operation.room().clone();
         let stored = rooms.entry(id.clone()).or_default();
+        // Committed on a copy: a refused write leaves the slot as it was.
+        let mut slot = stored.slot.clone();
         let decided = operation
-            .decide(&stored.slot, now)
-            .and_then(|changes| stored.slot.commit(app, &id, changes, now));
+            .decide(&slot, now)
+            .and_then(|changes| slot.commit(app, &id, changes, now));
         let events = match decided {
             Ok(events) => events,
             Err(error) => {
@@ -157,6 +159,7 @@ impl RoomStore for MemoryStore {
                 return Err(error.into());
             }
         };
+        stored.slot = slot;
         if let Some(first) = events.first()
             && stored
                 .log

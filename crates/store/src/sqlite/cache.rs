@@ -15,7 +15,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use liveroom_domain::{AppId, RoomChange, RoomEvent, RoomId, RoomSlot, RoomState};
+use liveroom_domain::{AppId, RoomChange, RoomEvent, RoomId, RoomState};
 
 /// Independently locked parts; a request locks one, briefly.
 const SHARDS: usize = 64;
@@ -130,27 +130,29 @@ impl RoomCache {
         }
     }
 
-    /// A committed event: the room it names becomes what the event makes of it, or unknown
-    /// when the cache does not hold the state the event follows.
-    pub(super) fn follow(&self, event: &RoomEvent) {
-        let shard = self.shard_of(event.app, event.room.as_str());
+    /// One write's committed events, and the room they lead to (`None`: destroyed). The room
+    /// is stored when the events follow what the cache holds (or start a new incarnation);
+    /// otherwise the cache forgets it, so it never holds a state the log has moved past.
+    pub(super) fn follow(&self, events: &[RoomEvent], after: Option<&Arc<RoomState>>) {
+        let Some(first) = events.first() else {
+            return;
+        };
+        let shard = self.shard_of(first.app, first.room.as_str());
         let mut shard = self.lock(shard);
         shard.generation += 1;
-        let key = RoomRef(event.app, event.room.as_str());
-        let held = match &event.change {
-            RoomChange::Created(_) => None,
-            _ => shard.rooms.get(&key).map(|s| (**s).clone()),
+        let key = RoomRef(first.app, first.room.as_str());
+        let follows = match &first.change {
+            RoomChange::Created(_) => true,
+            _ => shard.rooms.get(&key).is_some_and(|held| {
+                held.position.incarnation == first.position.incarnation
+                    && held.position.seq + 1 == first.position.seq
+            }),
         };
-        let mut slot = RoomSlot {
-            live: held,
-            tombstone: None,
-        };
-        let followed = matches!(event.change, RoomChange::Created(_)) || slot.live.is_some();
-        match (followed && slot.apply(event).is_ok(), slot.live) {
-            (true, Some(state)) => {
+        match after {
+            Some(state) if follows => {
                 shard
                     .rooms
-                    .insert((event.app, event.room.as_str().into()), Arc::new(state));
+                    .insert((first.app, first.room.as_str().into()), Arc::clone(state));
             }
             _ => drop(shard.rooms.remove(&key)),
         }
@@ -169,7 +171,7 @@ impl RoomCache {
 mod tests {
     use std::time::Duration;
 
-    use liveroom_domain::{Metadata, NewRoom, RoomChanges};
+    use liveroom_domain::{Metadata, NewRoom, RoomChanges, RoomSlot};
 
     use super::*;
 
@@ -177,24 +179,32 @@ mod tests {
         RoomId::parse(raw.into()).unwrap()
     }
 
-    /// A room's events from its creation: created, then one set per value.
-    fn history(app: AppId, room: &str, values: &[&str]) -> (RoomSlot, Vec<RoomEvent>) {
+    /// One committed write: its event and the room after it.
+    type Write = (RoomEvent, Option<Arc<RoomState>>);
+
+    /// A room's writes from its creation: created, then one set per value.
+    fn history(app: AppId, room: &str, values: &[&str]) -> Vec<Write> {
         let new = NewRoom::validate(room.into(), None, None, "a", RoomChanges::default()).unwrap();
         let mut slot = RoomSlot::default();
         let now = Duration::from_secs(1_700_000_000);
-        let mut events = slot
-            .commit(
-                app,
-                &id(room),
-                vec![RoomChange::Created(Box::new(new.into_room(1)))],
-                now,
-            )
-            .unwrap();
-        for value in values {
-            let set = RoomChange::MetadataSet(Metadata::from([("k".into(), (*value).into())]));
-            events.extend(slot.commit(app, &id(room), vec![set], now).unwrap());
-        }
-        (slot, events)
+        let created = RoomChange::Created(Box::new(new.into_room(1)));
+        let sets = values
+            .iter()
+            .map(|v| RoomChange::MetadataSet(Metadata::from([("k".into(), (*v).into())])));
+        std::iter::once(created)
+            .chain(sets)
+            .map(|change| {
+                let event = slot
+                    .commit(app, &id(room), vec![change], now)
+                    .unwrap()
+                    .remove(0);
+                (event, slot.live.clone().map(Arc::new))
+            })
+            .collect()
+    }
+
+    fn follow(cache: &RoomCache, (event, after): &Write) {
+        cache.follow(std::slice::from_ref(event), after.as_ref());
     }
 
     fn cached_value(cache: &RoomCache, app: AppId, room: &str) -> Option<String> {
@@ -219,38 +229,31 @@ mod tests {
     #[test]
     fn events_keep_the_cached_room_current_and_a_gap_drops_it() {
         let cache = RoomCache::new(1 << 20);
-        let (slot, events) = history(1, "r", &["a", "b", "c"]);
-        for event in &events {
-            cache.follow(event);
-        }
-        assert_eq!(*cache.get(1, "r").ok().unwrap(), slot.live.clone().unwrap());
+        let writes = history(1, "r", &["a", "b", "c"]);
+        writes.iter().for_each(|w| follow(&cache, w));
+        assert_eq!(cached_value(&cache, 1, "r").as_deref(), Some("c"));
 
         let cache = RoomCache::new(1 << 20);
-        cache.follow(&events[0]);
-        cache.follow(&events[2]);
-        assert!(cache.get(1, "r").is_err(), "an event that skips one");
-        cache.follow(&events[3]);
+        follow(&cache, &writes[0]);
+        follow(&cache, &writes[2]);
+        assert!(cache.get(1, "r").is_err(), "a write that skips one");
+        follow(&cache, &writes[3]);
         assert!(cache.get(1, "r").is_err(), "not held: not guessed either");
     }
 
     #[test]
     fn a_read_that_missed_fills_only_if_nothing_was_published_since() {
         let cache = RoomCache::new(1 << 20);
-        let (old, events) = history(1, "r", &["old"]);
-        let old = Arc::new(old.live.unwrap());
+        let writes = history(1, "r", &["old"]);
+        let old = writes[1].1.clone().unwrap();
 
         let ticket = cache.get(1, "r").unwrap_err();
-        cache.follow(&events[0]);
-        cache.follow(&events[1]);
-        cache.fill(
-            ticket,
-            1,
-            "r",
-            Arc::new(RoomState {
-                metadata: Metadata::from([("k".into(), "older".into())]),
-                ..(*old).clone()
-            }),
-        );
+        writes.iter().for_each(|w| follow(&cache, w));
+        let older = RoomState {
+            metadata: Metadata::from([("k".into(), "older".into())]),
+            ..(*old).clone()
+        };
+        cache.fill(ticket, 1, "r", Arc::new(older));
         assert_eq!(cached_value(&cache, 1, "r").as_deref(), Some("old"));
 
         // Forgetting counts as a publication too.
@@ -267,8 +270,9 @@ mod tests {
     #[test]
     fn rooms_of_different_apps_are_apart() {
         let cache = RoomCache::new(1 << 20);
-        let (_, events) = history(1, "r", &["v"]);
-        events.iter().for_each(|e| cache.follow(e));
+        history(1, "r", &["v"])
+            .iter()
+            .for_each(|w| follow(&cache, w));
         assert!(cache.get(2, "r").is_err());
     }
 
@@ -278,8 +282,9 @@ mod tests {
         let cache = RoomCache::new(max);
         let value = "v".repeat(100);
         for i in 0..2_000 {
-            let (_, events) = history(1, &i.to_string(), &[&value]);
-            events.iter().for_each(|e| cache.follow(e));
+            history(1, &i.to_string(), &[&value])
+                .iter()
+                .for_each(|w| follow(&cache, w));
         }
         let (rooms, weight) = cache.shards.iter().fold((0, 0), |(n, w), shard| {
             let shard = shard.lock().unwrap();

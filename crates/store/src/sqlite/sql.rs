@@ -2,8 +2,8 @@
 //! writer thread and the readers go through these functions, always with cached statements.
 
 use liveroom_domain::{
-    Account, AppId, DomainError, ListPosition, Metadata, Position, Room, RoomEvent, RoomFields,
-    RoomId, RoomSlot, RoomState, TakeSeatMode, Tombstone,
+    Account, AppId, DomainError, ListPosition, Metadata, Position, Room, RoomChange, RoomEvent,
+    RoomFields, RoomId, RoomSlot, RoomState, TakeSeatMode, Tombstone,
 };
 use rusqlite::types::ToSql;
 use rusqlite::types::Type;
@@ -170,7 +170,7 @@ const INSERT_ROOM: &str = concat!(
 const UPDATE_FIELDS: &str = "UPDATE rooms SET name = ?3, cover_url = ?4, notice = ?5, \
     category = ?6, activity_status = ?7, max_seat_count = ?8, max_member_count = ?9, \
     take_seat_mode = ?10, is_message_disabled = ?11, is_public_visible = ?12, \
-    is_seat_enabled = ?13, seat_template = ?14, is_unlimited_room_enabled = ?15 \
+    is_seat_enabled = ?13, seat_template = ?14, is_unlimited_room_enabled = ?15, seq = ?16 \
     WHERE app = ?1 AND room_id = ?2";
 
 /// The list from its start.
@@ -193,11 +193,8 @@ pub(super) const LIST_FEWER_VIEWS: &str = select_public!(
     "view_count DESC, create_time DESC, room_id"
 );
 
-const UPDATE_METADATA: &str = "UPDATE rooms SET metadata = ?3, revision = ?4 \
+const UPDATE_METADATA: &str = "UPDATE rooms SET metadata = ?3, revision = ?4, seq = ?5 \
     WHERE app = ?1 AND room_id = ?2";
-
-const UPDATE_POSITION: &str =
-    "UPDATE rooms SET incarnation = ?3, seq = ?4 WHERE app = ?1 AND room_id = ?2";
 
 const SELECT_TOMBSTONE: &str = "SELECT incarnation, destroyed_at_ms FROM room_tombstones \
     WHERE app = ?1 AND room_id = ?2";
@@ -322,8 +319,15 @@ pub(super) fn load_state(
         .optional()
 }
 
-/// Everything stored of a RoomId: its live state and its last tombstone.
+/// What an operation needs of a RoomId: its live state, or else its last tombstone (a live
+/// room's tombstone, of an earlier incarnation, decides nothing).
 pub(super) fn load_slot(conn: &Connection, app: AppId, id: &RoomId) -> rusqlite::Result<RoomSlot> {
+    if let Some(live) = load_state(conn, app, id)? {
+        return Ok(RoomSlot {
+            live: Some(live),
+            tombstone: None,
+        });
+    }
     let tombstone = conn
         .prepare_cached(SELECT_TOMBSTONE)?
         .query_row(params![app, id.as_str()], |row| {
@@ -334,24 +338,24 @@ pub(super) fn load_slot(conn: &Connection, app: AppId, id: &RoomId) -> rusqlite:
         })
         .optional()?;
     Ok(RoomSlot {
-        live: load_state(conn, app, id)?,
+        live: None,
         tombstone,
     })
 }
 
-/// Writes what a committed operation changed from `before` to `after`, and appends its
-/// events; prunes the room's log to `retention`.
+/// Writes what `events` did to the room, now `after`, and appends them; prunes the room's log
+/// to `retention`. Each kind of change writes only its own columns, with the room's position.
 pub(super) fn save(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
-    (before, after): (&RoomSlot, &RoomSlot),
+    after: &RoomSlot,
     events: &[RoomEvent],
     retention: &Retention,
 ) -> rusqlite::Result<()> {
-    let key = params![app, id.as_str()];
-    match (&before.live, &after.live) {
-        (None, Some(now)) => {
+    let changed = |kind: fn(&RoomChange) -> bool| events.iter().any(|e| kind(&e.change));
+    match &after.live {
+        Some(now) if changed(|c| matches!(c, RoomChange::Created(_))) => {
             insert_room(conn, app, now)?;
             conn.prepare_cached(DROP_EARLIER_EVENTS)?.execute(params![
                 app,
@@ -359,9 +363,31 @@ pub(super) fn save(
                 now.position.incarnation
             ])?;
         }
-        (Some(_), None) => {
+        Some(now) => {
+            let fields = changed(|c| matches!(c, RoomChange::InfoUpdated(_)));
+            if fields {
+                update_fields(conn, app, id, &now.room.fields, now.position.seq)?;
+            }
+            if !fields
+                || changed(|c| {
+                    matches!(
+                        c,
+                        RoomChange::MetadataSet(_) | RoomChange::MetadataDeleted(_)
+                    )
+                })
+            {
+                conn.prepare_cached(UPDATE_METADATA)?.execute(params![
+                    app,
+                    id.as_str(),
+                    encode_metadata(&now.metadata),
+                    now.room.revision,
+                    now.position.seq
+                ])?;
+            }
+        }
+        None => {
             conn.prepare_cached("DELETE FROM rooms WHERE app = ?1 AND room_id = ?2")?
-                .execute(key)?;
+                .execute(params![app, id.as_str()])?;
             if let Some(t) = after.tombstone {
                 conn.prepare_cached(UPSERT_TOMBSTONE)?.execute(params![
                     app,
@@ -371,26 +397,6 @@ pub(super) fn save(
                 ])?;
             }
         }
-        (Some(was), Some(now)) => {
-            if was.room.fields != now.room.fields {
-                update_fields(conn, app, id, &now.room.fields)?;
-            }
-            if was.metadata != now.metadata || was.room.revision != now.room.revision {
-                conn.prepare_cached(UPDATE_METADATA)?.execute(params![
-                    app,
-                    id.as_str(),
-                    encode_metadata(&now.metadata),
-                    now.room.revision
-                ])?;
-            }
-            conn.prepare_cached(UPDATE_POSITION)?.execute(params![
-                app,
-                id.as_str(),
-                now.position.incarnation,
-                now.position.seq
-            ])?;
-        }
-        (None, None) => {}
     }
     let mut insert = conn.prepare_cached(INSERT_EVENT)?;
     for event in events {
@@ -580,15 +586,19 @@ pub(super) fn insert_room(
     Ok(())
 }
 
-pub(super) fn update_fields(
+fn update_fields(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
     f: &RoomFields,
+    seq: u64,
 ) -> rusqlite::Result<()> {
     let encoded = encoded_fields(f);
     let keys: [&dyn ToSql; 2] = [&app, &id.as_str()];
-    let values = keys.into_iter().chain(field_values(f, &encoded));
+    let values = keys
+        .into_iter()
+        .chain(field_values(f, &encoded))
+        .chain([&seq as &dyn ToSql]);
     conn.prepare_cached(UPDATE_FIELDS)?
         .execute(params_from_iter(values))?;
     Ok(())

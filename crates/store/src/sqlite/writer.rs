@@ -203,12 +203,15 @@ fn commit_batch(conn: &Connection, context: &Context, batch: &mut Vec<Job>) {
     loop {
         let abandoned = match apply_all(conn, &writes, &context.retention) {
             Ok(outcomes) => {
-                let mut committed = Vec::new();
+                // Copies for subscribers only when there are any.
+                let mut committed = context.bus.is_followed().then(Vec::new);
                 for (write, outcome) in writes.iter().zip(&outcomes) {
                     match (write, outcome) {
                         (Write::Room { .. }, Ok(done)) => {
-                            done.events.iter().for_each(|e| context.cache.follow(e));
-                            committed.extend(done.events.iter().cloned());
+                            context.cache.follow(&done.events, done.state.as_ref());
+                            if let Some(committed) = &mut committed {
+                                committed.extend(done.events.iter().cloned());
+                            }
                         }
                         (Write::Import { .. }, Ok(_)) => {
                             write.each_room(|app, room| context.cache.forget(app, room));
@@ -216,7 +219,7 @@ fn commit_batch(conn: &Connection, context: &Context, batch: &mut Vec<Job>) {
                         _ => {}
                     }
                 }
-                context.bus.publish(committed);
+                context.bus.publish(committed.unwrap_or_default());
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The caller may have gone away; the write stands regardless.
                     let _ = reply.send(outcome);
@@ -337,14 +340,20 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
             now,
         } => {
             let id = operation.room();
-            let before = sql::load_slot(conn, *app, id)?;
-            let changes = operation.decide(&before, *now)?;
-            let mut after = before.clone();
-            let events = after.commit(*app, id, changes, *now)?;
-            sql::save(conn, *app, id, (&before, &after), &events, retention)?;
+            let mut slot = sql::load_slot(conn, *app, id)?;
+            let changes = operation.decide(&slot, *now)?;
+            if changes.is_empty() {
+                return Ok(Committed {
+                    events: Vec::new(),
+                    state: slot.live.map(std::sync::Arc::new),
+                });
+            }
+            // A failure from here on rolls the savepoint back; the slot is discarded.
+            let events = slot.commit(*app, id, changes, *now)?;
+            sql::save(conn, *app, id, &slot, &events, retention)?;
             Ok(Committed {
                 events,
-                state: after.live.map(std::sync::Arc::new),
+                state: slot.live.map(std::sync::Arc::new),
             })
         }
         Write::Import { app, rooms } => {
