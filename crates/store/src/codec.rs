@@ -3,7 +3,8 @@
 //! by liveroom, and a later webhook or real-time format is rendered from the decoded change.
 
 use liveroom_domain::{
-    Account, Metadata, Room, RoomChange, RoomChanges, RoomFields, RoomId, TakeSeatMode,
+    Account, AppId, Metadata, Position, Room, RoomChange, RoomChanges, RoomEvent, RoomFields,
+    RoomId, TakeSeatMode,
 };
 use serde_json::{Map, Value, json};
 
@@ -30,8 +31,43 @@ pub(crate) fn encode(change: &RoomChange) -> String {
     }
 }
 
-pub(crate) fn decode(text: &str) -> Result<RoomChange, Malformed> {
-    let value: Value = serde_json::from_str(text).map_err(|_| Malformed("not JSON"))?;
+/// One event as a log stores it among others: `{"seq","at","change"}`.
+pub(crate) fn encode_entry(event: &RoomEvent) -> String {
+    format!(
+        r#"{{"seq":{},"at":{},"change":{}}}"#,
+        event.position.seq,
+        event.at_ms,
+        encode(&event.change)
+    )
+}
+
+/// The events of a JSON array of entries, all of one room and incarnation.
+pub(crate) fn decode_entries(
+    text: &str,
+    app: AppId,
+    room: &RoomId,
+    incarnation: u64,
+) -> Result<Vec<RoomEvent>, Malformed> {
+    let entries: Vec<Value> = serde_json::from_str(text).map_err(|_| Malformed("not an array"))?;
+    entries
+        .iter()
+        .map(|entry| {
+            let number = |k: &'static str| entry.get(k).and_then(Value::as_u64).ok_or(Malformed(k));
+            Ok(RoomEvent {
+                app,
+                room: room.clone(),
+                position: Position {
+                    incarnation,
+                    seq: number("seq")?,
+                },
+                at_ms: number("at")?,
+                change: decode(entry.get("change").ok_or(Malformed("change"))?)?,
+            })
+        })
+        .collect()
+}
+
+fn decode(value: &Value) -> Result<RoomChange, Malformed> {
     let (kind, body) = value
         .as_object()
         .and_then(|o| o.iter().next())
@@ -200,17 +236,32 @@ mod tests {
             RoomChange::MetadataDeleted(vec!["a".into(), "b".into()]),
             RoomChange::Destroyed,
         ] {
-            assert_eq!(decode(&encode(&change)).unwrap(), change);
+            let event = RoomEvent {
+                app: 7,
+                room: RoomId::parse("r 1".into()).unwrap(),
+                position: Position {
+                    incarnation: 9,
+                    seq: 3,
+                },
+                at_ms: 1_700_000_000_123,
+                change,
+            };
+            let text = format!("[{},{}]", encode_entry(&event), encode_entry(&event));
+            let decoded = decode_entries(&text, 7, &event.room, 9).unwrap();
+            assert_eq!(decoded, [event.clone(), event]);
         }
+        let room = RoomId::parse("r".into()).unwrap();
         for junk in [
             "",
-            "[]",
             "{}",
-            r#"{"nope":1}"#,
-            r#"{"created":{}}"#,
-            r#"{"set":[1]}"#,
+            "[1]",
+            r#"[{"seq":1,"at":2}]"#,
+            r#"[{"seq":1,"at":2,"change":{"nope":1}}]"#,
+            r#"[{"seq":1,"at":2,"change":{"created":{}}}]"#,
+            r#"[{"seq":1,"at":2,"change":{"set":[1]}}]"#,
         ] {
-            assert!(decode(junk).is_err(), "{junk}");
+            assert!(decode_entries(junk, 7, &room, 1).is_err(), "{junk}");
         }
+        assert_eq!(decode_entries("[]", 7, &room, 1).unwrap(), []);
     }
 }

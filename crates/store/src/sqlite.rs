@@ -453,8 +453,7 @@ impl EventLog for SqliteStore {
         let id = room.clone();
         self.read(move |conn| {
             let snapshot = conn.transaction()?;
-            let held = sql::load_events(&snapshot, app, &id, after, limit)?;
-            let head = sql::load_state(&snapshot, app, &id)?.map(|s| s.position);
+            let (held, head) = sql::load_events(&snapshot, app, &id, after, limit)?;
             Ok(crate::since(after, held, head))
         })
         .await

@@ -23,7 +23,13 @@ pub(super) const SCHEMA_VERSION: i64 = 1 + UPGRADES.len() as i64;
 /// A room's metadata is one JSON object in its row, next to the revision that counts its
 /// changes: metadata is always read and written whole (every rule looks at all of it), so a
 /// `set_room_metadata` reads and rewrites one row on one page. `incarnation` and `seq` are the
-/// position of the room's last event in `room_events`.
+/// position of the room's last event.
+///
+/// The newest events of the room's log (its *tail*, from `recent_from` on) are a JSON array in
+/// its row too, and move to `room_events` as one chunk row once there are [`TAIL_EVENTS`] of
+/// them or [`TAIL_BYTES`]: appending an event to the row being rewritten anyway costs no page
+/// of its own, where a row per event would dirty a page of another B-tree on every write and
+/// halve the writes a commit can carry across many rooms.
 macro_rules! rooms_table {
     ($name:literal) => {
         concat!(
@@ -51,8 +57,11 @@ macro_rules! rooms_table {
     is_unlimited_room_enabled INTEGER,
     incarnation               INTEGER NOT NULL,
     seq                       INTEGER NOT NULL,
-    -- Last, so that reading the columns before it never touches its overflow pages.
+    recent_from               INTEGER NOT NULL,
+    -- Last, so that reading the columns before them never touches their overflow pages;
+    -- only the writer reads the tail.
     metadata                  TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+    recent                    TEXT    NOT NULL DEFAULT '[]',
     PRIMARY KEY (app, room_id)
 ) STRICT, WITHOUT ROWID;
 "
@@ -76,10 +85,10 @@ macro_rules! log_tables {
     app         INTEGER NOT NULL,
     room_id     TEXT    NOT NULL,
     incarnation INTEGER NOT NULL,
-    seq         INTEGER NOT NULL,
-    at_ms       INTEGER NOT NULL,
-    change      TEXT    NOT NULL,
-    PRIMARY KEY (app, room_id, incarnation, seq)
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    events      TEXT    NOT NULL, -- a JSON array of events first_seq..=last_seq
+    PRIMARY KEY (app, room_id, incarnation, first_seq)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE room_tombstones (
     app             INTEGER NOT NULL,
@@ -119,7 +128,7 @@ DROP TABLE room_metadata;
         "INSERT INTO rooms_v3 SELECT app, room_id, owner, create_time, view_count, revision, name,
     cover_url, notice, category, activity_status, max_seat_count, max_member_count,
     take_seat_mode, is_message_disabled, is_public_visible, is_seat_enabled, seat_template,
-    is_unlimited_room_enabled, create_time * 1000, 0, metadata FROM rooms;
+    is_unlimited_room_enabled, create_time * 1000, 0, 1, metadata, '[]' FROM rooms;
 DROP TABLE rooms;
 ALTER TABLE rooms_v3 RENAME TO rooms;
 ",
@@ -154,23 +163,32 @@ macro_rules! select_public {
 }
 
 /// A live room: its columns, then its position and its metadata.
-const SELECT_STATE: &str = concat!(
-    "SELECT ",
-    room_columns!(),
-    ", incarnation, seq, metadata FROM rooms WHERE app = ?1 AND room_id = ?2"
-);
+macro_rules! select_state {
+    ($more:literal) => {
+        concat!(
+            "SELECT ",
+            room_columns!(),
+            ", incarnation, seq, metadata",
+            $more,
+            " FROM rooms WHERE app = ?1 AND room_id = ?2"
+        )
+    };
+}
+const SELECT_STATE: &str = select_state!("");
+/// The same, with the log's tail, for the writer.
+const SELECT_STATE_AND_TAIL: &str = select_state!(", recent_from, recent");
 
 const INSERT_ROOM: &str = concat!(
     "INSERT INTO rooms (app, ",
     room_columns!(),
-    ", incarnation, seq, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-     ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+    ", incarnation, seq, metadata, recent_from, recent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+     ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
 );
 
 const UPDATE_FIELDS: &str = "UPDATE rooms SET name = ?3, cover_url = ?4, notice = ?5, \
     category = ?6, activity_status = ?7, max_seat_count = ?8, max_member_count = ?9, \
     take_seat_mode = ?10, is_message_disabled = ?11, is_public_visible = ?12, \
-    is_seat_enabled = ?13, seat_template = ?14, is_unlimited_room_enabled = ?15, seq = ?16 \
+    is_seat_enabled = ?13, seat_template = ?14, is_unlimited_room_enabled = ?15 \
     WHERE app = ?1 AND room_id = ?2";
 
 /// The list from its start.
@@ -193,7 +211,12 @@ pub(super) const LIST_FEWER_VIEWS: &str = select_public!(
     "view_count DESC, create_time DESC, room_id"
 );
 
-const UPDATE_METADATA: &str = "UPDATE rooms SET metadata = ?3, revision = ?4, seq = ?5 \
+/// A metadata write: the log and the metadata with its revision, in one statement.
+const UPDATE_METADATA: &str = "UPDATE rooms SET seq = ?3, recent_from = ?4, recent = ?5, \
+    metadata = ?6, revision = ?7 WHERE app = ?1 AND room_id = ?2";
+
+/// The position and the tail: every write of a live room moves both.
+const UPDATE_LOG: &str = "UPDATE rooms SET seq = ?3, recent_from = ?4, recent = ?5 \
     WHERE app = ?1 AND room_id = ?2";
 
 const SELECT_TOMBSTONE: &str = "SELECT incarnation, destroyed_at_ms FROM room_tombstones \
@@ -202,15 +225,20 @@ const SELECT_TOMBSTONE: &str = "SELECT incarnation, destroyed_at_ms FROM room_to
 const UPSERT_TOMBSTONE: &str = "INSERT INTO room_tombstones VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (app, room_id) DO UPDATE SET incarnation = ?3, destroyed_at_ms = ?4";
 
-const INSERT_EVENT: &str = "INSERT INTO room_events VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_CHUNK: &str = "INSERT INTO room_events VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// Events of an incarnation after a seq, oldest first.
-const SELECT_EVENTS: &str = "SELECT seq, at_ms, change FROM room_events \
-    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND seq > ?4 ORDER BY seq LIMIT ?5";
+/// Chunks of an incarnation holding events after a seq, oldest first.
+const SELECT_CHUNKS: &str = "SELECT events FROM room_events \
+    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND last_seq > ?4 \
+    ORDER BY first_seq LIMIT ?5";
 
-/// The oldest events of an incarnation beyond its retention.
-const PRUNE_EVENTS: &str = "DELETE FROM room_events \
-    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND seq <= ?4";
+/// The live room's tail, for readers of the log.
+const SELECT_TAIL: &str =
+    "SELECT incarnation, seq, recent FROM rooms WHERE app = ?1 AND room_id = ?2";
+
+/// The chunks of an incarnation wholly beyond its retention.
+const PRUNE_CHUNKS: &str = "DELETE FROM room_events \
+    WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3 AND last_seq <= ?4";
 
 /// A RoomId created again: the earlier incarnations' events can no longer be resumed.
 const DROP_EARLIER_EVENTS: &str = "DELETE FROM room_events \
@@ -298,6 +326,29 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<Room> {
     })
 }
 
+/// Events kept in a room's row before they move to `room_events` as one chunk.
+const TAIL_EVENTS: u64 = 16;
+/// Bytes of a tail past which it moves, so that big values do not keep the row large.
+const TAIL_BYTES: usize = 4096;
+
+/// The newest events of a room's log, as stored in its row: a JSON array, from `from` on.
+pub(super) struct Tail {
+    from: u64,
+    text: String,
+}
+
+fn state_from_row(row: &Row<'_>) -> rusqlite::Result<RoomState> {
+    let text: String = row.get(20)?;
+    Ok(RoomState {
+        room: room_from_row(row)?,
+        position: Position {
+            incarnation: row.get(18)?,
+            seq: row.get(19)?,
+        },
+        metadata: decode_metadata(&text)?,
+    })
+}
+
 /// The room's live state, if it exists.
 pub(super) fn load_state(
     conn: &Connection,
@@ -305,28 +356,33 @@ pub(super) fn load_state(
     id: &RoomId,
 ) -> rusqlite::Result<Option<RoomState>> {
     conn.prepare_cached(SELECT_STATE)?
-        .query_row(params![app, id.as_str()], |row| {
-            let text: String = row.get(20)?;
-            Ok(RoomState {
-                room: room_from_row(row)?,
-                position: Position {
-                    incarnation: row.get(18)?,
-                    seq: row.get(19)?,
-                },
-                metadata: decode_metadata(&text)?,
-            })
-        })
+        .query_row(params![app, id.as_str()], state_from_row)
         .optional()
 }
 
-/// What an operation needs of a RoomId: its live state, or else its last tombstone (a live
-/// room's tombstone, of an earlier incarnation, decides nothing).
-pub(super) fn load_slot(conn: &Connection, app: AppId, id: &RoomId) -> rusqlite::Result<RoomSlot> {
-    if let Some(live) = load_state(conn, app, id)? {
-        return Ok(RoomSlot {
+/// What an operation needs of a RoomId: its live state (with the log's tail), or else its
+/// last tombstone (a live room's tombstone, of an earlier incarnation, decides nothing).
+pub(super) fn load_slot(
+    conn: &Connection,
+    app: AppId,
+    id: &RoomId,
+) -> rusqlite::Result<(RoomSlot, Option<Tail>)> {
+    let live = conn
+        .prepare_cached(SELECT_STATE_AND_TAIL)?
+        .query_row(params![app, id.as_str()], |row| {
+            let tail = Tail {
+                from: row.get(21)?,
+                text: row.get(22)?,
+            };
+            Ok((state_from_row(row)?, tail))
+        })
+        .optional()?;
+    if let Some((live, tail)) = live {
+        let slot = RoomSlot {
             live: Some(live),
             tombstone: None,
-        });
+        };
+        return Ok((slot, Some(tail)));
     }
     let tombstone = conn
         .prepare_cached(SELECT_TOMBSTONE)?
@@ -337,105 +393,145 @@ pub(super) fn load_slot(conn: &Connection, app: AppId, id: &RoomId) -> rusqlite:
             })
         })
         .optional()?;
-    Ok(RoomSlot {
+    let slot = RoomSlot {
         live: None,
         tombstone,
-    })
+    };
+    Ok((slot, None))
 }
 
-/// Writes what `events` did to the room, now `after`, and appends them; prunes the room's log
-/// to `retention`. Each kind of change writes only its own columns, with the room's position.
+/// Writes what `events` did to the room, now `after`, and appends them to its log: to the
+/// tail in its row, moving the tail to `room_events` when it is full (and then pruning the
+/// log to `retention`). `tail` is what [`load_slot`] read.
 pub(super) fn save(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
-    after: &RoomSlot,
+    (after, tail): (&RoomSlot, Option<Tail>),
     events: &[RoomEvent],
     retention: &Retention,
 ) -> rusqlite::Result<()> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(());
+    };
+    let entries: Vec<String> = events.iter().map(codec::encode_entry).collect();
     let changed = |kind: fn(&RoomChange) -> bool| events.iter().any(|e| kind(&e.change));
-    match &after.live {
-        Some(now) if changed(|c| matches!(c, RoomChange::Created(_))) => {
-            insert_room(conn, app, now)?;
-            conn.prepare_cached(DROP_EARLIER_EVENTS)?.execute(params![
+    let Some(now) = &after.live else {
+        // Destroyed: the tail and the final events become the incarnation's last chunk.
+        let mut tail = tail.unwrap_or_else(|| Tail::starting(first.position.seq));
+        tail.append(&entries);
+        let incarnation = first.position.incarnation;
+        move_to_chunk(conn, app, id, incarnation, tail, last.position.seq)?;
+        conn.prepare_cached("DELETE FROM rooms WHERE app = ?1 AND room_id = ?2")?
+            .execute(params![app, id.as_str()])?;
+        if let Some(t) = after.tombstone {
+            conn.prepare_cached(UPSERT_TOMBSTONE)?.execute(params![
                 app,
                 id.as_str(),
-                now.position.incarnation
+                t.incarnation,
+                t.destroyed_at_ms
             ])?;
         }
-        Some(now) => {
-            let fields = changed(|c| matches!(c, RoomChange::InfoUpdated(_)));
-            if fields {
-                update_fields(conn, app, id, &now.room.fields, now.position.seq)?;
-            }
-            if !fields
-                || changed(|c| {
-                    matches!(
-                        c,
-                        RoomChange::MetadataSet(_) | RoomChange::MetadataDeleted(_)
-                    )
-                })
-            {
-                conn.prepare_cached(UPDATE_METADATA)?.execute(params![
-                    app,
-                    id.as_str(),
-                    encode_metadata(&now.metadata),
-                    now.room.revision,
-                    now.position.seq
-                ])?;
-            }
-        }
-        None => {
-            conn.prepare_cached("DELETE FROM rooms WHERE app = ?1 AND room_id = ?2")?
-                .execute(params![app, id.as_str()])?;
-            if let Some(t) = after.tombstone {
-                conn.prepare_cached(UPSERT_TOMBSTONE)?.execute(params![
-                    app,
-                    id.as_str(),
-                    t.incarnation,
-                    t.destroyed_at_ms
-                ])?;
-            }
-        }
-    }
-    let mut insert = conn.prepare_cached(INSERT_EVENT)?;
-    for event in events {
-        insert.execute(params![
+        return Ok(());
+    };
+    if changed(|c| matches!(c, RoomChange::Created(_))) {
+        let mut tail = Tail::starting(first.position.seq);
+        tail.append(&entries);
+        insert_room(conn, app, now, &tail)?;
+        conn.prepare_cached(DROP_EARLIER_EVENTS)?.execute(params![
             app,
             id.as_str(),
-            event.position.incarnation,
-            event.position.seq,
-            event.at_ms,
-            codec::encode(&event.change)
+            now.position.incarnation
         ])?;
+        return Ok(());
     }
-    if let Some(last) = events.last() {
-        prune(conn, app, id, last.position, events.len() as u64, retention)?;
+    if changed(|c| matches!(c, RoomChange::InfoUpdated(_))) {
+        update_fields(conn, app, id, &now.room.fields)?;
+    }
+    let mut tail = tail.unwrap_or_else(|| Tail::starting(first.position.seq));
+    if tail.is_full(first.position.seq) {
+        let incarnation = now.position.incarnation;
+        move_to_chunk(conn, app, id, incarnation, tail, first.position.seq - 1)?;
+        if let Some(oldest_kept) = last.position.seq.checked_sub(retention.events_per_room) {
+            conn.prepare_cached(PRUNE_CHUNKS)?.execute(params![
+                app,
+                id.as_str(),
+                incarnation,
+                oldest_kept
+            ])?;
+        }
+        tail = Tail::starting(first.position.seq);
+    }
+    tail.append(&entries);
+    let log = params![app, id.as_str(), now.position.seq, tail.from, tail.text];
+    let metadata_changed = changed(|c| {
+        matches!(
+            c,
+            RoomChange::MetadataSet(_) | RoomChange::MetadataDeleted(_)
+        )
+    });
+    if metadata_changed {
+        let metadata = encode_metadata(&now.metadata);
+        let more: [&dyn ToSql; 2] = [&metadata, &now.room.revision];
+        conn.prepare_cached(UPDATE_METADATA)?
+            .execute(params_from_iter(log.iter().copied().chain(more)))?;
+    } else {
+        conn.prepare_cached(UPDATE_LOG)?.execute(log)?;
     }
     Ok(())
 }
 
-/// Keeps the newest `events_per_room` events of the incarnation. Runs once every 64 events of
-/// a room (or of a write that appends more), so the log overshoots its bound by at most that
-/// many rows and most writes pay no extra statement.
-fn prune(
+impl Tail {
+    /// The empty tail of a room whose log has nothing after its current position.
+    pub(super) fn after(state: &RoomState) -> Self {
+        Self::starting(state.position.seq + 1)
+    }
+
+    fn starting(from: u64) -> Self {
+        Self {
+            from,
+            text: "[]".to_owned(),
+        }
+    }
+
+    /// Whether the tail must move before the event numbered `next` joins it.
+    fn is_full(&self, next: u64) -> bool {
+        next.saturating_sub(self.from) >= TAIL_EVENTS || self.text.len() >= TAIL_BYTES
+    }
+
+    /// Adds encoded events at the end of the array, without parsing it.
+    fn append(&mut self, entries: &[String]) {
+        for entry in entries {
+            self.text.pop(); // the closing bracket
+            if self.text.len() > 1 {
+                self.text.push(',');
+            }
+            self.text.push_str(entry);
+            self.text.push(']');
+        }
+    }
+}
+
+/// Stores `tail`, whose events end at `last_seq`, as one chunk of the incarnation's log.
+fn move_to_chunk(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
-    last: Position,
-    appended: u64,
-    retention: &Retention,
+    incarnation: u64,
+    tail: Tail,
+    last_seq: u64,
 ) -> rusqlite::Result<()> {
-    const EVERY: u64 = 64;
-    let crossed = last.seq / EVERY != last.seq.saturating_sub(appended) / EVERY;
-    if crossed && last.seq > retention.events_per_room {
-        conn.prepare_cached(PRUNE_EVENTS)?.execute(params![
-            app,
-            id.as_str(),
-            last.incarnation,
-            last.seq - retention.events_per_room
-        ])?;
+    if last_seq < tail.from {
+        return Ok(());
     }
+    conn.prepare_cached(INSERT_CHUNK)?.execute(params![
+        app,
+        id.as_str(),
+        incarnation,
+        tail.from,
+        last_seq,
+        tail.text
+    ])?;
     Ok(())
 }
 
@@ -457,36 +553,53 @@ pub(super) fn sweep(conn: &Connection, cutoff_ms: u64) -> rusqlite::Result<usize
     Ok(expired.len())
 }
 
-/// Up to `limit` events of `after`'s incarnation after `after.seq`, oldest first.
+/// Up to `limit` events of `after`'s incarnation after `after.seq`, oldest first, from the
+/// chunks and the live room's tail; and the live room's position. Run it inside one read
+/// transaction, so that the two statements see one snapshot.
 pub(super) fn load_events(
     conn: &Connection,
     app: AppId,
     id: &RoomId,
     after: Position,
     limit: usize,
-) -> rusqlite::Result<Vec<RoomEvent>> {
-    let limit = limit.min(i64::MAX as usize);
-    let mut statement = conn.prepare_cached(SELECT_EVENTS)?;
-    let rows = statement.query_map(
-        params![app, id.as_str(), after.incarnation, after.seq, limit],
-        |row| {
-            let text: String = row.get(2)?;
-            let change = codec::decode(&text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(2, Type::Text, Box::new(e))
-            })?;
-            Ok(RoomEvent {
-                app,
-                room: id.clone(),
-                position: Position {
-                    incarnation: after.incarnation,
-                    seq: row.get(0)?,
-                },
-                at_ms: row.get(1)?,
-                change,
-            })
-        },
-    )?;
-    rows.collect()
+) -> rusqlite::Result<(Vec<RoomEvent>, Option<Position>)> {
+    let decode = |text: &str| {
+        codec::decode_entries(text, app, id, after.incarnation)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))
+    };
+    let mut events = Vec::new();
+    // Each chunk holds at least one event: `limit` chunks hold enough.
+    let chunks = limit.min(i64::MAX as usize);
+    let mut statement = conn.prepare_cached(SELECT_CHUNKS)?;
+    let mut rows = statement.query(params![
+        app,
+        id.as_str(),
+        after.incarnation,
+        after.seq,
+        chunks
+    ])?;
+    while let Some(row) = rows.next()? {
+        events.extend(decode(&row.get::<_, String>(0)?)?);
+    }
+    let live = conn
+        .prepare_cached(SELECT_TAIL)?
+        .query_row(params![app, id.as_str()], |row| {
+            let position = Position {
+                incarnation: row.get(0)?,
+                seq: row.get(1)?,
+            };
+            Ok((position, row.get::<_, String>(2)?))
+        })
+        .optional()?;
+    let head = live.as_ref().map(|(position, _)| *position);
+    if let Some((position, tail)) = live
+        && position.incarnation == after.incarnation
+    {
+        events.extend(decode(&tail)?);
+    }
+    events.retain(|e| e.position.seq > after.seq);
+    events.truncate(limit);
+    Ok((events, head))
 }
 
 /// Up to `limit` public rooms strictly after `after`, in list order. Several statements: run
@@ -564,6 +677,7 @@ pub(super) fn insert_room(
     conn: &Connection,
     app: AppId,
     state: &RoomState,
+    tail: &Tail,
 ) -> rusqlite::Result<()> {
     let room = &state.room;
     let encoded = encoded_fields(&room.fields);
@@ -576,11 +690,17 @@ pub(super) fn insert_room(
         &room.view_count,
         &room.revision,
     ];
-    let tail: [&dyn ToSql; 3] = [&state.position.incarnation, &state.position.seq, &metadata];
+    let log: [&dyn ToSql; 5] = [
+        &state.position.incarnation,
+        &state.position.seq,
+        &metadata,
+        &tail.from,
+        &tail.text,
+    ];
     let values = keys
         .into_iter()
         .chain(field_values(&room.fields, &encoded))
-        .chain(tail);
+        .chain(log);
     conn.prepare_cached(INSERT_ROOM)?
         .execute(params_from_iter(values))?;
     Ok(())
@@ -591,14 +711,10 @@ fn update_fields(
     app: AppId,
     id: &RoomId,
     f: &RoomFields,
-    seq: u64,
 ) -> rusqlite::Result<()> {
     let encoded = encoded_fields(f);
     let keys: [&dyn ToSql; 2] = [&app, &id.as_str()];
-    let values = keys
-        .into_iter()
-        .chain(field_values(f, &encoded))
-        .chain([&seq as &dyn ToSql]);
+    let values = keys.into_iter().chain(field_values(f, &encoded));
     conn.prepare_cached(UPDATE_FIELDS)?
         .execute(params_from_iter(values))?;
     Ok(())

@@ -340,7 +340,7 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
             now,
         } => {
             let id = operation.room();
-            let mut slot = sql::load_slot(conn, *app, id)?;
+            let (mut slot, tail) = sql::load_slot(conn, *app, id)?;
             let changes = operation.decide(&slot, *now)?;
             if changes.is_empty() {
                 return Ok(Committed {
@@ -350,7 +350,7 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
             }
             // A failure from here on rolls the savepoint back; the slot is discarded.
             let events = slot.commit(*app, id, changes, *now)?;
-            sql::save(conn, *app, id, &slot, &events, retention)?;
+            sql::save(conn, *app, id, (&slot, tail), &events, retention)?;
             Ok(Committed {
                 events,
                 state: slot.live.map(std::sync::Arc::new),
@@ -370,7 +370,7 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
                     metadata: metadata.clone(),
                     position: crate::imported_position(room),
                 };
-                sql::insert_room(conn, *app, &state)?;
+                sql::insert_room(conn, *app, &state, &sql::Tail::after(&state))?;
             }
             Ok(nothing())
         }
