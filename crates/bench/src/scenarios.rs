@@ -93,7 +93,8 @@ pub fn all(api: &Arc<Api>, rooms: u64, open_rate: f64) -> Vec<Scenario> {
             name: "get_room_metadata",
             pace: Pace::Closed,
             workload: random_get(api, rooms),
-            target: Some(Target::Ratio(0.70)),
+            // With request logging on, as in production.
+            target: Some(Target::Ratio(0.75)),
         },
         Scenario {
             name: "set_room_metadata, many rooms",
