@@ -110,7 +110,8 @@ async fn destroy_room() {
 }
 
 /// `get_room_stats` and its console name `get_room_statistic`: the room's entries as
-/// `TotalViewers`, the other counters 0 until liveroom records them.
+/// `TotalViewers`, the other counters 0 until liveroom records them; `destroy_room` answers
+/// the same totals.
 #[tokio::test]
 async fn get_room_stats() {
     let store = liveroom_store::MemoryStore::new();
@@ -141,6 +142,11 @@ async fn get_room_stats() {
             r#"{"ActionStatus":"FAIL","ErrorInfo":"missing required field RoomId","ErrorCode":100002,"RequestId":"<ID>"}"#,
         );
     }
+    // destroy_room answers the same totals, as the room goes.
+    check(
+        server.answer("destroy_room", r#"{"RoomId":"seen"}"#).await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Statistic":{"TotalViewers":7,"TotalGiftsSent":0,"TotalGiftCoins":0,"TotalUniqueGiftSenders":0,"TotalLikesReceived":0}}}"#,
+    );
 }
 
 /// `get_room_list`: an empty list, then two pages (`Next` a cursor, then `""`).

@@ -1,4 +1,5 @@
-//! `destroy_room`: `{"RoomId"}` → `{"Statistic":{…}}` (docs/behaviour.md §6).
+//! `destroy_room`: `{"RoomId"}` → `{"Statistic":{…}}`, the room's totals as it goes
+//! (docs/behaviour.md §6).
 
 use liveroom_domain::RoomId;
 use liveroom_domain::ops::DestroyRoom;
@@ -6,7 +7,7 @@ use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
 use serde::Serialize;
 
-use super::{Call, respond, write};
+use super::{Call, Totals, existing_room, respond, write};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
@@ -14,18 +15,7 @@ pub(crate) struct Handler;
 #[derive(Serialize)]
 struct Destroyed {
     #[serde(rename = "Statistic")]
-    statistic: Statistic,
-}
-
-/// The room's totals: zeros until viewers, gifts and likes are counted.
-#[derive(Serialize, Default)]
-#[serde(rename_all = "PascalCase")]
-struct Statistic {
-    total_viewers: u64,
-    total_gifts_sent: u64,
-    total_gift_coins: u64,
-    total_unique_gift_senders: u64,
-    total_likes_received: u64,
+    statistic: Totals,
 }
 
 impl super::Handler for Handler {
@@ -40,9 +30,13 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         room: RoomId,
     ) -> Result<Response, ApiError> {
+        // The totals as the room was just before; the destroy itself decides 100004.
+        let last = existing_room(state, call, &room).await?;
         write(state, call, DestroyRoom(room)).await?;
-        Ok(respond(&Destroyed {
-            statistic: Statistic::default(),
-        }))
+        let statistic = Totals {
+            total_msg_count: None,
+            ..Totals::of(&last.room)
+        };
+        Ok(respond(&Destroyed { statistic }))
     }
 }

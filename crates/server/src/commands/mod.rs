@@ -120,6 +120,35 @@ fn store_error(error: StoreError) -> ApiError {
     }
 }
 
+/// A room's cumulative statistics, as `get_room_stats` and `destroy_room` answer them
+/// (docs/behaviour.md §6): `TotalViewers` is the room's entries; gifts, likes and messages
+/// count from 0 until liveroom records them.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Totals {
+    total_viewers: u64,
+    total_gifts_sent: u64,
+    total_gift_coins: u64,
+    total_unique_gift_senders: u64,
+    total_likes_received: u64,
+    /// Only where the command answers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_msg_count: Option<u64>,
+}
+
+impl Totals {
+    fn of(room: &liveroom_domain::Room) -> Self {
+        Self {
+            total_viewers: room.view_count,
+            total_gifts_sent: 0,
+            total_gift_coins: 0,
+            total_unique_gift_senders: 0,
+            total_likes_received: 0,
+            total_msg_count: Some(0),
+        }
+    }
+}
+
 /// The room's state, or 100004.
 async fn existing_room<S: Store>(
     state: &State<S>,
