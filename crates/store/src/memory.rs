@@ -27,6 +27,8 @@ pub struct MemoryStore {
 struct State {
     closed: bool,
     apps: HashMap<AppId, Rooms>,
+    /// When destroyed rooms were last swept; like the SQLite writer, at most once a minute.
+    last_sweep: Duration,
 }
 
 /// One app's RoomIds, live or destroyed, each with what its log still holds.
@@ -119,18 +121,24 @@ impl MemoryStore {
         view(self.lock().apps.get(&app))
     }
 
-    /// Forgets destroyed rooms whose retention has passed.
-    fn sweep(&self, rooms: &mut Rooms, now: Duration) {
+    /// Forgets destroyed rooms whose retention has passed, once a minute at most.
+    fn sweep(&self, state: &mut State, now: Duration) {
+        if now.saturating_sub(state.last_sweep) < Duration::from_secs(60) {
+            return;
+        }
+        state.last_sweep = now;
         let cutoff = now
             .saturating_sub(self.retention.destroyed_room)
             .as_millis() as u64;
-        rooms.retain(|_, stored| {
-            stored.slot.live.is_some()
-                || stored
-                    .slot
-                    .tombstone
-                    .is_some_and(|t| t.destroyed_at_ms >= cutoff)
-        });
+        for rooms in state.apps.values_mut() {
+            rooms.retain(|_, stored| {
+                stored.slot.live.is_some()
+                    || stored
+                        .slot
+                        .tombstone
+                        .is_some_and(|t| t.destroyed_at_ms >= cutoff)
+            });
+        }
     }
 }
 
@@ -174,7 +182,7 @@ impl RoomStore for MemoryStore {
             stored.log.pop_front();
         }
         let live = stored.slot.live.clone().map(Arc::new);
-        self.sweep(rooms, now);
+        self.sweep(&mut state, now);
         drop(state);
         self.bus.publish(events.clone());
         Ok(Committed {
