@@ -27,6 +27,10 @@ pub enum DomainError {
     MetadataTooLarge,
     #[error("none of the keys exists")]
     NoSuchKeys,
+    /// A room member who is not the room's owner asked to write what only the owner may
+    /// (docs/behaviour.md §7).
+    #[error("only the room's owner may do this")]
+    NoPermission,
     /// The RoomId was destroyed within the current second (docs/behaviour.md §5).
     #[error("the same RoomId can be created at most once per second")]
     CreatedTooSoon,

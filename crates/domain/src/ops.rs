@@ -120,3 +120,26 @@ impl RoomOperation for DeleteMetadata {
         Ok(vec![RoomChange::MetadataDeleted(deleted)])
     }
 }
+
+/// An operation asked for by a room member through a client connection rather than by an
+/// App administrator: allowed only to the room's owner (docs/behaviour.md §7, 100006). The
+/// owner is read from the slot the operation runs on, so the check holds inside the write's
+/// own transaction.
+#[derive(Debug)]
+pub struct AsOwner<O> {
+    pub caller: String,
+    pub operation: O,
+}
+
+impl<O: RoomOperation> RoomOperation for AsOwner<O> {
+    fn room(&self) -> &RoomId {
+        self.operation.room()
+    }
+
+    fn decide(&self, slot: &RoomSlot, now: Duration) -> Result<Vec<RoomChange>, DomainError> {
+        if live(slot)?.room.owner.as_str() != self.caller {
+            return Err(DomainError::NoPermission);
+        }
+        self.operation.decide(slot, now)
+    }
+}

@@ -13,7 +13,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use liveroom_domain::limits::ACCOUNT_MAX_BYTES;
 use liveroom_protocol::Command;
 use liveroom_server::{
-    AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig, TrustedProxies,
+    AppConfig, ConnectionLimits, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig,
+    TlsConfig, TrustedProxies,
 };
 use liveroom_store::{Retention, SqliteOptions};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ pub struct Settings {
     pub auth_failure_throttle: ThrottleSettings,
     pub connections: ConnectionSettings,
     pub storage: StorageSettings,
+    pub realtime: RealtimeSettings,
     /// Serve HTTPS with these PEM files instead of plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
@@ -57,6 +59,19 @@ pub struct ConnectionSettings {
     pub max_connections: usize,
     pub header_timeout_secs: u64,
     pub body_timeout_secs: u64,
+}
+
+/// The real-time gateway's bounds and timers (docs/protocol.md).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeSettings {
+    pub max_connections: usize,
+    pub hello_timeout_secs: u64,
+    pub ping_interval_secs: u64,
+    pub pong_timeout_secs: u64,
+    pub max_rooms: usize,
+    pub commands_per_sec: u32,
+    pub outbound_queue: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,6 +112,7 @@ impl Default for Settings {
             auth_failure_throttle: ThrottleSettings::default(),
             connections: ConnectionSettings::default(),
             storage: StorageSettings::default(),
+            realtime: RealtimeSettings::default(),
             tls: None,
             apps: Vec::new(),
         }
@@ -122,6 +138,35 @@ impl Default for ConnectionSettings {
             max_connections: d.max_connections,
             header_timeout_secs: d.header_timeout.as_secs(),
             body_timeout_secs: d.body_timeout.as_secs(),
+        }
+    }
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        let d = RealtimeConfig::default();
+        Self {
+            max_connections: d.max_connections,
+            hello_timeout_secs: d.hello_timeout.as_secs(),
+            ping_interval_secs: d.ping_interval.as_secs(),
+            pong_timeout_secs: d.pong_timeout.as_secs(),
+            max_rooms: d.max_rooms,
+            commands_per_sec: d.commands_per_sec,
+            outbound_queue: d.outbound_queue,
+        }
+    }
+}
+
+impl RealtimeSettings {
+    fn to_config(&self) -> RealtimeConfig {
+        RealtimeConfig {
+            max_connections: self.max_connections,
+            hello_timeout: Duration::from_secs(self.hello_timeout_secs),
+            ping_interval: Duration::from_secs(self.ping_interval_secs),
+            pong_timeout: Duration::from_secs(self.pong_timeout_secs),
+            max_rooms: self.max_rooms,
+            commands_per_sec: self.commands_per_sec,
+            outbound_queue: self.outbound_queue,
         }
     }
 }
@@ -211,7 +256,7 @@ impl Settings {
     /// refused.
     fn refuse_zeros(&self, source: &str) -> anyhow::Result<()> {
         let (c, t) = (&self.connections, &self.auth_failure_throttle);
-        let st = &self.storage;
+        let (st, rt) = (&self.storage, &self.realtime);
         let off = " (max_failures = 0 turns the throttle off)";
         for (setting, value, hint) in [
             ("connections.max_connections", c.max_connections as u64, ""),
@@ -220,6 +265,17 @@ impl Settings {
             ("auth_failure_throttle.window_secs", t.window_secs, off),
             ("auth_failure_throttle.block_secs", t.block_secs, off),
             ("storage.events_per_room", st.events_per_room, ""),
+            ("realtime.max_connections", rt.max_connections as u64, ""),
+            ("realtime.hello_timeout_secs", rt.hello_timeout_secs, ""),
+            ("realtime.ping_interval_secs", rt.ping_interval_secs, ""),
+            ("realtime.pong_timeout_secs", rt.pong_timeout_secs, ""),
+            ("realtime.max_rooms", rt.max_rooms as u64, ""),
+            (
+                "realtime.commands_per_sec",
+                u64::from(rt.commands_per_sec),
+                "",
+            ),
+            ("realtime.outbound_queue", rt.outbound_queue as u64, ""),
         ] {
             ensure!(value > 0, "{source}: {setting}: must be at least 1{hint}");
         }
@@ -259,6 +315,7 @@ impl Settings {
                 header_timeout: Duration::from_secs(c.header_timeout_secs),
                 body_timeout: Duration::from_secs(c.body_timeout_secs),
             },
+            realtime: self.realtime.to_config(),
         })
     }
 }
@@ -389,6 +446,14 @@ trusted_proxies = ["10.0.0.0/8", "127.0.0.1", "fd00::/8"]
 metadata_cache_mb = 64
 events_per_room = 100
 destroyed_room_secs = 30
+[realtime]
+max_connections = 50
+hello_timeout_secs = 3
+ping_interval_secs = 20
+pong_timeout_secs = 5
+max_rooms = 4
+commands_per_sec = 10
+outbound_queue = 64
 [[apps]]
 sdkappid   = 1400000000
 secret_key = "k"
@@ -417,9 +482,23 @@ get_room_list = 10
         assert_eq!(throttle.max_failures, 5);
         let trusts = |ip: &str| throttle.trusted_proxies.contains(ip.parse().unwrap());
         assert!(trusts("10.1.2.3") && trusts("fd00::1") && !trusts("127.0.0.2"));
+        let realtime = settings.server_config(vec![], None).unwrap().realtime;
+        assert_eq!(
+            realtime,
+            RealtimeConfig {
+                max_connections: 50,
+                hello_timeout: Duration::from_secs(3),
+                ping_interval: Duration::from_secs(20),
+                pong_timeout: Duration::from_secs(5),
+                max_rooms: 4,
+                commands_per_sec: 10,
+                outbound_queue: 64,
+            }
+        );
         // None by default: the connection's peer is the client.
         let defaults = load_toml("").unwrap().server_config(vec![], None).unwrap();
         assert!(defaults.auth_failure_throttle.trusted_proxies.is_empty());
+        assert_eq!(defaults.realtime, RealtimeConfig::default());
     }
 
     #[test]
@@ -458,6 +537,12 @@ get_room_list = 10
             ),
             ("[storage]\nmetadata_cache_mb = -1", "metadata_cache_mb"),
             ("[storage]\nevents_per_room = 0", "storage.events_per_room"),
+            (
+                "[realtime]\nping_interval_secs = 0",
+                "realtime.ping_interval_secs",
+            ),
+            ("[realtime]\noutbound_queue = 0", "realtime.outbound_queue"),
+            ("[realtime]\nmax_room = 3", "max_room"),
             (
                 "[connections]\nbody_timeout_secs = 0",
                 "connections.body_timeout_secs: must be at least 1",

@@ -47,6 +47,8 @@ pub enum ErrorCode {
     RoomIdExists,
     /// 100004
     RoomNotFound,
+    /// 100006: a room member may not do this (only the room's owner may).
+    NoPermission,
     /// 100007: the command is not enabled for this app.
     NotEnabled,
     /// 100010: the RoomId exists and has the requested owner.
@@ -90,6 +92,7 @@ impl ErrorCode {
             InvalidParameter => 100002,
             RoomIdExists => 100003,
             RoomNotFound => 100004,
+            NoPermission => 100006,
             NotEnabled => 100007,
             RoomIdExistsSameOwner => 100010,
             CreateFreqLimit => 100012,
@@ -152,6 +155,7 @@ impl From<DomainError> for ApiError {
             DomainError::ValueTooLarge { .. } => ErrorCode::MetadataValueTooLarge,
             DomainError::MetadataTooLarge => ErrorCode::MetadataTooLarge,
             DomainError::NoSuchKeys => ErrorCode::MetadataNoSuchKeys,
+            DomainError::NoPermission => ErrorCode::NoPermission,
             DomainError::CreatedTooSoon => ErrorCode::CreateFreqLimit,
             // A defect, not the request's fault: answered like a storage failure.
             DomainError::OutOfOrder => return Self::internal(),

@@ -71,6 +71,9 @@ impl Family {
 pub enum Access {
     /// One of the app's administrators (docs/behaviour.md §2 row 14).
     Admin,
+    /// Any identifier of the app with a valid UserSig: the users of the real-time gateway
+    /// (docs/protocol.md).
+    Member,
 }
 
 macro_rules! define_commands {

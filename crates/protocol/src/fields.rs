@@ -107,6 +107,29 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
+    /// An object whose every value is a string, as its (name, value) pairs.
+    pub fn string_map(
+        &self,
+        field: &'static str,
+    ) -> Result<Option<Vec<(String, String)>>, ApiError> {
+        self.get(field)
+            .map(|v| {
+                let object = v
+                    .as_object()
+                    .ok_or_else(|| wrong_type(field, "an object of strings"))?;
+                object
+                    .iter()
+                    .map(|(name, value)| {
+                        value
+                            .as_str()
+                            .map(|value| (name.clone(), value.to_owned()))
+                            .ok_or_else(|| wrong_type(field, "an object of strings"))
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
     pub fn object(&self, field: &'static str) -> Result<Option<Fields<'a>>, ApiError> {
         self.get(field)
             .map(|v| {

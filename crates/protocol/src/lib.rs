@@ -17,4 +17,6 @@ pub use command::{Access, Command, Family, Service};
 pub use envelope::{RequestIds, Response, render};
 pub use fields::Fields;
 pub use query::RestQuery;
-pub use rooms::{RoomInfoWire, RoomListEntry, decode_cursor, encode_cursor, room_changes};
+pub use rooms::{
+    RoomChangesWire, RoomInfoWire, RoomListEntry, decode_cursor, encode_cursor, room_changes,
+};

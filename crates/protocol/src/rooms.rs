@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use liveroom_domain::{ListPosition, Room, RoomChanges, RoomId, limits};
+use liveroom_domain::{ListPosition, Room, RoomChanges, RoomId, ValidChanges, limits};
 use serde::Serialize;
 
 use crate::fields::Fields;
@@ -133,6 +133,60 @@ impl<'a> From<&'a Room> for RoomInfoWire<'a> {
             notice: &f.notice,
             seat_template: f.seat_template.as_deref(),
             is_unlimited_room_enabled: f.is_unlimited_room_enabled,
+        }
+    }
+}
+
+/// The fields an `update_room_info` set, under their `RoomInfo` names; the others are left
+/// out. What the real-time gateway's `room.info` event carries (docs/protocol.md).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoomChangesWire<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_name: Option<&'a str>,
+    #[serde(rename = "CoverURL", skip_serializing_if = "Option::is_none")]
+    cover_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a [i64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activity_status: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_seat_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_member_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    take_seat_mode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_message_disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_public_visible: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_seat_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_template: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_unlimited_room_enabled: Option<bool>,
+}
+
+impl<'a> From<&'a ValidChanges> for RoomChangesWire<'a> {
+    fn from(changes: &'a ValidChanges) -> Self {
+        let c: &'a RoomChanges = changes.requested();
+        Self {
+            room_name: c.name.as_deref(),
+            cover_url: c.cover_url.as_deref(),
+            notice: c.notice.as_deref(),
+            category: c.category.as_deref(),
+            activity_status: c.activity_status,
+            max_seat_count: c.max_seat_count,
+            max_member_count: c.max_member_count,
+            take_seat_mode: c.take_seat_mode.as_deref(),
+            is_message_disabled: c.is_message_disabled,
+            is_public_visible: c.is_public_visible,
+            is_seat_enabled: c.is_seat_enabled,
+            seat_template: c.seat_template.as_deref(),
+            is_unlimited_room_enabled: c.is_unlimited_room_enabled,
         }
     }
 }

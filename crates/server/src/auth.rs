@@ -13,10 +13,39 @@ use liveroom_protocol::{Access, ApiError, ErrorCode, RestQuery};
 
 use crate::config::{AppConfig, ThrottleConfig, TrustedProxies};
 
-/// An authenticated caller: an administrator of a configured, enabled app.
+/// An authenticated caller of a configured, enabled app: an administrator for REST, any
+/// identifier for the real-time gateway.
 pub(crate) struct Caller<'a> {
     pub app: &'a AppConfig,
     pub identifier: &'a str,
+    /// Unix second after which the UserSig is no longer valid.
+    pub expires_at: u64,
+}
+
+/// Where a caller's credentials come from (the REST query string, a real-time `hello`).
+/// Each accessor answers its own row of docs/behaviour.md §2 when its value is missing or
+/// malformed, and is asked in the order of the rows.
+pub(crate) trait Credentials {
+    /// Rows 4–5 (the number only; whether it is configured is checked here).
+    fn sdkappid(&self) -> Result<u32, ApiError>;
+    /// Row 7.
+    fn identifier(&self) -> Result<&str, ApiError>;
+    /// Row 8.
+    fn usersig(&self) -> Result<&str, ApiError>;
+}
+
+impl Credentials for RestQuery<'_> {
+    fn sdkappid(&self) -> Result<u32, ApiError> {
+        RestQuery::sdkappid(self)
+    }
+
+    fn identifier(&self) -> Result<&str, ApiError> {
+        RestQuery::identifier(self)
+    }
+
+    fn usersig(&self) -> Result<&str, ApiError> {
+        RestQuery::usersig(self)
+    }
 }
 
 pub(crate) struct Apps {
@@ -33,9 +62,9 @@ struct VerifiedSigs(quick_cache::sync::Cache<(u32, String, String), u64, Credent
 /// A lookup key borrowing the request's strings, so that a cache hit allocates nothing. It
 /// hashes exactly like the owned `(u32, String, String)` key.
 #[derive(Hash)]
-struct Credentials<'a>(u32, &'a str, &'a str);
+struct CredentialsKey<'a>(u32, &'a str, &'a str);
 
-impl quick_cache::Equivalent<(u32, String, String)> for Credentials<'_> {
+impl quick_cache::Equivalent<(u32, String, String)> for CredentialsKey<'_> {
     fn equivalent(&self, key: &(u32, String, String)) -> bool {
         self.0 == key.0 && self.1 == key.1 && self.2 == key.2
     }
@@ -71,8 +100,11 @@ impl VerifiedSigs {
         identifier: &str,
         usersig: &str,
         now: u64,
-    ) -> Result<(), ApiError> {
-        let expires_at = match self.0.get(&Credentials(app.sdkappid, identifier, usersig)) {
+    ) -> Result<u64, ApiError> {
+        let expires_at = match self
+            .0
+            .get(&CredentialsKey(app.sdkappid, identifier, usersig))
+        {
             Some(expires_at) => expires_at,
             None => {
                 let sig = liveroom_usersig::verify(
@@ -84,13 +116,13 @@ impl VerifiedSigs {
                 )?;
                 let key = (app.sdkappid, identifier.to_owned(), usersig.to_owned());
                 self.0.insert(key, sig.expires_at());
-                return Ok(());
+                return Ok(sig.expires_at());
             }
         };
         if now > expires_at {
             return Err(liveroom_usersig::VerifyError::Expired.into());
         }
-        Ok(())
+        Ok(expires_at)
     }
 }
 
@@ -106,10 +138,15 @@ impl Apps {
         self.by_id.values()
     }
 
+    /// A configured app, enabled or not.
+    pub fn get(&self, sdkappid: u32) -> Option<&AppConfig> {
+        self.by_id.get(&sdkappid)
+    }
+
     /// Rows 4–14 in order; `now` is Unix seconds.
     pub fn authenticate<'a>(
         &'a self,
-        query: &'a RestQuery,
+        query: &'a impl Credentials,
         access: Access,
         now: u64,
     ) -> Result<Caller<'a>, ApiError> {
@@ -128,9 +165,10 @@ impl Apps {
         }
         let identifier = query.identifier()?;
         let usersig = query.usersig()?;
-        self.verified.verify(app, identifier, usersig, now)?;
+        let expires_at = self.verified.verify(app, identifier, usersig, now)?;
         let allowed = match access {
             Access::Admin => app.admins.iter().any(|admin| admin == identifier),
+            Access::Member => true,
         };
         if !allowed {
             return Err(ApiError::new(
@@ -138,7 +176,11 @@ impl Apps {
                 "identifier is not an App administrator",
             ));
         }
-        Ok(Caller { app, identifier })
+        Ok(Caller {
+            app,
+            identifier,
+            expires_at,
+        })
     }
 }
 
@@ -426,14 +468,14 @@ mod tests {
         let owned = (7u32, "admin".to_owned(), "sig".to_owned());
         assert_eq!(
             hasher.hash_one(&owned),
-            hasher.hash_one(Credentials(7, "admin", "sig"))
+            hasher.hash_one(CredentialsKey(7, "admin", "sig"))
         );
         assert!(quick_cache::Equivalent::equivalent(
-            &Credentials(7, "admin", "sig"),
+            &CredentialsKey(7, "admin", "sig"),
             &owned
         ));
         assert!(!quick_cache::Equivalent::equivalent(
-            &Credentials(7, "admin", "sig2"),
+            &CredentialsKey(7, "admin", "sig2"),
             &owned
         ));
     }

@@ -159,6 +159,45 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Bounds and timers of the real-time gateway (docs/protocol.md, "Limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealtimeConfig {
+    /// Real-time connections open at once; an upgrade beyond it is answered 503.
+    pub max_connections: usize,
+    /// Time a new connection has to send its `hello`.
+    pub hello_timeout: Duration,
+    /// How often the server sends `ping`.
+    pub ping_interval: Duration,
+    /// How long the server waits for the `pong` to a `ping`.
+    pub pong_timeout: Duration,
+    /// Rooms one connection may be in at once.
+    pub max_rooms: usize,
+    /// Commands one connection may send per second (and at once).
+    pub commands_per_sec: u32,
+    /// Frames waiting to be sent to one connection; a client that lets more pile up is closed
+    /// as slow (4008).
+    pub outbound_queue: usize,
+}
+
+impl RealtimeConfig {
+    /// The largest client frame, in bytes.
+    pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            hello_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(10),
+            max_rooms: 16,
+            commands_per_sec: 20,
+            outbound_queue: 1024,
+        }
+    }
+}
+
 /// Serve HTTPS instead of plain HTTP, for clients that insist on `https://`.
 #[derive(Clone)]
 pub struct TlsConfig(pub(crate) Arc<rustls::ServerConfig>);
@@ -201,6 +240,7 @@ pub struct ServerConfig {
     pub apps: Vec<AppConfig>,
     pub auth_failure_throttle: ThrottleConfig,
     pub connections: ConnectionLimits,
+    pub realtime: RealtimeConfig,
     /// `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
 }

@@ -23,6 +23,7 @@ use crate::commands::{self, Call};
 use crate::config::{ConnectionLimits, ServerConfig};
 use crate::limits::RateLimits;
 use crate::metrics;
+use crate::realtime::{self, Realtime};
 
 /// The address of the connection a request came on, put there by the listener.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +33,9 @@ pub(crate) struct ClientAddr(pub SocketAddr);
 pub(crate) struct State<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
-    apps: Apps,
-    throttle: Throttle,
+    pub apps: Apps,
+    pub throttle: Throttle,
+    pub realtime: Realtime,
     rate_limits: RateLimits,
     request_ids: RequestIds,
     connections: ConnectionLimits,
@@ -50,22 +52,34 @@ impl<S: Store> State<S> {
             clock,
             request_ids: RequestIds::default(),
             connections: config.connections,
+            realtime: Realtime::new(config.realtime),
         }
     }
 }
 
-/// Every request of a connection: `/v4/…` to the pipeline, `GET /metrics` to the metrics,
-/// anything else 404. A plain `match`, not a router: one route carries all the traffic.
-pub(crate) async fn route<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
+/// Every request of a connection: `/v4/…` to the pipeline, `GET /v1/realtime` to the
+/// real-time gateway, `GET /metrics` to the metrics, anything else 404. A plain `match`, not a
+/// router: one route carries all the traffic.
+pub(crate) async fn route<S: Store>(state: &Arc<State<S>>, request: HttpRequest) -> Response {
     let path = request.uri().path();
     if path.starts_with("/v4/") {
         return handle(state, request).await;
     }
+    if path == realtime::PATH && request.method() == Method::GET {
+        return realtime::upgrade(state, request).await;
+    }
     let response = match (path, request.method()) {
         ("/metrics", &Method::GET | &Method::HEAD) => metrics::render().into_response(),
-        ("/metrics", _) => (
+        ("/metrics", _) | (realtime::PATH, _) => (
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET,HEAD")],
+            [(
+                header::ALLOW,
+                if path == realtime::PATH {
+                    "GET"
+                } else {
+                    "GET,HEAD"
+                },
+            )],
         )
             .into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),

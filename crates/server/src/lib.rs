@@ -4,7 +4,8 @@
 //! `/v4/…` request through one pipeline ([`gateway`]): parse the command, authenticate
 //! ([`auth`]), rate-limit ([`limits`]), read and parse the body, then dispatch to the
 //! command's handler ([`commands`], one file per command). Logs and metrics for
-//! every request are written in the gateway, and only there.
+//! every request are written in the gateway, and only there. `GET /v1/realtime` upgrades to
+//! the real-time gateway ([`realtime`], docs/protocol.md) on the same listener.
 
 mod auth;
 mod body;
@@ -16,6 +17,7 @@ mod linger;
 mod listener;
 mod logging;
 mod metrics;
+mod realtime;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +28,8 @@ use tokio::net::TcpListener;
 
 pub use commands::check_request;
 pub use config::{
-    AppConfig, ConnectionLimits, SecretKey, ServerConfig, ThrottleConfig, TlsConfig, TrustedProxies,
+    AppConfig, ConnectionLimits, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig,
+    TlsConfig, TrustedProxies,
 };
 pub use logging::{LogGuard, init_logging};
 
@@ -44,8 +47,21 @@ pub async fn serve<S: Store>(
     let state = Arc::new(gateway::State::new(store, config, clock));
     metrics::handle();
     let upkeep = tokio::spawn(metrics::upkeep());
+    // Subscribed before the first connection is accepted, so no client can miss an event.
+    let fan_out = tokio::spawn(state.realtime.fan_out(state.store.subscribe()));
     let served = listener::run(listener, state.clone(), &connections, tls, shutdown).await;
+    state.realtime.close_all(REALTIME_CLOSE_PATIENCE).await;
+    fan_out.abort();
     upkeep.abort();
     state.store.close().await;
     served
+}
+
+/// How long a stop waits for real-time connections to take their close frame.
+const REALTIME_CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `text` is a frame of the real-time protocol (docs/protocol.md); for the fuzz
+/// target, which must never see it panic.
+pub fn check_realtime_frame(text: &str) -> bool {
+    realtime::frames::parse(text).is_ok()
 }

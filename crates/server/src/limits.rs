@@ -55,6 +55,23 @@ impl RateLimits {
     }
 }
 
+/// The commands of one real-time connection per second (docs/protocol.md, "Limits").
+pub(crate) struct ConnectionLimiter(Limiter);
+
+impl ConnectionLimiter {
+    pub fn new(per_second: u32, clock: Arc<dyn Clock>) -> Self {
+        let per_second = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+        Self(RateLimiter::direct_with_clock(
+            Quota::per_second(per_second),
+            LimiterClock(clock),
+        ))
+    }
+
+    pub fn admit(&self) -> bool {
+        self.0.check().is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The accept loop: caps concurrent connections, bounds how long a client may take to send
 //! headers (which also ends idle keep-alive connections), and shuts down gracefully: stop
-//! accepting, let in-flight requests finish, then return.
+//! accepting, let in-flight requests finish, then return. A connection upgraded to a WebSocket
+//! leaves the HTTP layer (and its slot) for the real-time gateway, which bounds its own.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,11 +12,10 @@ use std::time::Duration;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::{ConnectionLimits, TlsConfig};
 use liveroom_store::Store;
@@ -32,7 +32,8 @@ pub(crate) async fn run<S: Store>(
 ) -> std::io::Result<()> {
     let tls = tls.map(|tls| tokio_rustls::TlsAcceptor::from(tls.0));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    // Flipped once at shutdown; every connection then finishes its request in flight and ends.
+    let (stopping, _) = watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -71,7 +72,7 @@ pub(crate) async fn run<S: Store>(
                 Ok::<_, Infallible>(response)
             }
         });
-        let watcher = graceful.watcher();
+        let stop = stopping.subscribe();
         let http = http.clone();
         let tls = tls.clone();
         let handshake_timeout = limits.header_timeout;
@@ -79,19 +80,13 @@ pub(crate) async fn run<S: Store>(
         // handshake) are routine, not errors of the server.
         tokio::spawn(async move {
             match tls {
-                None => {
-                    let _ = watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await;
-                }
+                None => serve_connection(&http, TokioIo::new(stream), service, stop).await,
                 Some(tls) => {
                     // The handshake is bounded like the headers, so a silent client cannot hold the slot.
                     if let Ok(Ok(stream)) =
                         tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
                     {
-                        let _ = watcher
-                            .watch(http.serve_connection(TokioIo::new(stream), service))
-                            .await;
+                        serve_connection(&http, TokioIo::new(stream), service, stop).await;
                     }
                 }
             }
@@ -100,6 +95,31 @@ pub(crate) async fn run<S: Store>(
     }
 
     drop(listener);
-    graceful.shutdown().await;
+    stopping.send_replace(true);
+    // Every connection holds a slot until it ends: all slots back means all connections done.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// Serves one connection; WebSocket upgrades leave it for the real-time gateway. When `stop`
+/// flips, the connection finishes the request in flight and ends.
+async fn serve_connection<I, S>(
+    http: &http1::Builder,
+    io: I,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = pin!(http.serve_connection(io, service).with_upgrades());
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }

@@ -78,3 +78,13 @@ pub(crate) fn record_request(command: Option<Command>, code: u32, elapsed: Durat
     }
     series.duration.record(elapsed.as_secs_f64());
 }
+
+pub(crate) fn realtime_connection_opened() {
+    metrics::gauge!("liveroom_realtime_connections").increment(1);
+}
+
+/// A real-time connection ended with close `code` (docs/protocol.md, "Close codes").
+pub(crate) fn realtime_connection_closed(code: u16) {
+    metrics::gauge!("liveroom_realtime_connections").decrement(1);
+    metrics::counter!("liveroom_realtime_closes_total", "code" => code.to_string()).increment(1);
+}

@@ -14,10 +14,11 @@ use serde_json::{Map, Value};
 
 use crate::gateway::State;
 
-/// Who called, for which app, and when.
+/// Who called, for which app, and when: an administrator over REST, a room member over the
+/// real-time gateway.
 pub(crate) struct Call<'a> {
     pub app: AppId,
-    /// The calling administrator's identifier.
+    /// The caller's identifier.
     pub caller: &'a str,
     /// Since the Unix epoch, from the server's clock.
     pub now: Duration,
@@ -92,7 +93,7 @@ fn respond(response: &impl Serialize) -> Response {
 }
 
 /// Runs a room operation at the call's time.
-async fn write<S: Store>(
+pub(crate) async fn write<S: Store>(
     state: &State<S>,
     call: &Call<'_>,
     operation: impl RoomOperation,
@@ -106,7 +107,7 @@ async fn write<S: Store>(
 
 /// A store failure as the client sees it. Storage trouble is logged here with its cause and
 /// answered 100001 without details.
-fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::Rule(DomainError::OutOfOrder) => {
             tracing::error!("a room operation broke the event log's order; nothing applied");
@@ -150,7 +151,7 @@ impl Totals {
 }
 
 /// The room's state, or 100004.
-async fn existing_room<S: Store>(
+pub(crate) async fn existing_room<S: Store>(
     state: &State<S>,
     call: &Call<'_>,
     room: &liveroom_domain::RoomId,

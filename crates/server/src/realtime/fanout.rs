@@ -1,0 +1,234 @@
+//! Fan-out: one task takes every committed event from an [`EventFeed`] and hands it to the
+//! connections subscribed to its room, each through its own bounded queue. A connection whose
+//! queue is full is told it is slow (and closes, 4008) instead of holding up the room; a feed
+//! that lost events resets every subscription instead of leaving a silent gap
+//! (docs/protocol.md, "Ordering and resume").
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use liveroom_domain::{AppId, Position, RoomChange, RoomEvent, RoomId};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use super::frames;
+
+/// What the fan-out reads: every committed event of every room, in commit order. Today the
+/// store's in-process bus; a multi-node mode feeds it from the shared database.
+pub(crate) trait EventFeed: Send + 'static {
+    /// The next batch; `None` once the feed has ended.
+    fn next(&mut self) -> impl Future<Output = Option<Feed>> + Send;
+}
+
+pub(crate) enum Feed {
+    Events(Arc<[RoomEvent]>),
+    /// Some events were lost: no subscription can be trusted to be complete.
+    Lost,
+}
+
+impl EventFeed for broadcast::Receiver<Arc<[RoomEvent]>> {
+    async fn next(&mut self) -> Option<Feed> {
+        match self.recv().await {
+            Ok(events) => Some(Feed::Events(events)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Feed::Lost),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// An event encoded once for all of its room's subscribers.
+#[derive(Debug)]
+pub(crate) struct EventFrame {
+    pub room: RoomId,
+    pub position: Position,
+    /// `room.destroyed`: the last event of the subscription.
+    pub ends: bool,
+    pub text: Utf8Bytes,
+}
+
+/// What the fan-out puts in a connection's queue.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Event(Arc<EventFrame>),
+    /// The room's events can no longer be followed: `sub.reset`.
+    Reset(RoomId),
+}
+
+pub(crate) type ConnectionId = u64;
+
+/// Where the fan-out reaches one connection.
+#[derive(Clone)]
+pub(crate) struct Mailbox {
+    pub queue: mpsc::Sender<Delivery>,
+    /// Woken when the queue overflowed.
+    pub slow: Arc<Notify>,
+}
+
+impl Mailbox {
+    /// Whether the connection can still be reached; a full queue tells it it is slow.
+    fn deliver(&self, delivery: Delivery) -> bool {
+        match self.queue.try_send(delivery) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// The subscriptions of every connection, by room. Each connection holds at most
+/// `max_rooms` of them and the connections are bounded, so this is too.
+#[derive(Default)]
+pub(crate) struct Hub {
+    rooms: Mutex<HashMap<(AppId, RoomId), HashMap<ConnectionId, Mailbox>>>,
+}
+
+impl Hub {
+    fn rooms(&self) -> MutexGuard<'_, HashMap<(AppId, RoomId), HashMap<ConnectionId, Mailbox>>> {
+        // Nothing under this lock can panic halfway through an update.
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// From now on, `room`'s events reach `mailbox`.
+    pub fn join(&self, app: AppId, room: &RoomId, connection: ConnectionId, mailbox: Mailbox) {
+        self.rooms()
+            .entry((app, room.clone()))
+            .or_default()
+            .insert(connection, mailbox);
+    }
+
+    pub fn leave(&self, app: AppId, room: &RoomId, connection: ConnectionId) {
+        let mut rooms = self.rooms();
+        let key = (app, room.clone());
+        if let Some(subscribers) = rooms.get_mut(&key) {
+            subscribers.remove(&connection);
+            if subscribers.is_empty() {
+                rooms.remove(&key);
+            }
+        }
+    }
+
+    /// Hands each event to its room's subscribers, encoded once. A subscriber that cannot
+    /// take it is dropped from the room: it is closing (slow, or gone).
+    fn dispatch(&self, events: &[RoomEvent]) {
+        let mut rooms = self.rooms();
+        for event in events {
+            let key = (event.app, event.room.clone());
+            let Some(subscribers) = rooms.get_mut(&key) else {
+                continue;
+            };
+            let frame = Arc::new(EventFrame {
+                room: event.room.clone(),
+                position: event.position,
+                ends: matches!(event.change, RoomChange::Destroyed),
+                text: frames::event(event).to_string().into(),
+            });
+            subscribers.retain(|_, mailbox| mailbox.deliver(Delivery::Event(frame.clone())));
+            if subscribers.is_empty() {
+                rooms.remove(&key);
+            }
+        }
+    }
+
+    /// Resets every subscription: after lost events none can be continued.
+    fn reset_all(&self) {
+        let mut rooms = self.rooms();
+        for ((_, room), subscribers) in rooms.drain() {
+            for mailbox in subscribers.values() {
+                mailbox.deliver(Delivery::Reset(room.clone()));
+            }
+        }
+    }
+}
+
+/// Feeds `hub` from `feed` until the feed ends.
+pub(crate) async fn run(hub: Arc<Hub>, mut feed: impl EventFeed) {
+    while let Some(item) = feed.next().await {
+        match item {
+            Feed::Events(events) => hub.dispatch(&events),
+            Feed::Lost => {
+                tracing::warn!(
+                    "real-time fan-out lagged behind the event log; resetting subscriptions"
+                );
+                hub.reset_all();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use liveroom_domain::Metadata;
+
+    use super::*;
+
+    fn event(room: &str, seq: u64) -> RoomEvent {
+        RoomEvent {
+            app: 1,
+            room: RoomId::parse(room.into()).unwrap(),
+            position: Position {
+                incarnation: 9,
+                seq,
+            },
+            at_ms: 5,
+            change: RoomChange::MetadataSet(Metadata::from([("k".into(), "v".into())])),
+        }
+    }
+
+    fn mailbox(capacity: usize) -> (Mailbox, mpsc::Receiver<Delivery>) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let slow = Arc::new(Notify::new());
+        (Mailbox { queue, slow }, receiver)
+    }
+
+    fn room(name: &str) -> RoomId {
+        RoomId::parse(name.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_reach_their_rooms_subscribers_in_order_and_a_full_queue_is_slow() {
+        let hub = Hub::default();
+        let (fast, mut fast_rx) = mailbox(8);
+        let (slow, _slow_rx) = mailbox(1);
+        hub.join(1, &room("a"), 1, fast);
+        hub.join(1, &room("a"), 2, slow.clone());
+        hub.dispatch(&[event("a", 1), event("b", 1), event("a", 2)]);
+        for seq in [1, 2] {
+            let Some(Delivery::Event(frame)) = fast_rx.recv().await else {
+                panic!("an event")
+            };
+            assert_eq!((frame.room.as_str(), frame.position.seq), ("a", seq));
+        }
+        assert!(fast_rx.try_recv().is_err());
+        // The second event did not fit the slow queue: told, and dropped from the room.
+        tokio::time::timeout(Duration::from_secs(5), slow.slow.notified())
+            .await
+            .unwrap();
+        assert_eq!(hub.rooms()[&(1, room("a"))].len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_feed_resets_every_subscription() {
+        let hub = Arc::new(Hub::default());
+        let (mailbox, mut rx) = mailbox(8);
+        hub.join(1, &room("a"), 1, mailbox);
+        let (sender, feed) = broadcast::channel(1);
+        for seq in 1..=3 {
+            sender.send(Arc::from([event("a", seq)])).unwrap();
+        }
+        drop(sender);
+        run(hub.clone(), feed).await;
+        let Some(Delivery::Reset(reset)) = rx.recv().await else {
+            panic!("a reset first")
+        };
+        assert_eq!(reset.as_str(), "a");
+        // After the reset the room is no longer followed, so nothing half-continued arrives.
+        assert!(rx.try_recv().is_err());
+        assert!(hub.rooms().is_empty());
+    }
+}

@@ -1,0 +1,102 @@
+//! The real-time gateway: `GET /v1/realtime` upgrades to a WebSocket that speaks
+//! docs/protocol.md. [`session`] serves one connection (hello, commands, heartbeat, its
+//! writer); [`rooms`] holds the room operations; [`fanout`] takes committed events to the
+//! subscribed connections; [`frames`] is the wire format.
+
+mod fanout;
+pub(crate) mod frames;
+mod rooms;
+mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::extract::Request as HttpRequest;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use liveroom_store::Store;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::RealtimeConfig;
+use crate::gateway::{ClientAddr, State};
+pub(crate) use fanout::{EventFeed, Hub};
+
+pub(crate) const PATH: &str = "/v1/realtime";
+pub(crate) const SUBPROTOCOL: &str = "liveroom.v1.json";
+
+/// What every real-time connection shares.
+pub(crate) struct Realtime {
+    pub config: RealtimeConfig,
+    pub hub: Arc<Hub>,
+    /// One permit per open connection.
+    slots: Arc<Semaphore>,
+    /// Flipped once, when the server stops: every connection closes with 4100.
+    shutdown: watch::Sender<bool>,
+}
+
+impl Realtime {
+    pub fn new(config: RealtimeConfig) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            hub: Arc::default(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// Feeds the fan-out from `feed` until the feed ends.
+    pub fn fan_out(&self, feed: impl EventFeed) -> impl Future<Output = ()> + Send + 'static {
+        fanout::run(self.hub.clone(), feed)
+    }
+
+    /// Closes every connection (4100) and waits until they are gone, or `patience` passed.
+    pub async fn close_all(&self, patience: Duration) {
+        self.shutdown.send_replace(true);
+        let all = u32::try_from(self.config.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(patience, self.slots.acquire_many(all)).await;
+    }
+}
+
+/// `GET /v1/realtime`: the WebSocket handshake, or a plain HTTP error when it cannot be
+/// one of ours (not an upgrade, the subprotocol not offered, too many connections).
+pub(crate) async fn upgrade<S: Store>(state: &Arc<State<S>>, request: HttpRequest) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let offered = upgrade
+        .requested_protocols()
+        .filter_map(|p| p.to_str().ok())
+        .flat_map(|p| p.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL);
+    if !offered {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("the WebSocket subprotocol {SUBPROTOCOL} is required"),
+        )
+            .into_response();
+    }
+    let Ok(slot) = state.realtime.slots.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+            "too many real-time connections",
+        )
+            .into_response();
+    };
+    let peer = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.0.ip());
+    let client = state.throttle.client(peer, &parts.headers);
+    let state = state.clone();
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .max_message_size(RealtimeConfig::MAX_FRAME_BYTES)
+        .max_frame_size(RealtimeConfig::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session::run(state, socket, client, slot))
+}
