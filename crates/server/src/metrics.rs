@@ -83,8 +83,12 @@ pub(crate) fn realtime_connection_opened() {
     metrics::gauge!("liveroom_realtime_connections").increment(1);
 }
 
-/// A real-time connection ended with close `code` (docs/protocol.md, "Close codes").
-pub(crate) fn realtime_connection_closed(code: u16) {
-    metrics::gauge!("liveroom_realtime_connections").decrement(1);
+/// The server decided to close a real-time connection with `code` (docs/protocol.md, "Close
+/// codes"); it is gone once [`realtime_connection_ended`].
+pub(crate) fn realtime_connection_closing(code: u16) {
     metrics::counter!("liveroom_realtime_closes_total", "code" => code.to_string()).increment(1);
+}
+
+pub(crate) fn realtime_connection_ended() {
+    metrics::gauge!("liveroom_realtime_connections").decrement(1);
 }

@@ -100,6 +100,7 @@ pub(crate) async fn run<S: Store>(
         }
         Err(close) => (close, None),
     };
+    metrics::realtime_connection_closing(close.0);
     // After the replies already queued, unless the queue is what overflowed.
     if let Err(mpsc::error::TrySendError::Full(_)) =
         out.try_send(Message::Close(Some(close.frame())))
@@ -128,7 +129,7 @@ pub(crate) async fn run<S: Store>(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "realtime connection"
     );
-    metrics::realtime_connection_closed(close.0);
+    metrics::realtime_connection_ended();
 }
 
 /// Sends the session's frames in order. A close frame ends it; so does `abort`, which skips

@@ -92,6 +92,27 @@ impl TestServer {
         self.base.trim_start_matches("http://").parse().unwrap()
     }
 
+    /// The real-time endpoint's URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/realtime", self.addr())
+    }
+
+    /// Real-time credentials of `user` of the test app.
+    pub fn credentials(&self, user: &str) -> liveroom_client::Credentials {
+        liveroom_client::Credentials {
+            sdkappid: APP,
+            userid: user.into(),
+            usersig: self.sig(user),
+        }
+    }
+
+    /// A real-time client of `user`, past its hello.
+    pub async fn connect(&self, user: &str) -> liveroom_client::Client {
+        liveroom_client::Client::connect(&self.ws_url(), &self.credentials(user))
+            .await
+            .unwrap()
+    }
+
     pub fn sig(&self, identifier: &str) -> String {
         liveroom_usersig::generate(APP, KEY, identifier, START, 86_400)
     }
