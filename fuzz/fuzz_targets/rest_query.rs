@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use liveroom_protocol::{ApiError, Command, ErrorCode, RestQuery, SERVICE, render};
+use liveroom_protocol::{ApiError, Command, ErrorCode, RestQuery, render};
 
 const KNOWN: [&str; 5] = ["sdkappid", "identifier", "usersig", "random", "contenttype"];
 
@@ -25,7 +25,10 @@ fn rendered_ok(error: &ApiError) {
 
 fn check(path: &str, query: Option<&str>) {
     match Command::from_uri_path(path) {
-        Ok(command) => assert_eq!(path, format!("/v4/{SERVICE}/{}", command.name())),
+        Ok(command) => assert_eq!(
+            path,
+            format!("/v4/{}/{}", command.service().path(), command.name())
+        ),
         Err(error) => {
             assert_eq!(error.code, ErrorCode::InvalidRes);
             rendered_ok(&error);
