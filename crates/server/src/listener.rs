@@ -82,11 +82,15 @@ pub(crate) async fn run<S: Store>(
             match tls {
                 None => serve_connection(&http, TokioIo::new(stream), service, stop).await,
                 Some(tls) => {
-                    // The handshake is bounded like the headers, so a silent client cannot hold the slot.
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
-                    {
-                        serve_connection(&http, TokioIo::new(stream), service, stop).await;
+                    // The handshake is bounded like the headers, so a silent client cannot hold
+                    // the slot; a stop abandons it, as no request has started yet.
+                    let mut stopped = stop.clone();
+                    let handshake = tokio::time::timeout(handshake_timeout, tls.accept(stream));
+                    tokio::select! {
+                        accepted = handshake => if let Ok(Ok(stream)) = accepted {
+                            serve_connection(&http, TokioIo::new(stream), service, stop).await;
+                        },
+                        _ = async { stopped.wait_for(|stopping| *stopping).await.is_ok() } => {}
                     }
                 }
             }
