@@ -63,7 +63,7 @@ pub struct SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// Enough for a million rooms with three 100-byte values each.
+    /// About 380,000 rooms with three 100-byte values each, whole rooms being cached.
     pub const DEFAULT_METADATA_CACHE_BYTES: u64 = 512 * 1024 * 1024;
 
     pub fn new(path: impl Into<PathBuf>) -> Self {

@@ -20,9 +20,13 @@ use liveroom_domain::{AppId, RoomChange, RoomEvent, RoomId, RoomState};
 /// Independently locked parts; a request locks one, briefly.
 const SHARDS: usize = 64;
 
-/// Memory per cached room beyond its strings: the room's fixed fields, key and value headers,
-/// the cache's own slot and index, and the allocator's rounding.
-const ENTRY_OVERHEAD: u64 = 320;
+/// Memory per cached room beyond its strings and its `RoomState`: the `Arc`'s counts, the
+/// cache's own slot and index, and the allocator's rounding of each string.
+const ENTRY_OVERHEAD: u64 = 128;
+
+/// A `BTreeMap` of up to 11 entries is one leaf node of this many bytes (keys and values are
+/// `String` headers), allocated whole as soon as it holds one entry.
+const METADATA_NODE_BYTES: usize = 11 * 2 * std::mem::size_of::<String>() + 16;
 
 pub(super) struct RoomCache {
     shards: Box<[Mutex<Shard>]>,
@@ -64,20 +68,23 @@ impl quick_cache::Weighter<(AppId, Box<str>), Arc<RoomState>> for StateBytes {
             + f.notice.len()
             + 8 * f.category.len()
             + f.seat_template.as_ref().map_or(0, String::len);
-        let metadata: usize = state
-            .metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 48)
-            .sum();
-        (2 * key.1.len() + strings + metadata) as u64 + ENTRY_OVERHEAD
+        let nodes = state.metadata.len().div_ceil(11) * METADATA_NODE_BYTES;
+        let metadata: usize = nodes
+            + state
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        let fixed = std::mem::size_of::<RoomState>() + state.room.id.as_str().len();
+        (2 * key.1.len() + fixed + strings + metadata) as u64 + ENTRY_OVERHEAD
     }
 }
 
 impl RoomCache {
     pub(super) fn new(max_bytes: u64) -> Self {
         let per_shard = max_bytes / SHARDS as u64;
-        // A typical room (three 100-byte values) weighs about 800 bytes.
-        let estimated_rooms = (per_shard / 800).max(1) as usize;
+        // A typical room (three 100-byte values) weighs about 1,400 bytes.
+        let estimated_rooms = (per_shard / 1400).max(1) as usize;
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -278,7 +285,8 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let max = 64 * 1024;
+        // Four KiB a shard: a few rooms each.
+        let max = 256 * 1024;
         let cache = RoomCache::new(max);
         let value = "v".repeat(100);
         for i in 0..2_000 {

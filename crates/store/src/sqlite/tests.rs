@@ -50,7 +50,7 @@ mod with_a_tiny_metadata_cache {
     fn tiny_cache_store() -> TempStore {
         let dir = tempfile::tempdir().unwrap();
         let mut options = SqliteOptions::new(db_path(&dir));
-        options.metadata_cache_bytes = 64 * 1024;
+        options.metadata_cache_bytes = 256 * 1024;
         TempStore {
             store: SqliteStore::open(options).unwrap(),
             _dir: dir,
