@@ -74,3 +74,15 @@ write("cursor", "doc_sample", b"\x00" + b"1693271355-123123123123")
 write("cursor", "valid", b"\x00" + b"1700000000-7-6c6976652d726f6f6d")
 write("cursor", "upper_hex", b"\x00" + b"1700000000-7-6C6976652D726F6F6D")
 write("cursor", "position", b"\x01" + (7).to_bytes(8, "little") + (1700000000).to_bytes(8, "little") + b"live-room")
+
+# --- realtime_frame: client frames of docs/protocol.md, as text --------------------------------
+for name, frame in {
+    "hello": {"id": 1, "op": "hello", "d": {"v": 1, "sdkappid": 1400000000, "userid": "alice", "usersig": "eJyrVgrxCdYrSy1SslJQMtIzUNJRAItkpqTmlWSmZUIk"}},
+    "enter_since": {"id": 2, "op": "enter", "d": {"room": "live-room", "since": {"epoch": 1700000000000, "rev": 41}}},
+    "watch": {"id": 3, "op": "watch", "d": {"room": "live-room"}},
+    "set_metadata": {"id": 4, "op": "set_metadata", "d": {"room": "live-room", "metadata": {"k": "v"}}},
+    "del_metadata": {"id": 5, "op": "del_metadata", "d": {"room": "live-room", "keys": ["k"]}},
+    "ping": {"op": "ping"},
+}.items():
+    write("realtime_frame", name, json.dumps(frame, ensure_ascii=False))
+write("realtime_frame", "not_an_object", "[1,2,3]")
