@@ -50,20 +50,11 @@ impl Service {
     }
 }
 
-/// What a command acts on; a label of its metrics.
+/// What a command acts on: the groups docs/behaviour.md presents the commands in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     Rooms,
     Metadata,
-}
-
-impl Family {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Family::Rooms => "rooms",
-            Family::Metadata => "metadata",
-        }
-    }
 }
 
 /// Who may call a command.
