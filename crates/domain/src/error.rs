@@ -7,6 +7,11 @@ pub enum DomainError {
     InvalidField { field: &'static str, reason: String },
     #[error("room does not exist")]
     RoomNotFound,
+    /// `account_import` of an account that was imported before (docs/behaviour.md §13).
+    #[error("account already exists")]
+    AccountExists,
+    #[error("account does not exist")]
+    AccountNotFound,
     /// The RoomId is taken; `same_owner` tells whether the caller asked for the same owner.
     #[error("room already exists")]
     RoomExists { same_owner: bool },

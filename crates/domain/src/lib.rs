@@ -6,6 +6,7 @@
 //! protocol layer maps each error to its wire code; the store layer calls these rules so that
 //! limits hold inside the same transaction that writes the data.
 
+pub mod account;
 mod clock;
 mod error;
 pub mod limits;
@@ -15,6 +16,7 @@ mod metadata;
 pub mod ops;
 mod room;
 
+pub use account::{IfExists, NewAccounts, Profile, ProfileTag, ProfileValue, accounts_to_create};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;
 pub use listing::{ListPosition, page_size};

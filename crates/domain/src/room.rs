@@ -28,7 +28,7 @@ impl RoomId {
 }
 
 /// A user account (`Owner_Account` and the like): 1–32 bytes with no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Account(String);
 
 impl Account {

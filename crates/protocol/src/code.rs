@@ -39,6 +39,12 @@ pub enum ErrorCode {
     UserSigMismatchSdkAppId,
     /// 70050: too many failed authentications from this client; retry after a while.
     AuthFreqLimit,
+    /// 70102: `account_import` of an account that exists.
+    AccountExists,
+    /// 70107: the account was never imported.
+    AccountNotFound,
+    /// 70402: an invalid field of an account or profile call (their 100002).
+    AccountInvalidParameters,
     /// 100001: storage failed; nothing was applied.
     Internal,
     /// 100002
@@ -88,6 +94,9 @@ impl ErrorCode {
             UserSigMismatchId => 70013,
             UserSigMismatchSdkAppId => 70014,
             AuthFreqLimit => 70050,
+            AccountExists => 70102,
+            AccountNotFound => 70107,
+            AccountInvalidParameters => 70402,
             Internal => 100001,
             InvalidParameter => 100002,
             RoomIdExists => 100003,
@@ -149,6 +158,8 @@ impl From<DomainError> for ApiError {
         let code = match &error {
             DomainError::InvalidField { .. } => ErrorCode::InvalidParameter,
             DomainError::RoomNotFound => ErrorCode::RoomNotFound,
+            DomainError::AccountExists => ErrorCode::AccountExists,
+            DomainError::AccountNotFound => ErrorCode::AccountNotFound,
             DomainError::RoomExists { same_owner: true } => ErrorCode::RoomIdExistsSameOwner,
             DomainError::RoomExists { same_owner: false } => ErrorCode::RoomIdExists,
             DomainError::TooManyKeys => ErrorCode::MetadataTooManyKeys,

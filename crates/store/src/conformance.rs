@@ -14,8 +14,8 @@ use liveroom_domain::limits::{
     METADATA_MAX_KEYS, METADATA_TOTAL_MAX_BYTES, METADATA_VALUE_MAX_BYTES,
 };
 use liveroom_domain::{
-    Account, AppId, DomainError, ListPosition, Metadata, MetadataEntry, NewRoom, Room, RoomChanges,
-    RoomId, total_bytes,
+    Account, AppId, DomainError, IfExists, ListPosition, Metadata, MetadataEntry, NewAccounts,
+    NewRoom, Profile, ProfileTag, ProfileValue, Room, RoomChanges, RoomId, total_bytes,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -130,6 +130,22 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::room_store_conformance!($make);
         $crate::event_log_conformance!($make);
+        $crate::account_store_conformance!($make);
+    };
+}
+
+/// The [`AccountStore`] suite: imports, profiles and their rules.
+///
+/// [`AccountStore`]: crate::AccountStore
+#[macro_export]
+macro_rules! account_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_cases!($make;
+            accounts_import_and_read_back,
+            accounts_import_existing_refuses_or_keeps,
+            accounts_set_profile_merges,
+            accounts_apps_are_isolated,
+        );
     };
 }
 
@@ -1349,4 +1365,136 @@ pub async fn retention_bounds_the_log<S: Store>(store: &S, retention: crate::Ret
     );
     // Gone with its tombstone: a create at once is not "too soon", and starts a new incarnation.
     create(store, APP, "r", NOW + 1).await;
+}
+
+fn account(raw: &str) -> Account {
+    Account::parse("UserID", raw.into()).unwrap()
+}
+
+fn nick(text: &str) -> Profile {
+    Profile::new([(ProfileTag::Nick, ProfileValue::Text(text.into()))]).unwrap()
+}
+
+fn import(accounts: &[(&str, Profile)]) -> NewAccounts {
+    let accounts = accounts
+        .iter()
+        .map(|(id, profile)| (account(id), profile.clone()))
+        .collect();
+    NewAccounts::new("Accounts", accounts).unwrap()
+}
+
+pub async fn accounts_import_and_read_back(store: &impl Store) {
+    let full = Profile::new([
+        (ProfileTag::Nick, ProfileValue::Text("Ann".into())),
+        (
+            ProfileTag::Image,
+            ProfileValue::Text("https://a/b.png".into()),
+        ),
+        (ProfileTag::Role, ProfileValue::Number(2)),
+    ])
+    .unwrap();
+    let accounts = import(&[("ann", full.clone()), ("bob", Profile::default())]);
+    store
+        .import_accounts(APP, accounts, IfExists::Refuse)
+        .await
+        .unwrap();
+    let got = store
+        .profiles(APP, vec![account("bob"), account("nobody"), account("ann")])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Some(Profile::default()), None, Some(full)]);
+}
+
+pub async fn accounts_import_existing_refuses_or_keeps(store: &impl Store) {
+    let first = import(&[("ann", nick("first"))]);
+    store
+        .import_accounts(APP, first, IfExists::Refuse)
+        .await
+        .unwrap();
+    let again = import(&[("ann", nick("second"))]);
+    assert_eq!(
+        store
+            .import_accounts(APP, again.clone(), IfExists::Refuse)
+            .await,
+        Err(StoreError::Rule(DomainError::AccountExists))
+    );
+    // A refused import creates none of its accounts.
+    let both = import(&[("cat", nick("c")), ("ann", nick("second"))]);
+    assert!(
+        store
+            .import_accounts(APP, both.clone(), IfExists::Refuse)
+            .await
+            .is_err()
+    );
+    let cat = store.profiles(APP, vec![account("cat")]).await.unwrap();
+    assert_eq!(cat, vec![None]);
+    // Keeping: the existing account is unchanged, the new one (named twice) created once.
+    let twice = import(&[
+        ("cat", nick("c")),
+        ("ann", nick("second")),
+        ("cat", nick("d")),
+    ]);
+    store
+        .import_accounts(APP, twice, IfExists::Keep)
+        .await
+        .unwrap();
+    let got = store
+        .profiles(APP, vec![account("ann"), account("cat")])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Some(nick("first")), Some(nick("c"))]);
+}
+
+pub async fn accounts_set_profile_merges(store: &impl Store) {
+    let role_text = Profile::new([(ProfileTag::Role, ProfileValue::Text("host".into()))]).unwrap();
+    assert_eq!(
+        store.set_profile(APP, account("ann"), nick("x")).await,
+        Err(StoreError::Rule(DomainError::AccountNotFound))
+    );
+    let ann = import(&[("ann", nick("Ann"))]);
+    store
+        .import_accounts(APP, ann, IfExists::Refuse)
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, account("ann"), role_text)
+        .await
+        .unwrap();
+    let role_number = Profile::new([(ProfileTag::Role, ProfileValue::Number(7))]).unwrap();
+    store
+        .set_profile(APP, account("ann"), role_number)
+        .await
+        .unwrap();
+    let expected = Profile::new([
+        (ProfileTag::Nick, ProfileValue::Text("Ann".into())),
+        (ProfileTag::Role, ProfileValue::Number(7)),
+    ])
+    .unwrap();
+    let got = store.profiles(APP, vec![account("ann")]).await.unwrap();
+    assert_eq!(got, vec![Some(expected)]);
+}
+
+pub async fn accounts_apps_are_isolated(store: &impl Store) {
+    let ann = import(&[("ann", nick("Ann"))]);
+    store
+        .import_accounts(APP, ann.clone(), IfExists::Refuse)
+        .await
+        .unwrap();
+    let other = store
+        .profiles(OTHER_APP, vec![account("ann")])
+        .await
+        .unwrap();
+    assert_eq!(other, vec![None]);
+    store
+        .import_accounts(OTHER_APP, ann, IfExists::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .set_profile(OTHER_APP, account("ann"), nick("Other"))
+            .await,
+        Ok(())
+    );
+    let got = store.profiles(APP, vec![account("ann")]).await.unwrap();
+    assert_eq!(got, vec![Some(nick("Ann"))]);
 }

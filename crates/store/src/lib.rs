@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use liveroom_domain::{
-    AppId, DomainError, ListPosition, Metadata, MetadataEntries, MetadataEntry, Position, Room,
-    RoomEvent, RoomId, RoomOperation, RoomState,
+    Account, AppId, DomainError, IfExists, ListPosition, Metadata, MetadataEntries, MetadataEntry,
+    NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState,
 };
 use tokio::sync::broadcast;
 
@@ -106,8 +106,38 @@ pub trait EventLog: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>>;
 }
 
+/// Imported accounts and their profiles, of every app (docs/behaviour.md §13). Writes
+/// resolve only after they are durable.
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates every account of `accounts` that does not exist, with its profile, all in one
+    /// transaction. An existing account is left as it is, or with [`IfExists::Refuse`] fails
+    /// the whole call with [`DomainError::AccountExists`].
+    fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: NewAccounts,
+        if_exists: IfExists,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The profile of each of `accounts`, in order; `None` for one never imported.
+    fn profiles(
+        &self,
+        app: AppId,
+        accounts: Vec<Account>,
+    ) -> impl Future<Output = StoreResult<Vec<Option<Profile>>>> + Send;
+
+    /// Merges `changes` into the account's profile, or fails with
+    /// [`DomainError::AccountNotFound`].
+    fn set_profile(
+        &self,
+        app: AppId,
+        account: Account,
+        changes: Profile,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
 /// Everything the server needs from a backend.
-pub trait Store: RoomStore + EventLog {
+pub trait Store: RoomStore + EventLog + AccountStore {
     /// Finishes every write already accepted, then refuses new ones. Idempotent.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use liveroom_domain::{
-    AppId, DomainError, ListPosition, Metadata, Position, Room, RoomEvent, RoomId, RoomOperation,
-    RoomSlot, RoomState,
+    Account, AppId, DomainError, IfExists, ListPosition, Metadata, NewAccounts, Position, Profile,
+    Room, RoomEvent, RoomId, RoomOperation, RoomSlot, RoomState,
 };
 use tokio::sync::broadcast;
 
 use crate::{
-    Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+    AccountStore, Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError,
+    StoreResult,
 };
 
 /// Rooms of every app, kept in memory.
@@ -29,6 +30,7 @@ struct State {
     apps: HashMap<AppId, Rooms>,
     /// When destroyed rooms were last swept; like the SQLite writer, at most once a minute.
     last_sweep: Duration,
+    accounts: HashMap<AppId, BTreeMap<Account, Profile>>,
 }
 
 /// One app's RoomIds, live or destroyed, each with what its log still holds.
@@ -254,6 +256,46 @@ impl EventLog for MemoryStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
         self.bus.subscribe()
+    }
+}
+
+impl AccountStore for MemoryStore {
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: NewAccounts,
+        if_exists: IfExists,
+    ) -> StoreResult<()> {
+        let mut state = self.open()?;
+        let known = state.accounts.entry(app).or_default();
+        let create =
+            liveroom_domain::accounts_to_create(&accounts, if_exists, |a| known.contains_key(a))?;
+        known.extend(create.into_iter().cloned());
+        Ok(())
+    }
+
+    async fn profiles(
+        &self,
+        app: AppId,
+        accounts: Vec<Account>,
+    ) -> StoreResult<Vec<Option<Profile>>> {
+        let state = self.lock();
+        let known = state.accounts.get(&app);
+        Ok(accounts
+            .iter()
+            .map(|a| known.and_then(|k| k.get(a)).cloned())
+            .collect())
+    }
+
+    async fn set_profile(&self, app: AppId, account: Account, changes: Profile) -> StoreResult<()> {
+        let mut state = self.open()?;
+        let profile = state
+            .accounts
+            .get_mut(&app)
+            .and_then(|k| k.get_mut(&account))
+            .ok_or(DomainError::AccountNotFound)?;
+        profile.merge(&changes);
+        Ok(())
     }
 }
 

@@ -22,18 +22,20 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use liveroom_domain::{
-    AppId, ListPosition, Metadata, Position, Room, RoomEvent, RoomId, RoomOperation, RoomState,
+    Account, AppId, IfExists, ListPosition, Metadata, NewAccounts, Position, Profile, Room,
+    RoomEvent, RoomId, RoomOperation, RoomState,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
-    Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+    AccountStore, Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError,
+    StoreResult,
 };
 use cache::RoomCache;
 use checkpointer::Checkpointer;
-use writer::{Context, Job, Write};
+use writer::{AccountWrite, Context, Job, Write};
 
 /// How long a connection waits for a lock held by another connection of this process
 /// (readers during a checkpoint), or by another program that ignores the lock file (the
@@ -461,6 +463,41 @@ impl EventLog for SqliteStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
         self.bus.subscribe()
+    }
+}
+
+impl AccountStore for SqliteStore {
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: NewAccounts,
+        if_exists: IfExists,
+    ) -> StoreResult<()> {
+        let write = AccountWrite::Import {
+            accounts,
+            if_exists,
+        };
+        self.submit(Write::Account { app, write }).await.map(drop)
+    }
+
+    async fn profiles(
+        &self,
+        app: AppId,
+        accounts: Vec<Account>,
+    ) -> StoreResult<Vec<Option<Profile>>> {
+        self.read(move |conn| {
+            let snapshot = conn.transaction()?;
+            accounts
+                .iter()
+                .map(|account| sql::load_profile(&snapshot, app, account))
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_profile(&self, app: AppId, account: Account, changes: Profile) -> StoreResult<()> {
+        let write = AccountWrite::SetProfile { account, changes };
+        self.submit(Write::Account { app, write }).await.map(drop)
     }
 }
 

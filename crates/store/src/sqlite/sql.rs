@@ -2,8 +2,9 @@
 //! writer thread and the readers go through these functions, always with cached statements.
 
 use liveroom_domain::{
-    Account, AppId, DomainError, ListPosition, Metadata, Position, Room, RoomChange, RoomEvent,
-    RoomFields, RoomId, RoomSlot, RoomState, TakeSeatMode, Tombstone,
+    Account, AppId, DomainError, ListPosition, Metadata, Position, Profile, ProfileTag,
+    ProfileValue, Room, RoomChange, RoomEvent, RoomFields, RoomId, RoomSlot, RoomState,
+    TakeSeatMode, Tombstone,
 };
 use rusqlite::types::ToSql;
 use rusqlite::types::Type;
@@ -102,8 +103,27 @@ CREATE INDEX room_tombstones_age ON room_tombstones (destroyed_at_ms);
     };
 }
 
+/// Imported accounts (docs/behaviour.md §13): a profile is one JSON object of Tencent's tag
+/// names, read and written whole like a room's metadata.
+macro_rules! accounts_table {
+    () => {
+        "CREATE TABLE accounts (
+    app     INTEGER NOT NULL,
+    user_id TEXT    NOT NULL,
+    profile TEXT    NOT NULL CHECK (json_valid(profile)),
+    PRIMARY KEY (app, user_id)
+) STRICT, WITHOUT ROWID;
+"
+    };
+}
+
 /// The current version, for a new database.
-pub(super) const SCHEMA: &str = concat!(rooms_table!("rooms"), list_index!(), log_tables!());
+pub(super) const SCHEMA: &str = concat!(
+    rooms_table!("rooms"),
+    list_index!(),
+    log_tables!(),
+    accounts_table!()
+);
 
 /// Each step upgrades a database by one version, from version 1; they run in order, all in
 /// one transaction.
@@ -135,6 +155,8 @@ ALTER TABLE rooms_v3 RENAME TO rooms;
         list_index!(),
         log_tables!()
     ),
+    // 3 to 4: imported accounts and their profiles.
+    accounts_table!(),
 ];
 
 /// The room columns in the order [`room_from_row`] reads them.
@@ -253,6 +275,89 @@ const EXPIRED_TOMBSTONES: &str = "SELECT app, room_id, incarnation FROM room_tom
 const DROP_INCARNATION: &str =
     "DELETE FROM room_events WHERE app = ?1 AND room_id = ?2 AND incarnation = ?3";
 const DROP_TOMBSTONE: &str = "DELETE FROM room_tombstones WHERE app = ?1 AND room_id = ?2";
+
+const SELECT_PROFILE: &str = "SELECT profile FROM accounts WHERE app = ?1 AND user_id = ?2";
+const INSERT_ACCOUNT: &str = "INSERT INTO accounts (app, user_id, profile) VALUES (?1, ?2, ?3)";
+const UPDATE_PROFILE: &str = "UPDATE accounts SET profile = ?3 WHERE app = ?1 AND user_id = ?2";
+
+/// The account's profile, if it was imported.
+pub(super) fn load_profile(
+    conn: &Connection,
+    app: AppId,
+    account: &Account,
+) -> rusqlite::Result<Option<Profile>> {
+    let text: Option<String> = conn
+        .prepare_cached(SELECT_PROFILE)?
+        .query_row(params![app, account.as_str()], |row| row.get(0))
+        .optional()?;
+    text.map(|text| decode_profile(&text)).transpose()
+}
+
+pub(super) fn insert_account(
+    conn: &Connection,
+    app: AppId,
+    account: &Account,
+    profile: &Profile,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(INSERT_ACCOUNT)?
+        .execute(params![app, account.as_str(), encode_profile(profile)])
+        .map(drop)
+}
+
+pub(super) fn save_profile(
+    conn: &Connection,
+    app: AppId,
+    account: &Account,
+    profile: &Profile,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(UPDATE_PROFILE)?
+        .execute(params![app, account.as_str(), encode_profile(profile)])
+        .map(drop)
+}
+
+/// `{"<tag name>": <string or number>}`, each value of the JSON type it was given in.
+fn encode_profile(profile: &Profile) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = profile
+        .iter()
+        .map(|(tag, value)| {
+            let value = match value {
+                ProfileValue::Text(text) => serde_json::Value::from(text.as_str()),
+                ProfileValue::Number(number) => serde_json::Value::from(*number),
+            };
+            (tag.name().to_owned(), value)
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+fn decode_profile(text: &str) -> rusqlite::Result<Profile> {
+    let malformed = |why: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            Type::Text,
+            format!("malformed profile: {why}").into(),
+        )
+    };
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| malformed(&e.to_string()))?;
+    let items = object
+        .into_iter()
+        .map(|(name, value)| {
+            let tag = ProfileTag::parse(&name).ok_or_else(|| malformed("unknown tag"))?;
+            let value = match value {
+                serde_json::Value::String(text) => ProfileValue::Text(text),
+                serde_json::Value::Number(n) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(ProfileValue::Number)
+                    .ok_or_else(|| malformed("number out of range"))?,
+                _ => return Err(malformed("value neither string nor number")),
+            };
+            Ok((tag, value))
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Profile::new(items).map_err(|e| malformed(&e.to_string()))
+}
 
 fn corrupt(column: usize, kind: Type, error: DomainError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, kind, Box::new(error))

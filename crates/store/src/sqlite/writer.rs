@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use liveroom_domain::{AppId, DomainError, Metadata, Room, RoomId, RoomOperation};
+use liveroom_domain::{
+    Account, AppId, DomainError, IfExists, Metadata, NewAccounts, Profile, Room, RoomId,
+    RoomOperation,
+};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +34,8 @@ pub(super) enum Write {
         app: AppId,
         rooms: Vec<(Room, Metadata)>,
     },
+    /// An account write (docs/behaviour.md §13); it touches no room.
+    Account { app: AppId, write: AccountWrite },
     /// Tests: parks the writer inside a batch (after telling `held`) until `go` fires or is
     /// dropped, so that requests queued meanwhile deterministically form the next batch.
     #[cfg(test)]
@@ -50,10 +55,23 @@ impl Write {
         match self {
             Write::Room { app, operation, .. } => f(*app, operation.room()),
             Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
+            Write::Account { .. } => {}
             #[cfg(test)]
             Write::Hold { .. } | Write::BreakCommit => {}
         }
     }
+}
+
+/// What an account write does.
+pub(super) enum AccountWrite {
+    Import {
+        accounts: NewAccounts,
+        if_exists: IfExists,
+    },
+    SetProfile {
+        account: Account,
+        changes: Profile,
+    },
 }
 
 /// What the writer needs besides its connection and its queue.
@@ -374,6 +392,10 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
             }
             Ok(nothing())
         }
+        Write::Account { app, write } => {
+            apply_account(conn, *app, write)?;
+            Ok(nothing())
+        }
         #[cfg(test)]
         Write::Hold { held, go } => {
             let _ = held.send(());
@@ -393,6 +415,34 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
             Ok(nothing())
         }
     }
+}
+
+fn apply_account(conn: &Connection, app: AppId, write: &AccountWrite) -> Result<(), Failure> {
+    match write {
+        AccountWrite::Import {
+            accounts,
+            if_exists,
+        } => {
+            let mut known = Vec::new();
+            for (account, _) in accounts.iter() {
+                if sql::load_profile(conn, app, account)?.is_some() {
+                    known.push(account);
+                }
+            }
+            let create =
+                liveroom_domain::accounts_to_create(accounts, *if_exists, |a| known.contains(&a))?;
+            for (account, profile) in create {
+                sql::insert_account(conn, app, account, profile)?;
+            }
+        }
+        AccountWrite::SetProfile { account, changes } => {
+            let mut profile =
+                sql::load_profile(conn, app, account)?.ok_or(DomainError::AccountNotFound)?;
+            profile.merge(changes);
+            sql::save_profile(conn, app, account, &profile)?;
+        }
+    }
+    Ok(())
 }
 
 fn nothing() -> Committed {
