@@ -147,6 +147,14 @@ impl ApiError {
         }
     }
 
+    /// This error as `service` numbers it: an invalid field is 100002 or 70402.
+    pub fn in_service(mut self, service: crate::Service) -> Self {
+        if self.code == ErrorCode::InvalidParameter {
+            self.code = service.invalid_parameter();
+        }
+        self
+    }
+
     /// 100001 without details: storage failed, or a defect; nothing was applied.
     pub fn internal() -> Self {
         Self::new(ErrorCode::Internal, "internal server error, please retry")

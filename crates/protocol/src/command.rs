@@ -24,6 +24,10 @@ macro_rules! with_commands {
             GetRoomMetadata = get_room_metadata: LiveEngine, Metadata, 200, Admin;
             SetRoomMetadata = set_room_metadata: LiveEngine, Metadata, 200, Admin;
             DelRoomMetadata = del_room_metadata: LiveEngine, Metadata, 200, Admin;
+            AccountImport = account_import: ImLogin, Accounts, 200, Admin;
+            MultiaccountImport = multiaccount_import: ImLogin, Accounts, 200, Admin;
+            PortraitGet = portrait_get: Profile, Accounts, 200, Admin;
+            PortraitSet = portrait_set: Profile, Accounts, 200, Admin;
         }
     };
 }
@@ -33,6 +37,10 @@ macro_rules! with_commands {
 pub enum Service {
     /// `live_engine_http_srv`: rooms, metadata, members, messages.
     LiveEngine,
+    /// `im_open_login_svc`: importing accounts (docs/behaviour.md §13).
+    ImLogin,
+    /// `profile`: accounts' profiles (docs/behaviour.md §13).
+    Profile,
 }
 
 /// The path segment of each service, as a literal (path lookup matches on it).
@@ -40,12 +48,34 @@ macro_rules! service_path {
     (LiveEngine) => {
         "live_engine_http_srv"
     };
+    (ImLogin) => {
+        "im_open_login_svc"
+    };
+    (Profile) => {
+        "profile"
+    };
 }
 
 impl Service {
     pub const fn path(self) -> &'static str {
         match self {
             Service::LiveEngine => service_path!(LiveEngine),
+            Service::ImLogin => service_path!(ImLogin),
+            Service::Profile => service_path!(Profile),
+        }
+    }
+
+    /// Whether a command's answer goes beside the envelope's fields rather than under
+    /// `Response`: Chat's services answer so (docs/behaviour.md §13).
+    pub const fn answers_at_top_level(self) -> bool {
+        !matches!(self, Service::LiveEngine)
+    }
+
+    /// The code of an invalid field: the live engine's 100002, Chat's 70402.
+    pub const fn invalid_parameter(self) -> ErrorCode {
+        match self {
+            Service::LiveEngine => ErrorCode::InvalidParameter,
+            Service::ImLogin | Service::Profile => ErrorCode::AccountInvalidParameters,
         }
     }
 }
@@ -55,6 +85,7 @@ impl Service {
 pub enum Family {
     Rooms,
     Metadata,
+    Accounts,
 }
 
 /// Who may call a command.
@@ -174,6 +205,8 @@ mod tests {
         assert_eq!(Command::DelRoomMetadata.default_rate_limit(), 200);
         assert_eq!(Command::DelRoomMetadata.family(), Family::Metadata);
         assert_eq!(Command::GetRoomStats.default_rate_limit(), 100);
+        assert_eq!(Command::PortraitSet.default_rate_limit(), 200);
+        assert_eq!(Command::AccountImport.service(), Service::ImLogin);
     }
 
     #[test]
@@ -181,6 +214,14 @@ mod tests {
         assert_eq!(
             Command::from_uri_path("/v4/live_engine_http_srv/del_room_metadata"),
             Ok(Command::DelRoomMetadata)
+        );
+        assert_eq!(
+            Command::from_uri_path("/v4/im_open_login_svc/account_import"),
+            Ok(Command::AccountImport)
+        );
+        assert_eq!(
+            Command::from_uri_path("/v4/profile/portrait_get"),
+            Ok(Command::PortraitGet)
         );
         for bad in [
             "/v4/live_engine_http_srv/",
@@ -190,6 +231,8 @@ mod tests {
             "/v4/live_engine_http_srv/get_member_list",
             "/v4//del_room_metadata",
             "/v3/live_engine_http_srv/del_room_metadata",
+            "/v4/profile/account_import",
+            "/v4/live_engine_http_srv/portrait_get",
         ] {
             assert_eq!(
                 Command::from_uri_path(bad).unwrap_err().code,

@@ -55,8 +55,13 @@ struct Envelope<'a> {
 /// A command's `Response` object, already serialized; `None` answers the bare envelope.
 pub type Response = Option<Vec<u8>>;
 
-/// The JSON body answering a request: the envelope, with `Response` last when there is one.
-pub fn render(request_id: &str, outcome: &Result<Response, ApiError>) -> Vec<u8> {
+/// The JSON body answering a request: the envelope, with `Response` last when there is one,
+/// or with its fields after the envelope's when `at_top_level` (Chat's services).
+pub fn render(
+    request_id: &str,
+    outcome: &Result<Response, ApiError>,
+    at_top_level: bool,
+) -> Vec<u8> {
     let (code, info, response) = match outcome {
         Ok(response) => (ErrorCode::Ok, "", response.as_deref()),
         Err(error) => (error.code, error.info.as_str(), None),
@@ -69,11 +74,22 @@ pub fn render(request_id: &str, outcome: &Result<Response, ApiError>) -> Vec<u8>
     };
     // Serializing this plain struct to a Vec cannot fail.
     let mut body = serde_json::to_vec(&envelope).unwrap_or_default();
-    if let Some(response) = response {
-        body.pop(); // the closing brace
-        body.extend_from_slice(br#","Response":"#);
-        body.extend_from_slice(response);
-        body.push(b'}');
+    match response {
+        // An object's fields, without its braces, when it has any.
+        Some([b'{', fields @ .., b'}']) if at_top_level && !fields.is_empty() => {
+            body.pop(); // the closing brace
+            body.push(b',');
+            body.extend_from_slice(fields);
+            body.push(b'}');
+        }
+        Some([b'{', b'}']) if at_top_level => {}
+        Some(response) => {
+            body.pop(); // the closing brace
+            body.extend_from_slice(br#","Response":"#);
+            body.extend_from_slice(response);
+            body.push(b'}');
+        }
+        None => {}
     }
     body
 }
@@ -103,13 +119,24 @@ mod tests {
     }
 
     #[test]
+    fn top_level_answers_go_beside_the_envelope() {
+        let body = render("r", &Ok(Some(br#"{"FailAccounts":[]}"#.to_vec())), true);
+        assert_eq!(
+            body,
+            br#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"r","FailAccounts":[]}"#
+        );
+        let empty = render("r", &Ok(Some(b"{}".to_vec())), true);
+        assert_eq!(empty, render("r", &Ok(None), true));
+    }
+
+    #[test]
     fn seed_success_shape() {
-        let body = render("Id-x-O-Seq-1", &Ok(None));
+        let body = render("Id-x-O-Seq-1", &Ok(None), false);
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"Id-x-O-Seq-1"}"#
         );
-        let body = render("r", &Ok(Some(br#"{"RoomId":"a"}"#.to_vec())));
+        let body = render("r", &Ok(Some(br#"{"RoomId":"a"}"#.to_vec())), false);
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"r","Response":{"RoomId":"a"}}"#
@@ -119,7 +146,8 @@ mod tests {
     #[test]
     fn failure_shape() {
         let error = ApiError::new(ErrorCode::MetadataNoSuchKeys, "none of the keys exists");
-        let body: serde_json::Value = serde_json::from_slice(&render("r", &Err(error))).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&render("r", &Err(error), false)).unwrap();
         assert_eq!(
             body,
             serde_json::json!({"ActionStatus":"FAIL","ErrorInfo":"none of the keys exists","ErrorCode":100503,"RequestId":"r"})

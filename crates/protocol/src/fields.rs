@@ -39,6 +39,11 @@ impl<'a> Fields<'a> {
         self.map.get(field)
     }
 
+    /// A present field's raw value, for a field that takes more than one JSON type.
+    pub fn value(&self, field: &str) -> Option<&'a Value> {
+        self.get(field)
+    }
+
     pub fn required<T>(
         &self,
         field: &'static str,

@@ -126,7 +126,10 @@ async fn handle<S: Store>(state: &State<S>, request: HttpRequest) -> Response {
         "request"
     );
 
-    let body = render(&request_id, &outcome);
+    let at_top_level = seen
+        .command
+        .is_some_and(|c| c.service().answers_at_top_level());
+    let body = render(&request_id, &outcome, at_top_level);
     let response = (
         [(header::CONTENT_TYPE, "application/json")],
         Bytes::from(body),

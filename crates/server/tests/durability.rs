@@ -78,6 +78,49 @@ async fn state_after_restart_equals_state_before() {
     server.stop().await;
 }
 
+/// Imported accounts and their profiles survive a restart, each value in its JSON type.
+#[tokio::test]
+async fn accounts_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(open(dir.path()), config()).await;
+    server
+        .ok(
+            "im_open_login_svc/account_import",
+            json!({"UserID": "anchor1", "Nick": "Ann", "FaceUrl": "https://x/a.png"}),
+        )
+        .await;
+    server
+        .ok(
+            "im_open_login_svc/multiaccount_import",
+            json!({"Accounts": ["b", "c"]}),
+        )
+        .await;
+    server
+        .ok(
+            "profile/portrait_set",
+            json!({"From_Account": "b", "ProfileItem": [{"Tag": "Tag_Profile_IM_Role", "Value": 2}]}),
+        )
+        .await;
+    let get = json!({
+        "To_Account": ["anchor1", "b", "c", "d"],
+        "TagList": ["Tag_Profile_IM_Nick", "Tag_Profile_IM_Image", "Tag_Profile_IM_Role"],
+    });
+    let before = server.call("profile/portrait_get", get.clone()).await;
+    assert_eq!(before["UserProfileItem"][1]["ProfileItem"][0]["Value"], 2);
+    server.stop().await;
+
+    let server = TestServer::start(open(dir.path()), config()).await;
+    let after = server.call("profile/portrait_get", get).await;
+    assert_eq!(after["UserProfileItem"], before["UserProfileItem"]);
+    assert_eq!(
+        server
+            .code("im_open_login_svc/account_import", json!({"UserID": "c"}))
+            .await,
+        70102
+    );
+    server.stop().await;
+}
+
 /// Reads from `stream` until `done` says the bytes read so far are complete, or the server
 /// closes the connection; fails if neither happens within 10 seconds.
 async fn read_until(stream: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {

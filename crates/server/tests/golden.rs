@@ -558,3 +558,177 @@ fn request_id_shape() {
         assert!(!is_request_id(bad), "{bad}");
     }
 }
+
+/// `account_import` answers the bare envelope; importing the account again answers 70102 and
+/// keeps the first profile (docs/behaviour.md §13).
+#[tokio::test]
+async fn account_import() {
+    let server = TestServer::memory().await;
+    let body = r#"{"UserID":"anchor1","Nick":"Ann \"A\"","FaceUrl":"https://x/a.png"}"#;
+    check(
+        server
+            .answer("im_open_login_svc/account_import", body)
+            .await,
+        OK,
+    );
+    check(
+        server
+            .answer(
+                "im_open_login_svc/account_import",
+                r#"{"UserID":"anchor1"}"#,
+            )
+            .await,
+        r#"{"ActionStatus":"FAIL","ErrorInfo":"account already exists","ErrorCode":70102,"RequestId":"<ID>"}"#,
+    );
+    check(
+        server
+            .answer("im_open_login_svc/account_import", r#"{"UserID":""}"#)
+            .await,
+        r#"{"ActionStatus":"FAIL","ErrorInfo":"invalid UserID: must be 1 to 32 bytes","ErrorCode":70402,"RequestId":"<ID>"}"#,
+    );
+    check(
+        server
+            .answer(
+                "im_open_login_svc/account_import",
+                r#"{"UserID":"u","Nick":1}"#,
+            )
+            .await,
+        r#"{"ActionStatus":"FAIL","ErrorInfo":"invalid Nick: must be a string","ErrorCode":70402,"RequestId":"<ID>"}"#,
+    );
+}
+
+/// `multiaccount_import` answers `FailAccounts` beside the envelope's fields, as Chat does:
+/// the entries that are no valid UserID. Existing accounts are no failure.
+#[tokio::test]
+async fn multiaccount_import() {
+    let server = TestServer::memory().await;
+    given(
+        &server,
+        "im_open_login_svc/account_import",
+        r#"{"UserID":"a"}"#,
+    )
+    .await;
+    let long = "x".repeat(33);
+    check(
+        server
+            .answer(
+                "im_open_login_svc/multiaccount_import",
+                &format!(r#"{{"Accounts":["a","b","{long}",""]}}"#),
+            )
+            .await,
+        &format!(
+            r#"{{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","FailAccounts":["{long}",""]}}"#
+        ),
+    );
+    let too_many = serde_json::json!({ "Accounts": vec!["u"; 101] }).to_string();
+    check(
+        server
+            .answer("im_open_login_svc/multiaccount_import", &too_many)
+            .await,
+        r#"{"ActionStatus":"FAIL","ErrorInfo":"invalid Accounts: must hold 1 to 100 entries","ErrorCode":70402,"RequestId":"<ID>"}"#,
+    );
+}
+
+/// `portrait_set` answers the bare envelope; `portrait_get` answers `UserProfileItem` beside
+/// the envelope's fields, the tags asked in their order with each value in the JSON type it was
+/// set with, unset tags left out, and 70107 as the `ResultCode` of an account never imported.
+#[tokio::test]
+async fn portrait_set_and_get() {
+    let server = TestServer::memory().await;
+    given(
+        &server,
+        "im_open_login_svc/account_import",
+        r#"{"UserID":"anchor1","Nick":"Ann"}"#,
+    )
+    .await;
+    let set = r#"{"From_Account":"anchor1","ProfileItem":[{"Tag":"Tag_Profile_IM_Role","Value":3},{"Tag":"Tag_Profile_IM_Image","Value":"https://x/a.png"}]}"#;
+    check(server.answer("profile/portrait_set", set).await, OK);
+    let get = r#"{"To_Account":["anchor1","ghost"],"TagList":["Tag_Profile_IM_Role","Tag_Profile_IM_Nick","Tag_Profile_IM_Image"]}"#;
+    check(
+        server.answer("profile/portrait_get", get).await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","UserProfileItem":[{"To_Account":"anchor1","ProfileItem":[{"Tag":"Tag_Profile_IM_Role","Value":3},{"Tag":"Tag_Profile_IM_Nick","Value":"Ann"},{"Tag":"Tag_Profile_IM_Image","Value":"https://x/a.png"}],"ResultCode":0,"ResultInfo":""},{"To_Account":"ghost","ProfileItem":[],"ResultCode":70107,"ResultInfo":"account does not exist"}]}"#,
+    );
+    // A role given as a string is answered as a string.
+    let set = r#"{"From_Account":"anchor1","ProfileItem":[{"Tag":"Tag_Profile_IM_Role","Value":"host"}]}"#;
+    check(server.answer("profile/portrait_set", set).await, OK);
+    check(
+        server
+            .answer(
+                "profile/portrait_get",
+                r#"{"To_Account":["anchor1"],"TagList":["Tag_Profile_IM_Role"]}"#,
+            )
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","UserProfileItem":[{"To_Account":"anchor1","ProfileItem":[{"Tag":"Tag_Profile_IM_Role","Value":"host"}],"ResultCode":0,"ResultInfo":""}]}"#,
+    );
+}
+
+/// The failures of the profile calls: an account never imported (70107), an unsupported tag,
+/// a value of the wrong type or range, and list bounds (70402).
+#[tokio::test]
+async fn portrait_failures() {
+    let server = TestServer::memory().await;
+    let fail = |code: u32, info: &str| {
+        format!(
+            r#"{{"ActionStatus":"FAIL","ErrorInfo":"{info}","ErrorCode":{code},"RequestId":"<ID>"}}"#
+        )
+    };
+    let set = |value: &str| {
+        format!(
+            r#"{{"From_Account":"anchor1","ProfileItem":[{{"Tag":"Tag_Profile_IM_Role","Value":{value}}}]}}"#
+        )
+    };
+    check(
+        server.answer("profile/portrait_set", &set("1")).await,
+        &fail(70107, "account does not exist"),
+    );
+    given(
+        &server,
+        "im_open_login_svc/account_import",
+        r#"{"UserID":"anchor1"}"#,
+    )
+    .await;
+    check(
+        server.answer("profile/portrait_set", &set("-1")).await,
+        &fail(
+            70402,
+            "invalid Tag_Profile_IM_Role: must be 0 to 4294967295",
+        ),
+    );
+    check(
+        server.answer("profile/portrait_set", &set("true")).await,
+        &fail(
+            70402,
+            "invalid Tag_Profile_IM_Role: must be a string or a number",
+        ),
+    );
+    check(
+        server
+            .answer(
+                "profile/portrait_set",
+                r#"{"From_Account":"anchor1","ProfileItem":[{"Tag":"Tag_Profile_IM_Nick","Value":7}]}"#,
+            )
+            .await,
+        &fail(70402, "invalid Tag_Profile_IM_Nick: must be a string"),
+    );
+    check(
+        server
+            .answer(
+                "profile/portrait_get",
+                r#"{"To_Account":["anchor1"],"TagList":["Tag_Profile_IM_Gender"]}"#,
+            )
+            .await,
+        &fail(
+            70402,
+            r#"invalid Tag: \"Tag_Profile_IM_Gender\" is not supported"#,
+        ),
+    );
+    check(
+        server
+            .answer(
+                "profile/portrait_get",
+                r#"{"To_Account":[],"TagList":["Tag_Profile_IM_Nick"]}"#,
+            )
+            .await,
+        &fail(70402, "invalid To_Account: must hold 1 to 100 entries"),
+    );
+}

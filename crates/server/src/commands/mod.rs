@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use liveroom_domain::{AppId, DomainError, RoomOperation};
+use liveroom_domain::{Account, AppId, DomainError, ProfileTag, ProfileValue, RoomOperation};
 use liveroom_protocol::{ApiError, Command, Fields, Response};
 use liveroom_store::{Committed, Store, StoreError};
 use serde::Serialize;
@@ -50,9 +50,10 @@ macro_rules! define_dispatch {
             call: &Call<'_>,
             body: &Map<String, Value>,
         ) -> Result<Response, ApiError> {
-            match command {
+            let outcome = match command {
                 $(Command::$variant => run::<$module::Handler, S>(state, call, body).await,)*
-            }
+            };
+            outcome.map_err(|e| e.in_service(command.service()))
         }
 
         /// Row 18 alone: whether `body` is a valid request of `command` from `caller`, without
@@ -68,9 +69,10 @@ macro_rules! define_dispatch {
                 now: Duration::ZERO,
             };
             let fields = Fields::new(body);
-            match command {
+            let outcome = match command {
                 $(Command::$variant => <$module::Handler as Handler>::parse(&fields, &call).map(drop),)*
-            }
+            };
+            outcome.map_err(|e| e.in_service(command.service()))
         }
     };
 }
@@ -84,6 +86,38 @@ async fn run<H: Handler, S: Store>(
 ) -> Result<Response, ApiError> {
     let request = H::parse(&Fields::new(body), call)?;
     H::handle(state, call, request).await
+}
+
+/// An account field (`UserID`, `From_Account`, …), as liveroom bounds every account.
+fn account(fields: &Fields<'_>, field: &'static str) -> Result<Account, ApiError> {
+    Ok(Account::parse(
+        field,
+        fields.required(field, Fields::string)?,
+    )?)
+}
+
+/// A profile `Value` of `tag`, of the JSON type it came in: a string, or a number that fits
+/// an unsigned 32-bit integer (docs/behaviour.md §13).
+fn profile_value(tag: ProfileTag, value: &Value) -> Result<ProfileValue, ApiError> {
+    let value = match value {
+        Value::String(text) => ProfileValue::Text(text.clone()),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(ProfileValue::Number)
+            .ok_or_else(|| DomainError::invalid(tag.name(), "must be 0 to 4294967295"))?,
+        _ => Err(DomainError::invalid(
+            tag.name(),
+            "must be a string or a number",
+        ))?,
+    };
+    Ok(ProfileValue::check(tag, value)?)
+}
+
+/// A `Tag` name liveroom keeps.
+fn profile_tag(name: &str) -> Result<ProfileTag, ApiError> {
+    ProfileTag::parse(name)
+        .ok_or_else(|| DomainError::invalid("Tag", format!("{name:?} is not supported")).into())
 }
 
 /// A `Response` object, serialized.

@@ -128,8 +128,15 @@ impl TestServer {
         )
     }
 
+    /// `command` is a command of `live_engine_http_srv`, or `<service>/<command>` of another
+    /// service (`profile/portrait_get`).
     pub fn url_with(&self, command: &str, query: &str) -> String {
-        format!("{}/v4/live_engine_http_srv/{command}?{query}", self.base)
+        let path = if command.contains('/') {
+            command.to_owned()
+        } else {
+            format!("live_engine_http_srv/{command}")
+        };
+        format!("{}/v4/{path}?{query}", self.base)
     }
 
     pub async fn post_raw(&self, url: &str, body: impl Into<reqwest::Body>) -> Value {
