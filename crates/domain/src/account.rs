@@ -61,7 +61,8 @@ impl ProfileValue {
     }
 }
 
-/// The tags an account has a value for. A tag never set is absent, and answered as `""`.
+/// The tags an account has a value for. A tag never set is absent (`portrait_get` leaves it
+/// out).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile(BTreeMap<ProfileTag, ProfileValue>);
 
