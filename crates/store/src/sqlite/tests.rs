@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use liveroom_domain::limits::{METADATA_MAX_KEYS, METADATA_TOTAL_MAX_BYTES};
 use liveroom_domain::{DomainError, MetadataEntry, NewRoom, RoomChanges, total_bytes};
+use liveroom_domain::{IfExists, NewAccounts, Profile};
 
 use crate::conformance::Shorthand;
 use tempfile::TempDir;
@@ -267,11 +268,22 @@ async fn a_version_1_database_is_upgraded_with_everything_kept() {
         .set_metadata(APP, id("r1"), entries(&[("a", "2")]))
         .await
         .unwrap();
+    // The upgrade also created the accounts table (version 4).
+    let ann = Account::parse("UserID", "ann".into()).unwrap();
+    let accounts = NewAccounts::new("UserID", vec![(ann.clone(), Profile::default())]).unwrap();
+    store
+        .import_accounts(APP, accounts, IfExists::Refuse)
+        .await
+        .unwrap();
     store.close().await;
     drop(store);
 
     let store = open(&path);
     assert_eq!(store.metadata(APP, id("r1")).await.unwrap()["a"], "2");
+    assert_eq!(
+        store.profiles(APP, vec![ann]).await,
+        Ok(vec![Some(Profile::default())])
+    );
     assert_eq!(
         store
             .room_of(APP, id("r1"))
