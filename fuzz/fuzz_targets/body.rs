@@ -3,7 +3,8 @@
 //! `render` of whatever came out.
 //!
 //! Properties: nothing panics (deep nesting, huge numbers, odd strings); failures carry the
-//! documented codes (60003 for the body, 100002 or a metadata limit code for fields); and every
+//! documented codes (60003 for the body, the service's invalid-field code — 100002, or 70402
+//! for the accounts' services — or a metadata limit code for fields); and every
 //! rendered envelope is JSON with the right `ErrorCode`. That a created room, answered as
 //! `get_room_info` does, parses back into the same room is a test of `create_room`'s file.
 #![no_main]
@@ -15,8 +16,9 @@ use serde_json::Value;
 
 const CALLER: &str = "administrator";
 
-fn rendered(outcome: &Result<Response, ApiError>) {
-    let body = render("Id-0-O-Seq-0", outcome);
+fn rendered(command: Option<Command>, outcome: &Result<Response, ApiError>) {
+    let at_top_level = command.is_some_and(|c| c.service().answers_at_top_level());
+    let body = render("Id-0-O-Seq-0", outcome, at_top_level);
     let value: Value = serde_json::from_slice(&body).expect("the envelope is JSON");
     let code = outcome.as_ref().err().map_or(0, |e| e.code.number());
     assert_eq!(value["ErrorCode"], code);
@@ -27,25 +29,25 @@ fuzz_target!(|data: &[u8]| {
         Ok(body) => {
             for command in Command::ALL {
                 match check_request(command, &body, CALLER) {
-                    Ok(()) => rendered(&Ok(None)),
+                    Ok(()) => rendered(Some(command), &Ok(None)),
                     Err(error) => {
                         assert!(
-                            matches!(
-                                error.code,
-                                ErrorCode::InvalidParameter
-                                    | ErrorCode::MetadataValueTooLarge
-                                    | ErrorCode::MetadataTooManyKeys
-                            ),
+                            error.code == command.service().invalid_parameter()
+                                || matches!(
+                                    error.code,
+                                    ErrorCode::MetadataValueTooLarge
+                                        | ErrorCode::MetadataTooManyKeys
+                                ),
                             "{command:?}: {error:?}"
                         );
-                        rendered(&Err(error));
+                        rendered(Some(command), &Err(error));
                     }
                 }
             }
         }
         Err(error) => {
             assert_eq!(error.code, ErrorCode::ReqJsonParseFailed);
-            rendered(&Err(error));
+            rendered(None, &Err(error));
         }
     }
 });
