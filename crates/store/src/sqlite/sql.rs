@@ -207,11 +207,12 @@ const INSERT_ROOM: &str = concat!(
      ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
 );
 
-const UPDATE_FIELDS: &str = "UPDATE rooms SET name = ?3, cover_url = ?4, notice = ?5, \
-    category = ?6, activity_status = ?7, max_seat_count = ?8, max_member_count = ?9, \
-    take_seat_mode = ?10, is_message_disabled = ?11, is_public_visible = ?12, \
-    is_seat_enabled = ?13, seat_template = ?14, is_unlimited_room_enabled = ?15 \
-    WHERE app = ?1 AND room_id = ?2";
+/// An info write: the log (as [`UPDATE_LOG`] binds it) and the settable fields.
+const UPDATE_FIELDS: &str = "UPDATE rooms SET seq = ?3, recent_from = ?4, recent = ?5, \
+    name = ?6, cover_url = ?7, notice = ?8, category = ?9, activity_status = ?10, \
+    max_seat_count = ?11, max_member_count = ?12, take_seat_mode = ?13, \
+    is_message_disabled = ?14, is_public_visible = ?15, is_seat_enabled = ?16, \
+    seat_template = ?17, is_unlimited_room_enabled = ?18 WHERE app = ?1 AND room_id = ?2";
 
 /// The list from its start.
 pub(super) const LIST_FIRST: &str =
@@ -553,9 +554,6 @@ pub(super) fn save(
         ])?;
         return Ok(());
     }
-    if changed(|c| matches!(c, RoomChange::InfoUpdated(_))) {
-        update_fields(conn, app, id, &now.room.fields)?;
-    }
     let metadata = encode_metadata(&now.metadata);
     let mut tail = tail.unwrap_or_else(|| Tail::starting(first.position.seq));
     if tail.is_full(first.position.seq, metadata.len()) {
@@ -572,7 +570,15 @@ pub(super) fn save(
         tail = Tail::starting(first.position.seq);
     }
     tail.append(&entries);
+    // One statement per write: the log's columns with whatever else the write changed.
     let log = params![app, id.as_str(), now.position.seq, tail.from, tail.text];
+    let info_changed = changed(|c| matches!(c, RoomChange::InfoUpdated(_)));
+    if info_changed {
+        let encoded = encoded_fields(&now.room.fields);
+        let fields = field_values(&now.room.fields, &encoded);
+        conn.prepare_cached(UPDATE_FIELDS)?
+            .execute(params_from_iter(log.iter().copied().chain(fields)))?;
+    }
     let metadata_changed = changed(|c| {
         matches!(
             c,
@@ -583,7 +589,7 @@ pub(super) fn save(
         let more: [&dyn ToSql; 2] = [&metadata, &now.room.revision];
         conn.prepare_cached(UPDATE_METADATA)?
             .execute(params_from_iter(log.iter().copied().chain(more)))?;
-    } else {
+    } else if !info_changed {
         conn.prepare_cached(UPDATE_LOG)?.execute(log)?;
     }
     Ok(())
@@ -759,7 +765,7 @@ fn collect(
 }
 
 /// A room's settable columns, in the order both [`INSERT_ROOM`] and [`UPDATE_FIELDS`] bind
-/// them after their leading key columns. `encoded` holds the two columns stored as text:
+/// them after their leading key (and, for the update, log) columns. `encoded` holds the two columns stored as text:
 /// `f.category` and `f.take_seat_mode`.
 fn field_values<'a>(f: &'a RoomFields, encoded: &'a (String, &'static str)) -> [&'a dyn ToSql; 13] {
     [
@@ -812,20 +818,6 @@ pub(super) fn insert_room(
         .chain(field_values(&room.fields, &encoded))
         .chain(log);
     conn.prepare_cached(INSERT_ROOM)?
-        .execute(params_from_iter(values))?;
-    Ok(())
-}
-
-fn update_fields(
-    conn: &Connection,
-    app: AppId,
-    id: &RoomId,
-    f: &RoomFields,
-) -> rusqlite::Result<()> {
-    let encoded = encoded_fields(f);
-    let keys: [&dyn ToSql; 2] = [&app, &id.as_str()];
-    let values = keys.into_iter().chain(field_values(f, &encoded));
-    conn.prepare_cached(UPDATE_FIELDS)?
         .execute(params_from_iter(values))?;
     Ok(())
 }
