@@ -6,7 +6,7 @@ use liveroom_domain::ops::DeleteMetadata;
 use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
 
-use super::{Call, write};
+use super::{Call, acknowledge};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
@@ -27,7 +27,6 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         delete: DeleteMetadata,
     ) -> Result<Response, ApiError> {
-        write(state, call, delete).await?;
-        Ok(None)
+        acknowledge(state, call, delete).await
     }
 }

@@ -139,6 +139,15 @@ pub(crate) async fn write<S: Store>(
         .map_err(store_error)
 }
 
+/// Runs a room operation whose command answers the bare envelope.
+async fn acknowledge<S: Store>(
+    state: &State<S>,
+    call: &Call<'_>,
+    operation: impl RoomOperation,
+) -> Result<Response, ApiError> {
+    write(state, call, operation).await.map(|_| None)
+}
+
 /// A store failure as the client sees it. Storage trouble is logged here with its cause and
 /// answered 100001 without details.
 pub(crate) fn store_error(error: StoreError) -> ApiError {

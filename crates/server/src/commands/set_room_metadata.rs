@@ -6,7 +6,7 @@ use liveroom_domain::{MetadataEntries, MetadataEntry};
 use liveroom_protocol::{ApiError, ErrorCode, Fields, Response};
 use liveroom_store::Store;
 
-use super::{Call, write};
+use super::{Call, acknowledge};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
@@ -44,7 +44,6 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         set: SetMetadata,
     ) -> Result<Response, ApiError> {
-        write(state, call, set).await?;
-        Ok(None)
+        acknowledge(state, call, set).await
     }
 }

@@ -5,7 +5,7 @@ use liveroom_domain::ops::UpdateRoom;
 use liveroom_protocol::{ApiError, Fields, Response, room_changes};
 use liveroom_store::Store;
 
-use super::{Call, write};
+use super::{Call, acknowledge};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
@@ -26,7 +26,6 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         update: UpdateRoom,
     ) -> Result<Response, ApiError> {
-        write(state, call, update).await?;
-        Ok(None)
+        acknowledge(state, call, update).await
     }
 }
