@@ -32,10 +32,26 @@ pub enum DomainError {
     MetadataTooLarge,
     #[error("none of the keys exists")]
     NoSuchKeys,
-    /// A room member who is not the room's owner asked to write what only the owner may
-    /// (docs/behaviour.md §7).
-    #[error("only the room's owner may do this")]
+    /// A room member who is neither the room's owner nor one of its administrators asked to
+    /// write what only they may (docs/behaviour.md §7).
+    #[error("only the room's owner or administrators may do this")]
     NoPermission,
+    /// The account is not in the room (docs/behaviour.md §14).
+    #[error("the account is not a member of the room")]
+    NotAMember,
+    /// The account is banned from the room until `until` (Unix seconds).
+    #[error("banned from the room until {until}")]
+    Banned { until: u64 },
+    /// The room holds `MaxMemberCount` members already.
+    #[error("the room is full")]
+    RoomFull,
+    /// The sender is muted in the room until `until` (Unix seconds).
+    #[error("the sender is muted until {until}")]
+    Muted { until: u64 },
+    /// The room's `IsMessageDisabled` is set and the sender is neither its owner nor one of
+    /// its administrators.
+    #[error("messages are disabled in this room")]
+    MessagesDisabled,
     /// The RoomId was destroyed within the current second (docs/behaviour.md §5).
     #[error("the same RoomId can be created at most once per second")]
     CreatedTooSoon,

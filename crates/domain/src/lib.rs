@@ -14,6 +14,7 @@ mod listing;
 mod log;
 mod metadata;
 pub mod ops;
+pub mod people;
 mod room;
 
 pub use account::{IfExists, NewAccounts, Profile, ProfileTag, ProfileValue, accounts_to_create};
@@ -26,8 +27,9 @@ pub use metadata::{
     select_metadata, set_metadata, total_bytes,
 };
 pub use ops::RoomOperation;
+pub use people::{Ban, ListOp, RoomPeople};
 pub use room::{
-    Account, NewRoom, Room, RoomChanges, RoomFields, RoomId, TakeSeatMode, ValidChanges,
+    Account, NewRoom, Room, RoomChanges, RoomFields, RoomId, RoomStats, TakeSeatMode, ValidChanges,
 };
 
 /// An application's `SDKAppID`: every room belongs to exactly one app.

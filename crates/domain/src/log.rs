@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use crate::{AppId, DomainError, Metadata, Room, RoomId, ValidChanges};
+use crate::people::{Ban, ListOp, RoomPeople};
+use crate::{Account, AppId, DomainError, Metadata, Room, RoomId, ValidChanges};
 
 /// Where a room stands in its log. `incarnation` changes whenever a RoomId is created again
 /// after a destroy; `seq` counts the incarnation's events from 1, without gaps.
@@ -17,11 +18,12 @@ pub struct Position {
     pub seq: u64,
 }
 
-/// A live room: its fields, its metadata, and the position of its last event.
+/// A live room: its fields, its metadata, its people, and the position of its last event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomState {
     pub room: Room,
     pub metadata: Metadata,
+    pub people: RoomPeople,
     pub position: Position,
 }
 
@@ -56,6 +58,22 @@ pub enum RoomChange {
     MetadataDeleted(Vec<String>),
     /// The room and everything it owned are gone.
     Destroyed,
+    /// Accounts muted until `until` (Unix seconds), or unmuted when it is 0.
+    Muted { accounts: Vec<Account>, until: u64 },
+    /// Accounts removed from the room and barred from it until `until` (Unix seconds).
+    Banned {
+        accounts: Vec<Account>,
+        until: u64,
+        reason: String,
+    },
+    /// Accounts whose ban was lifted.
+    Unbanned(Vec<Account>),
+    /// Room administrators added or removed.
+    Admins { op: ListOp, accounts: Vec<Account> },
+    /// Robots added or removed.
+    Robots { op: ListOp, accounts: Vec<Account> },
+    /// The room has a new owner.
+    OwnerChanged(Account),
 }
 
 /// One committed change of one room of one app.
@@ -77,6 +95,12 @@ impl RoomEvent {
             RoomChange::MetadataSet(_) => "room.metadata.set",
             RoomChange::MetadataDeleted(_) => "room.metadata.deleted",
             RoomChange::Destroyed => "room.destroyed",
+            RoomChange::Muted { .. } => "member.muted",
+            RoomChange::Banned { .. } => "member.banned",
+            RoomChange::Unbanned(_) => "member.unbanned",
+            RoomChange::Admins { .. } => "room.admins",
+            RoomChange::Robots { .. } => "room.robots",
+            RoomChange::OwnerChanged(_) => "room.owner",
         }
     }
 }
@@ -146,6 +170,7 @@ impl RoomSlot {
                 self.live = Some(RoomState {
                     room: (**room).clone(),
                     metadata: Metadata::new(),
+                    people: RoomPeople::default(),
                     position: event.position,
                 });
                 return Ok(());
@@ -174,10 +199,54 @@ impl RoomSlot {
                 }
                 live.room.revision += 1;
             }
+            RoomChange::Muted { accounts, until } => {
+                live.people.prune(event.at_ms / 1000);
+                for account in accounts {
+                    match until {
+                        0 => live.people.muted.remove(account),
+                        until => live.people.muted.insert(account.clone(), *until),
+                    };
+                }
+            }
+            RoomChange::Banned {
+                accounts,
+                until,
+                reason,
+            } => {
+                live.people.prune(event.at_ms / 1000);
+                for account in accounts {
+                    let ban = Ban {
+                        until: *until,
+                        reason: reason.clone(),
+                    };
+                    live.people.banned.insert(account.clone(), ban);
+                }
+            }
+            RoomChange::Unbanned(accounts) => {
+                for account in accounts {
+                    live.people.banned.remove(account);
+                }
+            }
+            RoomChange::Admins { op, accounts } => {
+                change_set(&mut live.people.admins, *op, accounts)
+            }
+            RoomChange::Robots { op, accounts } => {
+                change_set(&mut live.people.robots, *op, accounts)
+            }
+            RoomChange::OwnerChanged(owner) => live.room.owner = owner.clone(),
             RoomChange::Created(_) | RoomChange::Destroyed => {}
         }
         live.position = event.position;
         Ok(())
+    }
+}
+
+fn change_set(set: &mut std::collections::BTreeSet<Account>, op: ListOp, accounts: &[Account]) {
+    for account in accounts {
+        match op {
+            ListOp::Add => set.insert(account.clone()),
+            ListOp::Delete => set.remove(account),
+        };
     }
 }
 

@@ -53,6 +53,13 @@ impl Account {
     }
 }
 
+/// Accounts order as their strings, so sets of them are looked up by `&str`.
+impl std::borrow::Borrow<str> for Account {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TakeSeatMode {
     FreeToTake,
@@ -315,6 +322,14 @@ pub struct Room {
     /// Bumped by every successful metadata change.
     pub revision: u64,
     pub fields: RoomFields,
+}
+
+/// What a room counted since it was created (docs/behaviour.md §14): members who entered,
+/// and messages sent into it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    pub viewers: u64,
+    pub messages: u64,
 }
 
 #[cfg(test)]

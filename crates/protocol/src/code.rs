@@ -45,6 +45,13 @@ pub enum ErrorCode {
     AccountNotFound,
     /// 70402: an invalid field of an account or profile call (their 100002).
     AccountInvalidParameters,
+    /// 10007: banned from the room (Tencent IM's "no permission" for a group).
+    Banned,
+    /// 10014: the room holds `MaxMemberCount` members (Tencent IM's "group is full").
+    RoomFull,
+    /// 10017: the sender is muted, or the room's messages are disabled (Tencent IM's
+    /// "muted in the group").
+    Muted,
     /// 100001: storage failed; nothing was applied.
     Internal,
     /// 100002
@@ -53,7 +60,9 @@ pub enum ErrorCode {
     RoomIdExists,
     /// 100004
     RoomNotFound,
-    /// 100006: a room member may not do this (only the room's owner may).
+    /// 100005: the account is not a member of the room.
+    NotAMember,
+    /// 100006: a room member may not do this (only the room's owner and administrators may).
     NoPermission,
     /// 100007: the command is not enabled for this app.
     NotEnabled,
@@ -97,10 +106,14 @@ impl ErrorCode {
             AccountExists => 70102,
             AccountNotFound => 70107,
             AccountInvalidParameters => 70402,
+            Banned => 10007,
+            RoomFull => 10014,
+            Muted => 10017,
             Internal => 100001,
             InvalidParameter => 100002,
             RoomIdExists => 100003,
             RoomNotFound => 100004,
+            NotAMember => 100005,
             NoPermission => 100006,
             NotEnabled => 100007,
             RoomIdExistsSameOwner => 100010,
@@ -175,6 +188,10 @@ impl From<DomainError> for ApiError {
             DomainError::MetadataTooLarge => ErrorCode::MetadataTooLarge,
             DomainError::NoSuchKeys => ErrorCode::MetadataNoSuchKeys,
             DomainError::NoPermission => ErrorCode::NoPermission,
+            DomainError::NotAMember => ErrorCode::NotAMember,
+            DomainError::Banned { .. } => ErrorCode::Banned,
+            DomainError::RoomFull => ErrorCode::RoomFull,
+            DomainError::Muted { .. } | DomainError::MessagesDisabled => ErrorCode::Muted,
             DomainError::CreatedTooSoon => ErrorCode::CreateFreqLimit,
             // A defect, not the request's fault: answered like a storage failure.
             DomainError::OutOfOrder => return Self::internal(),

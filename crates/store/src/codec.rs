@@ -2,9 +2,11 @@
 //! every backend. The field names are the log's own, not Tencent's: the log is read back only
 //! by liveroom, and a later webhook or real-time format is rendered from the decoded change.
 
+use std::collections::BTreeSet;
+
 use liveroom_domain::{
-    Account, AppId, Metadata, Position, Room, RoomChange, RoomChanges, RoomEvent, RoomFields,
-    RoomId, TakeSeatMode,
+    Account, AppId, Ban, ListOp, Metadata, Position, Room, RoomChange, RoomChanges, RoomEvent,
+    RoomFields, RoomId, RoomPeople, TakeSeatMode,
 };
 use serde_json::{Map, Value, json};
 
@@ -28,7 +30,114 @@ pub(crate) fn encode(change: &RoomChange) -> String {
             json!({"info": encode_changes(changes.requested())}).to_string()
         }
         RoomChange::Destroyed => json!({"destroyed": {}}).to_string(),
+        RoomChange::Muted { accounts, until } => {
+            json!({"muted": {"accounts": names(accounts), "until": until}}).to_string()
+        }
+        RoomChange::Banned {
+            accounts,
+            until,
+            reason,
+        } => json!({"banned": {"accounts": names(accounts), "until": until, "reason": reason}})
+            .to_string(),
+        RoomChange::Unbanned(accounts) => json!({"unbanned": names(accounts)}).to_string(),
+        RoomChange::Admins { op, accounts } => {
+            json!({"admins": {"op": op.as_str(), "accounts": names(accounts)}}).to_string()
+        }
+        RoomChange::Robots { op, accounts } => {
+            json!({"robots": {"op": op.as_str(), "accounts": names(accounts)}}).to_string()
+        }
+        RoomChange::OwnerChanged(owner) => json!({"owner": owner.as_str()}).to_string(),
     }
+}
+
+fn names<'a>(accounts: impl IntoIterator<Item = &'a Account>) -> Vec<&'a str> {
+    accounts.into_iter().map(Account::as_str).collect()
+}
+
+fn decode_account(value: &Value) -> Result<Account, Malformed> {
+    let name = value.as_str().ok_or(Malformed("account"))?;
+    Account::parse("account", name.to_owned()).map_err(|_| Malformed("account"))
+}
+
+fn decode_accounts<C: FromIterator<Account>>(value: Option<&Value>) -> Result<C, Malformed> {
+    value
+        .and_then(Value::as_array)
+        .ok_or(Malformed("accounts"))?
+        .iter()
+        .map(decode_account)
+        .collect()
+}
+
+/// `{"op","accounts"}` of a list change.
+fn decode_list_change(body: &Value) -> Result<(ListOp, Vec<Account>), Malformed> {
+    let op = body
+        .get("op")
+        .and_then(Value::as_str)
+        .and_then(ListOp::parse)
+        .ok_or(Malformed("op"))?;
+    Ok((op, decode_accounts(body.get("accounts"))?))
+}
+
+fn u64_field(body: &Value, field: &'static str) -> Result<u64, Malformed> {
+    body.get(field)
+        .and_then(Value::as_u64)
+        .ok_or(Malformed(field))
+}
+
+/// A room's people as a backend stores them beside the room: one JSON object.
+pub(crate) fn encode_people(people: &RoomPeople) -> String {
+    let muted: Map<String, Value> = people
+        .muted
+        .iter()
+        .map(|(a, until)| (a.as_str().to_owned(), Value::from(*until)))
+        .collect();
+    let banned: Map<String, Value> = people
+        .banned
+        .iter()
+        .map(|(a, ban)| {
+            let ban = json!({"until": ban.until, "reason": ban.reason});
+            (a.as_str().to_owned(), ban)
+        })
+        .collect();
+    json!({
+        "admins": names(&people.admins),
+        "muted": muted,
+        "banned": banned,
+        "robots": names(&people.robots),
+    })
+    .to_string()
+}
+
+pub(crate) fn decode_people(text: &str) -> Result<RoomPeople, Malformed> {
+    let value: Value = serde_json::from_str(text).map_err(|_| Malformed("people"))?;
+    let object = |field: &'static str| {
+        value
+            .get(field)
+            .and_then(Value::as_object)
+            .ok_or(Malformed(field))
+    };
+    let account = |name: &String| decode_account(&Value::from(name.as_str()));
+    let muted = object("muted")?
+        .iter()
+        .map(|(a, until)| Ok((account(a)?, until.as_u64().ok_or(Malformed("muted"))?)))
+        .collect::<Result<_, Malformed>>()?;
+    let banned = object("banned")?
+        .iter()
+        .map(|(a, ban)| {
+            let reason = ban.get("reason").and_then(Value::as_str);
+            let ban = Ban {
+                until: u64_field(ban, "until")?,
+                reason: reason.ok_or(Malformed("reason"))?.to_owned(),
+            };
+            Ok((account(a)?, ban))
+        })
+        .collect::<Result<_, Malformed>>()?;
+    Ok(RoomPeople {
+        admins: decode_accounts::<BTreeSet<_>>(value.get("admins"))?,
+        muted,
+        banned,
+        robots: decode_accounts::<BTreeSet<_>>(value.get("robots"))?,
+    })
 }
 
 /// One event as a log stores it among others: `{"seq","at","change"}`.
@@ -86,6 +195,29 @@ fn decode(value: &Value) -> Result<RoomChange, Malformed> {
             serde_json::from_value(body.clone()).map_err(|_| Malformed("deleted"))?,
         ),
         "destroyed" => RoomChange::Destroyed,
+        "muted" => RoomChange::Muted {
+            accounts: decode_accounts(body.get("accounts"))?,
+            until: u64_field(body, "until")?,
+        },
+        "banned" => RoomChange::Banned {
+            accounts: decode_accounts(body.get("accounts"))?,
+            until: u64_field(body, "until")?,
+            reason: body
+                .get("reason")
+                .and_then(Value::as_str)
+                .ok_or(Malformed("reason"))?
+                .to_owned(),
+        },
+        "unbanned" => RoomChange::Unbanned(decode_accounts(Some(body))?),
+        "admins" => {
+            let (op, accounts) = decode_list_change(body)?;
+            RoomChange::Admins { op, accounts }
+        }
+        "robots" => {
+            let (op, accounts) = decode_list_change(body)?;
+            RoomChange::Robots { op, accounts }
+        }
+        "owner" => RoomChange::OwnerChanged(decode_account(body)?),
         _ => return Err(Malformed("unknown change")),
     })
 }
@@ -235,6 +367,25 @@ mod tests {
             RoomChange::MetadataSet(Metadata::from([("k".into(), "v\n".into())])),
             RoomChange::MetadataDeleted(vec!["a".into(), "b".into()]),
             RoomChange::Destroyed,
+            RoomChange::Muted {
+                accounts: vec![account("a"), account("b")],
+                until: 0,
+            },
+            RoomChange::Banned {
+                accounts: vec![account("c")],
+                until: 1_700_000_100,
+                reason: "spam \"x\"".into(),
+            },
+            RoomChange::Unbanned(vec![account("c")]),
+            RoomChange::Admins {
+                op: ListOp::Add,
+                accounts: vec![account("d")],
+            },
+            RoomChange::Robots {
+                op: ListOp::Delete,
+                accounts: vec![account("e")],
+            },
+            RoomChange::OwnerChanged(account("f")),
         ] {
             let event = RoomEvent {
                 app: 7,
@@ -263,5 +414,32 @@ mod tests {
             assert!(decode_entries(junk, 7, &room, 1).is_err(), "{junk}");
         }
         assert_eq!(decode_entries("[]", 7, &room, 1).unwrap(), []);
+    }
+
+    fn account(name: &str) -> Account {
+        Account::parse("a", name.into()).unwrap()
+    }
+
+    #[test]
+    fn people_round_trip() {
+        let mut people = RoomPeople::default();
+        assert_eq!(decode_people(&encode_people(&people)).unwrap(), people);
+        people.admins.insert(account("a"));
+        people.robots.insert(account("r"));
+        people.muted.insert(account("m"), 5);
+        let ban = Ban {
+            until: 9,
+            reason: "é\n".into(),
+        };
+        people.banned.insert(account("b"), ban);
+        assert_eq!(decode_people(&encode_people(&people)).unwrap(), people);
+        for junk in [
+            "",
+            "[]",
+            "{}",
+            r#"{"admins":[1],"muted":{},"banned":{},"robots":[]}"#,
+        ] {
+            assert!(decode_people(junk).is_err(), "{junk}");
+        }
     }
 }

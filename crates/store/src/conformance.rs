@@ -169,6 +169,8 @@ macro_rules! room_store_conformance {
             failed_writes_change_nothing,
             revision_counts_successful_metadata_writes,
             seeded_rooms_keep_their_counters,
+            people_are_kept_with_the_room,
+            statistics_count_per_incarnation,
             close_refuses_writes,
         );
 
@@ -869,6 +871,138 @@ pub async fn seeded_rooms_keep_their_counters<S: Seed>(store: &S) {
     );
     assert_eq!(store.room_of(APP, id("fresh")).await, Ok(None));
     assert_eq!(store.room_of(APP, id("crowded")).await, Ok(None));
+}
+
+pub async fn people_are_kept_with_the_room<S: Store>(store: &S) {
+    use liveroom_domain::ops::{
+        BanMembers, ChangeOwner, ModifyList, MuteMembers, PeopleList, UnbanMembers,
+    };
+    use liveroom_domain::{ListOp, RoomPeople};
+    let accounts = |names: &[&str]| names.iter().map(|n| account(n)).collect();
+    create(store, APP, "r", NOW).await;
+    create(store, APP, "other", NOW).await;
+    let at = |secs| Duration::from_secs(NOW + secs);
+    let writes: Vec<(Box<dyn RoomOperation>, Duration)> = vec![
+        (
+            Box::new(MuteMembers {
+                room: id("r"),
+                accounts: accounts(&["m1", "m2"]),
+                secs: 60,
+            }),
+            at(1),
+        ),
+        (
+            Box::new(BanMembers {
+                room: id("r"),
+                accounts: accounts(&["b1", "b2"]),
+                secs: 600,
+                reason: "spam \"é\"".into(),
+            }),
+            at(2),
+        ),
+        (
+            Box::new(UnbanMembers {
+                room: id("r"),
+                accounts: accounts(&["b2"]),
+            }),
+            at(3),
+        ),
+        (
+            Box::new(ModifyList {
+                room: id("r"),
+                list: PeopleList::Admins,
+                op: ListOp::Add,
+                accounts: accounts(&["a1"]),
+            }),
+            at(4),
+        ),
+        (
+            Box::new(ModifyList {
+                room: id("r"),
+                list: PeopleList::Robots,
+                op: ListOp::Add,
+                accounts: accounts(&["robot"]),
+            }),
+            at(5),
+        ),
+        (
+            Box::new(ChangeOwner {
+                room: id("r"),
+                owner: account("heir"),
+            }),
+            at(6),
+        ),
+    ];
+    let mut seq = 1;
+    for (operation, now) in writes {
+        let committed = store.write(APP, operation, now).await.unwrap();
+        seq += 1;
+        assert_eq!(seqs(&committed.events), [seq]);
+    }
+    let state = store.room(APP, &id("r")).await.unwrap().unwrap();
+    assert_eq!(state.room.owner.as_str(), "heir");
+    let people = &state.people;
+    assert_eq!(people.muted_at(NOW + 10).count(), 2);
+    assert_eq!(
+        people
+            .ban("b1", NOW + 10)
+            .map(|b| (b.until, b.reason.as_str())),
+        Some((NOW + 602, "spam \"é\""))
+    );
+    assert!(people.ban("b2", NOW + 10).is_none());
+    assert!(people.is_admin("a1"));
+    assert!(people.robots.contains("robot"));
+    // The log replays to the same people.
+    let Since::Events(events) = store
+        .events_after(
+            APP,
+            &id("r"),
+            Position {
+                incarnation: state.position.incarnation,
+                seq: 0,
+            },
+            100,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the log holds the room's events")
+    };
+    let mut replayed = liveroom_domain::RoomSlot::default();
+    for event in &events {
+        replayed.apply(event).unwrap();
+    }
+    assert_eq!(replayed.live.as_ref(), Some(&*state));
+    // Other rooms have none, and a room created again starts without any.
+    let other = store.room(APP, &id("other")).await.unwrap().unwrap();
+    assert_eq!(other.people, RoomPeople::default());
+    store.destroy_room(APP, id("r")).await.unwrap();
+    create(store, APP, "r", NOW + 10).await;
+    let again = store.room(APP, &id("r")).await.unwrap().unwrap();
+    assert_eq!(again.people, RoomPeople::default());
+}
+
+pub async fn statistics_count_per_incarnation<S: Store>(store: &S) {
+    use liveroom_domain::RoomStats;
+    let counted = |viewers, messages| RoomStats { viewers, messages };
+    assert_eq!(
+        store.count(APP, &id("r"), counted(1, 0)).await,
+        rule(DomainError::RoomNotFound)
+    );
+    assert_eq!(store.stats(APP, &id("r")).await, Ok(None));
+    create(store, APP, "r", NOW).await;
+    assert_eq!(store.stats(APP, &id("r")).await, Ok(Some(counted(0, 0))));
+    store.count(APP, &id("r"), counted(1, 0)).await.unwrap();
+    store.count(APP, &id("r"), counted(2, 5)).await.unwrap();
+    assert_eq!(store.stats(APP, &id("r")).await, Ok(Some(counted(3, 5))));
+    assert_eq!(store.stats(OTHER_APP, &id("r")).await, Ok(None));
+    // Counting is not a change: the room's log does not move.
+    let state = store.room(APP, &id("r")).await.unwrap().unwrap();
+    assert_eq!(state.position.seq, 1);
+    store.destroy_room(APP, id("r")).await.unwrap();
+    assert_eq!(store.stats(APP, &id("r")).await, Ok(None));
+    create(store, APP, "r", NOW + 10).await;
+    assert_eq!(store.stats(APP, &id("r")).await, Ok(Some(counted(0, 0))));
 }
 
 pub async fn close_refuses_writes<S: Store>(store: &S) {

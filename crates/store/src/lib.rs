@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use liveroom_domain::{
     Account, AppId, DomainError, IfExists, ListPosition, Metadata, MetadataEntries, MetadataEntry,
-    NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState,
+    NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
 };
 use tokio::sync::broadcast;
 
@@ -68,6 +68,23 @@ pub trait RoomStore: Send + Sync + 'static {
         app: AppId,
         room: &RoomId,
     ) -> impl Future<Output = StoreResult<Option<Arc<RoomState>>>> + Send;
+
+    /// Adds `counted` to the room's statistics, durably, without an event (counts are not
+    /// changes a member follows); fails with [`DomainError::RoomNotFound`] when the room does
+    /// not exist. A room's statistics start at zero with each incarnation.
+    fn count(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        counted: RoomStats,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The room's statistics, or `None` if it does not exist.
+    fn stats(
+        &self,
+        app: AppId,
+        room: &RoomId,
+    ) -> impl Future<Output = StoreResult<Option<RoomStats>>> + Send;
 
     /// Up to `limit` publicly visible rooms of `app` in list order, starting strictly after
     /// `after` (or at the start).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use liveroom_domain::{
     Account, AppId, DomainError, IfExists, ListPosition, Metadata, NewAccounts, Position, Profile,
-    Room, RoomEvent, RoomId, RoomOperation, RoomSlot, RoomState,
+    Room, RoomEvent, RoomId, RoomOperation, RoomPeople, RoomSlot, RoomState, RoomStats,
 };
 use tokio::sync::broadcast;
 
@@ -41,6 +41,8 @@ struct Stored {
     slot: RoomSlot,
     /// The newest events of the current (or last) incarnation, oldest first.
     log: VecDeque<RoomEvent>,
+    /// The live incarnation's statistics.
+    stats: RoomStats,
 }
 
 impl MemoryStore {
@@ -88,6 +90,7 @@ impl MemoryStore {
                 live: Some(RoomState {
                     room: room.clone(),
                     metadata,
+                    people: RoomPeople::default(),
                     position,
                 }),
                 tombstone: None,
@@ -96,7 +99,7 @@ impl MemoryStore {
                 room.id,
                 Stored {
                     slot,
-                    log: VecDeque::new(),
+                    ..Stored::default()
                 },
             );
         }
@@ -178,6 +181,9 @@ impl RoomStore for MemoryStore {
         {
             stored.log.clear();
         }
+        if stored.slot.live.is_none() {
+            stored.stats = RoomStats::default();
+        }
         stored.log.extend(events.iter().cloned());
         let keep = self.retention.events_per_room as usize;
         while stored.log.len() > keep {
@@ -199,6 +205,28 @@ impl RoomStore for MemoryStore {
                 .and_then(|r| r.get(room))
                 .and_then(|s| s.slot.live.clone())
                 .map(Arc::new)
+        }))
+    }
+
+    async fn count(&self, app: AppId, room: &RoomId, counted: RoomStats) -> StoreResult<()> {
+        let mut state = self.open()?;
+        let stored = state
+            .apps
+            .get_mut(&app)
+            .and_then(|rooms| rooms.get_mut(room))
+            .filter(|stored| stored.slot.live.is_some())
+            .ok_or(DomainError::RoomNotFound)?;
+        stored.stats.viewers += counted.viewers;
+        stored.stats.messages += counted.messages;
+        Ok(())
+    }
+
+    async fn stats(&self, app: AppId, room: &RoomId) -> StoreResult<Option<RoomStats>> {
+        Ok(self.read(app, |rooms| {
+            rooms
+                .and_then(|r| r.get(room))
+                .filter(|stored| stored.slot.live.is_some())
+                .map(|stored| stored.stats)
         }))
     }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use liveroom_domain::{
     Account, AppId, IfExists, ListPosition, Metadata, NewAccounts, Position, Profile, Room,
-    RoomEvent, RoomId, RoomOperation, RoomState,
+    RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc::error::TrySendError;
@@ -428,6 +428,17 @@ impl RoomStore for SqliteStore {
                 .fill(ticket, app, room.as_str(), Arc::clone(state));
         }
         Ok(state)
+    }
+
+    async fn count(&self, app: AppId, room: &RoomId, counted: RoomStats) -> StoreResult<()> {
+        let room = room.clone();
+        self.submit(Write::Count { app, room, counted }).await?;
+        Ok(())
+    }
+
+    async fn stats(&self, app: AppId, room: &RoomId) -> StoreResult<Option<RoomStats>> {
+        let id = room.clone();
+        self.read(move |conn| sql::load_stats(conn, app, &id)).await
     }
 
     async fn list_rooms(

@@ -1,7 +1,7 @@
 //! The frames of docs/protocol.md: what a client may send, parsed without trusting any of it,
 //! and the JSON of every reply and event the server sends.
 
-use liveroom_domain::{RoomChange, RoomEvent};
+use liveroom_domain::{Account, RoomChange, RoomEvent};
 use liveroom_protocol::{ApiError, ErrorCode, RoomChangesWire, RoomInfoWire};
 use serde_json::{Map, Value, json};
 
@@ -121,6 +121,19 @@ pub(crate) fn event(event: &RoomEvent) -> Value {
         RoomChange::MetadataSet(pairs) => json!({"metadata": pairs}),
         RoomChange::MetadataDeleted(keys) => json!({"keys": keys}),
         RoomChange::Destroyed => json!({}),
+        RoomChange::Muted { accounts, until } => {
+            json!({"users": names(accounts), "until": until})
+        }
+        RoomChange::Banned {
+            accounts,
+            until,
+            reason,
+        } => json!({"users": names(accounts), "until": until, "reason": reason}),
+        RoomChange::Unbanned(accounts) => json!({"users": names(accounts)}),
+        RoomChange::Admins { op, accounts } | RoomChange::Robots { op, accounts } => {
+            json!({"op": op.as_str(), "users": names(accounts)})
+        }
+        RoomChange::OwnerChanged(owner) => json!({"owner": owner.as_str()}),
     };
     json!({
         "ev": event.kind(),
@@ -130,6 +143,10 @@ pub(crate) fn event(event: &RoomEvent) -> Value {
         "ts": event.at_ms,
         "d": d,
     })
+}
+
+fn names(accounts: &[Account]) -> Vec<&str> {
+    accounts.iter().map(Account::as_str).collect()
 }
 
 #[cfg(test)]

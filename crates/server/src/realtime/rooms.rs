@@ -3,7 +3,7 @@
 //! domain operations as the REST commands (`crate::commands`), so they follow the same rules,
 //! answer the same codes and reach every subscriber as events.
 
-use liveroom_domain::ops::{AsOwner, DeleteMetadata, SetMetadata};
+use liveroom_domain::ops::{AsManager, DeleteMetadata, SetMetadata};
 use liveroom_domain::{
     DeleteKeys, MetadataEntries, MetadataEntry, Position, RoomChange, RoomId, select_metadata,
 };
@@ -94,7 +94,7 @@ impl<S: Store> Session<S> {
                     room,
                     entries: MetadataEntries::new(entries)?,
                 };
-                self.write_as_owner(set).await
+                self.write_as_manager(set).await
             }
             Op::DelMetadata => {
                 self.enabled(Command::DelRoomMetadata)?;
@@ -102,7 +102,7 @@ impl<S: Store> Session<S> {
                     room: room_field(&d)?,
                     keys: DeleteKeys::new(d.required("keys", Fields::string_array)?)?,
                 };
-                self.write_as_owner(delete).await
+                self.write_as_manager(delete).await
             }
         }
     }
@@ -131,13 +131,13 @@ impl<S: Store> Session<S> {
         }
     }
 
-    /// A metadata write by a room member: the room's owner only (100006). Answers where the
-    /// write put the room.
-    async fn write_as_owner(
+    /// A metadata write by a room member: the room's owner and administrators only (100006).
+    /// Answers where the write put the room.
+    async fn write_as_manager(
         &self,
         operation: impl liveroom_domain::RoomOperation,
     ) -> Result<Value, ApiError> {
-        let operation = AsOwner {
+        let operation = AsManager {
             caller: self.user.clone(),
             operation,
         };

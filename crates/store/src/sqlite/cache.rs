@@ -76,7 +76,8 @@ impl quick_cache::Weighter<(AppId, Box<str>), Arc<RoomState>> for StateBytes {
                 .map(|(k, v)| k.len() + v.len())
                 .sum::<usize>();
         let fixed = std::mem::size_of::<RoomState>() + state.room.id.as_str().len();
-        (2 * key.1.len() + fixed + strings + metadata) as u64 + ENTRY_OVERHEAD
+        let people = state.people.approximate_bytes();
+        (2 * key.1.len() + fixed + strings + metadata + people) as u64 + ENTRY_OVERHEAD
     }
 }
 

@@ -3,8 +3,8 @@
 
 use liveroom_domain::{
     Account, AppId, DomainError, ListPosition, Metadata, Position, Profile, ProfileTag,
-    ProfileValue, Room, RoomChange, RoomEvent, RoomFields, RoomId, RoomSlot, RoomState,
-    TakeSeatMode, Tombstone,
+    ProfileValue, Room, RoomChange, RoomEvent, RoomFields, RoomId, RoomPeople, RoomSlot, RoomState,
+    RoomStats, TakeSeatMode, Tombstone,
 };
 use rusqlite::types::ToSql;
 use rusqlite::types::Type;
@@ -117,12 +117,35 @@ macro_rules! accounts_table {
     };
 }
 
+/// A room's people (docs/behaviour.md §14) and statistics, beside its row: the people are one
+/// JSON object, present only while the room has any, so that the rooms without (nearly all)
+/// pay nothing for them; the counts change with every entry and message, without an event.
+macro_rules! people_tables {
+    () => {
+        "CREATE TABLE room_people (
+    app     INTEGER NOT NULL,
+    room_id TEXT    NOT NULL,
+    people  TEXT    NOT NULL CHECK (json_valid(people)),
+    PRIMARY KEY (app, room_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE room_stats (
+    app      INTEGER NOT NULL,
+    room_id  TEXT    NOT NULL,
+    viewers  INTEGER NOT NULL,
+    messages INTEGER NOT NULL,
+    PRIMARY KEY (app, room_id)
+) STRICT, WITHOUT ROWID;
+"
+    };
+}
+
 /// The current version, for a new database.
 pub(super) const SCHEMA: &str = concat!(
     rooms_table!("rooms"),
     list_index!(),
     log_tables!(),
-    accounts_table!()
+    accounts_table!(),
+    people_tables!()
 );
 
 /// Each step upgrades a database by one version, from version 1; they run in order, all in
@@ -157,6 +180,8 @@ ALTER TABLE rooms_v3 RENAME TO rooms;
     ),
     // 3 to 4: imported accounts and their profiles.
     accounts_table!(),
+    // 4 to 5: rooms' people and statistics.
+    people_tables!(),
 ];
 
 /// The room columns in the order [`room_from_row`] reads them.
@@ -184,13 +209,14 @@ macro_rules! select_public {
     };
 }
 
-/// A live room: its columns, then its position and its metadata.
+/// A live room: its columns, then its position, its metadata and its people (NULL: none).
 macro_rules! select_state {
     ($more:literal) => {
         concat!(
             "SELECT ",
             room_columns!(),
-            ", incarnation, seq, metadata",
+            ", incarnation, seq, metadata, (SELECT people FROM room_people p \
+             WHERE p.app = rooms.app AND p.room_id = rooms.room_id)",
             $more,
             " FROM rooms WHERE app = ?1 AND room_id = ?2"
         )
@@ -237,6 +263,22 @@ pub(super) const LIST_FEWER_VIEWS: &str = select_public!(
 /// A metadata write: the log and the metadata with its revision, in one statement.
 const UPDATE_METADATA: &str = "UPDATE rooms SET seq = ?3, recent_from = ?4, recent = ?5, \
     metadata = ?6, revision = ?7 WHERE app = ?1 AND room_id = ?2";
+
+/// An owner change: the log and the owner.
+const UPDATE_OWNER: &str = "UPDATE rooms SET seq = ?3, recent_from = ?4, recent = ?5, \
+    owner = ?6 WHERE app = ?1 AND room_id = ?2";
+
+const UPSERT_PEOPLE: &str = "INSERT INTO room_people VALUES (?1, ?2, ?3) \
+    ON CONFLICT (app, room_id) DO UPDATE SET people = ?3";
+const DROP_PEOPLE: &str = "DELETE FROM room_people WHERE app = ?1 AND room_id = ?2";
+
+const COUNT: &str = "INSERT INTO room_stats VALUES (?1, ?2, ?3, ?4) ON CONFLICT (app, room_id) \
+    DO UPDATE SET viewers = viewers + ?3, messages = messages + ?4";
+const DROP_STATS: &str = "DELETE FROM room_stats WHERE app = ?1 AND room_id = ?2";
+const SELECT_STATS: &str = "SELECT (SELECT viewers FROM room_stats s \
+    WHERE s.app = rooms.app AND s.room_id = rooms.room_id), (SELECT messages FROM room_stats s \
+    WHERE s.app = rooms.app AND s.room_id = rooms.room_id) \
+    FROM rooms WHERE app = ?1 AND room_id = ?2";
 
 /// The position and the tail: every write of a live room moves both.
 const UPDATE_LOG: &str = "UPDATE rooms SET seq = ?3, recent_from = ?4, recent = ?5 \
@@ -448,6 +490,11 @@ pub(super) struct Tail {
 
 fn state_from_row(row: &Row<'_>) -> rusqlite::Result<RoomState> {
     let text: String = row.get(20)?;
+    let people = match row.get::<_, Option<String>>(21)? {
+        None => RoomPeople::default(),
+        Some(text) => codec::decode_people(&text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(21, Type::Text, Box::new(e)))?,
+    };
     Ok(RoomState {
         room: room_from_row(row)?,
         position: Position {
@@ -455,7 +502,45 @@ fn state_from_row(row: &Row<'_>) -> rusqlite::Result<RoomState> {
             seq: row.get(19)?,
         },
         metadata: decode_metadata(&text)?,
+        people,
     })
+}
+
+/// Adds `counted` to the live room's statistics; `false` when there is no such room.
+pub(super) fn count(
+    conn: &Connection,
+    app: AppId,
+    id: &RoomId,
+    counted: RoomStats,
+) -> rusqlite::Result<bool> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM rooms WHERE app = ?1 AND room_id = ?2")?
+        .exists(params![app, id.as_str()])?;
+    if exists {
+        conn.prepare_cached(COUNT)?.execute(params![
+            app,
+            id.as_str(),
+            counted.viewers,
+            counted.messages
+        ])?;
+    }
+    Ok(exists)
+}
+
+/// The live room's statistics, if it exists.
+pub(super) fn load_stats(
+    conn: &Connection,
+    app: AppId,
+    id: &RoomId,
+) -> rusqlite::Result<Option<RoomStats>> {
+    conn.prepare_cached(SELECT_STATS)?
+        .query_row(params![app, id.as_str()], |row| {
+            Ok(RoomStats {
+                viewers: row.get::<_, Option<u64>>(0)?.unwrap_or(0),
+                messages: row.get::<_, Option<u64>>(1)?.unwrap_or(0),
+            })
+        })
+        .optional()
 }
 
 /// The room's live state, if it exists.
@@ -480,8 +565,8 @@ pub(super) fn load_slot(
         .prepare_cached(SELECT_STATE_AND_TAIL)?
         .query_row(params![app, id.as_str()], |row| {
             let tail = Tail {
-                from: row.get(21)?,
-                text: row.get(22)?,
+                from: row.get(22)?,
+                text: row.get(23)?,
             };
             Ok((state_from_row(row)?, tail))
         })
@@ -531,8 +616,14 @@ pub(super) fn save(
         tail.append(&entries);
         let incarnation = first.position.incarnation;
         move_to_chunk(conn, app, id, incarnation, tail, last.position.seq)?;
-        conn.prepare_cached("DELETE FROM rooms WHERE app = ?1 AND room_id = ?2")?
-            .execute(params![app, id.as_str()])?;
+        for statement in [
+            "DELETE FROM rooms WHERE app = ?1 AND room_id = ?2",
+            DROP_PEOPLE,
+            DROP_STATS,
+        ] {
+            conn.prepare_cached(statement)?
+                .execute(params![app, id.as_str()])?;
+        }
         if let Some(t) = after.tombstone {
             conn.prepare_cached(UPSERT_TOMBSTONE)?.execute(params![
                 app,
@@ -589,8 +680,47 @@ pub(super) fn save(
         let more: [&dyn ToSql; 2] = [&metadata, &now.room.revision];
         conn.prepare_cached(UPDATE_METADATA)?
             .execute(params_from_iter(log.iter().copied().chain(more)))?;
-    } else if !info_changed {
+    }
+    let owner_changed = changed(|c| matches!(c, RoomChange::OwnerChanged(_)));
+    if owner_changed {
+        let owner: [&dyn ToSql; 1] = [&now.room.owner.as_str()];
+        conn.prepare_cached(UPDATE_OWNER)?
+            .execute(params_from_iter(log.iter().copied().chain(owner)))?;
+    }
+    if !(info_changed || metadata_changed || owner_changed) {
         conn.prepare_cached(UPDATE_LOG)?.execute(log)?;
+    }
+    let people_changed = changed(|c| {
+        matches!(
+            c,
+            RoomChange::Muted { .. }
+                | RoomChange::Banned { .. }
+                | RoomChange::Unbanned(_)
+                | RoomChange::Admins { .. }
+                | RoomChange::Robots { .. }
+        )
+    });
+    if people_changed {
+        save_people(conn, app, id, &now.people)?;
+    }
+    Ok(())
+}
+
+fn save_people(
+    conn: &Connection,
+    app: AppId,
+    id: &RoomId,
+    people: &RoomPeople,
+) -> rusqlite::Result<()> {
+    if people.is_empty() {
+        conn.prepare_cached(DROP_PEOPLE)?
+            .execute(params![app, id.as_str()])?;
+    } else {
+        conn.prepare_cached(UPSERT_PEOPLE)?.execute(params![
+            app,
+            id.as_str(),
+            codec::encode_people(people)
+        ])?;
     }
     Ok(())
 }

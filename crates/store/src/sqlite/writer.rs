@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use liveroom_domain::{
     Account, AppId, DomainError, IfExists, Metadata, NewAccounts, Profile, Room, RoomId,
-    RoomOperation,
+    RoomOperation, RoomStats,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -36,6 +36,12 @@ pub(super) enum Write {
     },
     /// An account write (docs/behaviour.md §13); it touches no room.
     Account { app: AppId, write: AccountWrite },
+    /// Counts added to a room's statistics; they change no state the cache holds.
+    Count {
+        app: AppId,
+        room: RoomId,
+        counted: RoomStats,
+    },
     /// Tests: parks the writer inside a batch (after telling `held`) until `go` fires or is
     /// dropped, so that requests queued meanwhile deterministically form the next batch.
     #[cfg(test)]
@@ -55,7 +61,7 @@ impl Write {
         match self {
             Write::Room { app, operation, .. } => f(*app, operation.room()),
             Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
-            Write::Account { .. } => {}
+            Write::Account { .. } | Write::Count { .. } => {}
             #[cfg(test)]
             Write::Hold { .. } | Write::BreakCommit => {}
         }
@@ -386,6 +392,7 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
                 let state = liveroom_domain::RoomState {
                     room: room.clone(),
                     metadata: metadata.clone(),
+                    people: liveroom_domain::RoomPeople::default(),
                     position: crate::imported_position(room),
                 };
                 sql::insert_room(conn, *app, &state, &sql::Tail::after(&state))?;
@@ -394,6 +401,12 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
         }
         Write::Account { app, write } => {
             apply_account(conn, *app, write)?;
+            Ok(nothing())
+        }
+        Write::Count { app, room, counted } => {
+            if !sql::count(conn, *app, room, *counted)? {
+                return Err(DomainError::RoomNotFound.into());
+            }
             Ok(nothing())
         }
         #[cfg(test)]
