@@ -995,6 +995,8 @@ pub async fn statistics_count_per_incarnation<S: Store>(store: &S) {
     store.count(APP, &id("r"), counted(1, 0)).await.unwrap();
     store.count(APP, &id("r"), counted(2, 5)).await.unwrap();
     assert_eq!(store.stats(APP, &id("r")).await, Ok(Some(counted(3, 5))));
+    // Viewers are the room's ViewCount, which reads see at once.
+    assert_eq!(get(store, APP, "r").await.view_count, 3);
     assert_eq!(store.stats(OTHER_APP, &id("r")).await, Ok(None));
     // Counting is not a change: the room's log does not move.
     let state = store.room(APP, &id("r")).await.unwrap().unwrap();

@@ -71,7 +71,8 @@ pub trait RoomStore: Send + Sync + 'static {
 
     /// Adds `counted` to the room's statistics, durably, without an event (counts are not
     /// changes a member follows); fails with [`DomainError::RoomNotFound`] when the room does
-    /// not exist. A room's statistics start at zero with each incarnation.
+    /// not exist. Viewers are the room's `view_count`; messages start at zero with each
+    /// incarnation.
     fn count(
         &self,
         app: AppId,

@@ -41,8 +41,8 @@ struct Stored {
     slot: RoomSlot,
     /// The newest events of the current (or last) incarnation, oldest first.
     log: VecDeque<RoomEvent>,
-    /// The live incarnation's statistics.
-    stats: RoomStats,
+    /// The live incarnation's messages.
+    messages: u64,
 }
 
 impl MemoryStore {
@@ -182,7 +182,7 @@ impl RoomStore for MemoryStore {
             stored.log.clear();
         }
         if stored.slot.live.is_none() {
-            stored.stats = RoomStats::default();
+            stored.messages = 0;
         }
         stored.log.extend(events.iter().cloned());
         let keep = self.retention.events_per_room as usize;
@@ -214,19 +214,21 @@ impl RoomStore for MemoryStore {
             .apps
             .get_mut(&app)
             .and_then(|rooms| rooms.get_mut(room))
-            .filter(|stored| stored.slot.live.is_some())
             .ok_or(DomainError::RoomNotFound)?;
-        stored.stats.viewers += counted.viewers;
-        stored.stats.messages += counted.messages;
+        let live = stored.slot.live.as_mut().ok_or(DomainError::RoomNotFound)?;
+        live.room.view_count += counted.viewers;
+        stored.messages += counted.messages;
         Ok(())
     }
 
     async fn stats(&self, app: AppId, room: &RoomId) -> StoreResult<Option<RoomStats>> {
         Ok(self.read(app, |rooms| {
-            rooms
-                .and_then(|r| r.get(room))
-                .filter(|stored| stored.slot.live.is_some())
-                .map(|stored| stored.stats)
+            let stored = rooms.and_then(|r| r.get(room))?;
+            let live = stored.slot.live.as_ref()?;
+            Some(RoomStats {
+                viewers: live.room.view_count,
+                messages: stored.messages,
+            })
         }))
     }
 

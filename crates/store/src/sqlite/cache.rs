@@ -166,6 +166,25 @@ impl RoomCache {
         }
     }
 
+    /// `viewers` more entries into the room were committed: its `view_count` moved without
+    /// an event.
+    pub(super) fn add_views(&self, app: AppId, room: &RoomId, viewers: u64) {
+        if viewers == 0 {
+            return;
+        }
+        let shard = self.shard_of(app, room.as_str());
+        let mut shard = self.lock(shard);
+        shard.generation += 1;
+        let key = RoomRef(app, room.as_str());
+        if let Some(held) = shard.rooms.get(&key) {
+            let mut state = RoomState::clone(held);
+            state.room.view_count += viewers;
+            shard
+                .rooms
+                .insert((app, room.as_str().into()), Arc::new(state));
+        }
+    }
+
     /// The cache must not answer for this room any more.
     pub(super) fn forget(&self, app: AppId, room: &RoomId) {
         let shard = self.shard_of(app, room.as_str());

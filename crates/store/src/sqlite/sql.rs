@@ -117,9 +117,10 @@ macro_rules! accounts_table {
     };
 }
 
-/// A room's people (docs/behaviour.md §14) and statistics, beside its row: the people are one
-/// JSON object, present only while the room has any, so that the rooms without (nearly all)
-/// pay nothing for them; the counts change with every entry and message, without an event.
+/// A room's people (docs/behaviour.md §14) and message count, beside its row: the people are
+/// one JSON object, present only while the room has any, so that the rooms without (nearly
+/// all) pay nothing for them; the count changes with every message, without an event. (The
+/// members who entered are counted in the room's `view_count`.)
 macro_rules! people_tables {
     () => {
         "CREATE TABLE room_people (
@@ -131,7 +132,6 @@ macro_rules! people_tables {
 CREATE TABLE room_stats (
     app      INTEGER NOT NULL,
     room_id  TEXT    NOT NULL,
-    viewers  INTEGER NOT NULL,
     messages INTEGER NOT NULL,
     PRIMARY KEY (app, room_id)
 ) STRICT, WITHOUT ROWID;
@@ -272,11 +272,12 @@ const UPSERT_PEOPLE: &str = "INSERT INTO room_people VALUES (?1, ?2, ?3) \
     ON CONFLICT (app, room_id) DO UPDATE SET people = ?3";
 const DROP_PEOPLE: &str = "DELETE FROM room_people WHERE app = ?1 AND room_id = ?2";
 
-const COUNT: &str = "INSERT INTO room_stats VALUES (?1, ?2, ?3, ?4) ON CONFLICT (app, room_id) \
-    DO UPDATE SET viewers = viewers + ?3, messages = messages + ?4";
+const COUNT_VIEWERS: &str =
+    "UPDATE rooms SET view_count = view_count + ?3 WHERE app = ?1 AND room_id = ?2";
+const COUNT_MESSAGES: &str = "INSERT INTO room_stats VALUES (?1, ?2, ?3) \
+    ON CONFLICT (app, room_id) DO UPDATE SET messages = messages + ?3";
 const DROP_STATS: &str = "DELETE FROM room_stats WHERE app = ?1 AND room_id = ?2";
-const SELECT_STATS: &str = "SELECT (SELECT viewers FROM room_stats s \
-    WHERE s.app = rooms.app AND s.room_id = rooms.room_id), (SELECT messages FROM room_stats s \
+const SELECT_STATS: &str = "SELECT view_count, (SELECT messages FROM room_stats s \
     WHERE s.app = rooms.app AND s.room_id = rooms.room_id) \
     FROM rooms WHERE app = ?1 AND room_id = ?2";
 
@@ -513,14 +514,15 @@ pub(super) fn count(
     id: &RoomId,
     counted: RoomStats,
 ) -> rusqlite::Result<bool> {
-    let exists = conn
-        .prepare_cached("SELECT 1 FROM rooms WHERE app = ?1 AND room_id = ?2")?
-        .exists(params![app, id.as_str()])?;
-    if exists {
-        conn.prepare_cached(COUNT)?.execute(params![
+    // Run even for no viewers: it tells whether the room exists.
+    let exists =
+        conn.prepare_cached(COUNT_VIEWERS)?
+            .execute(params![app, id.as_str(), counted.viewers])?
+            > 0;
+    if exists && counted.messages > 0 {
+        conn.prepare_cached(COUNT_MESSAGES)?.execute(params![
             app,
             id.as_str(),
-            counted.viewers,
             counted.messages
         ])?;
     }
@@ -536,7 +538,7 @@ pub(super) fn load_stats(
     conn.prepare_cached(SELECT_STATS)?
         .query_row(params![app, id.as_str()], |row| {
             Ok(RoomStats {
-                viewers: row.get::<_, Option<u64>>(0)?.unwrap_or(0),
+                viewers: row.get(0)?,
                 messages: row.get::<_, Option<u64>>(1)?.unwrap_or(0),
             })
         })

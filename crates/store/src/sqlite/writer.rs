@@ -36,7 +36,7 @@ pub(super) enum Write {
     },
     /// An account write (docs/behaviour.md §13); it touches no room.
     Account { app: AppId, write: AccountWrite },
-    /// Counts added to a room's statistics; they change no state the cache holds.
+    /// Counts added to a room's statistics: its `view_count`, and its messages.
     Count {
         app: AppId,
         room: RoomId,
@@ -61,7 +61,8 @@ impl Write {
         match self {
             Write::Room { app, operation, .. } => f(*app, operation.room()),
             Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
-            Write::Account { .. } | Write::Count { .. } => {}
+            Write::Count { app, room, .. } => f(*app, room),
+            Write::Account { .. } => {}
             #[cfg(test)]
             Write::Hold { .. } | Write::BreakCommit => {}
         }
@@ -239,6 +240,9 @@ fn commit_batch(conn: &Connection, context: &Context, batch: &mut Vec<Job>) {
                         }
                         (Write::Import { .. }, Ok(_)) => {
                             write.each_room(|app, room| context.cache.forget(app, room));
+                        }
+                        (Write::Count { app, room, counted }, Ok(_)) => {
+                            context.cache.add_views(*app, room, counted.viewers);
                         }
                         _ => {}
                     }
