@@ -106,6 +106,10 @@ pub struct Entered {
     pub events: Vec<Event>,
     /// Snapshot only: `{"info":{…},"metadata":{…}}`.
     pub state: Value,
+    /// Members in the room now, robots included (0 when the delta ends with `room.destroyed`).
+    pub members: u64,
+    /// The user's standing in the room: `{"role","muted_until"}`.
+    pub standing: Value,
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -198,11 +202,26 @@ impl Client {
         room: &str,
         since: Option<Position>,
     ) -> Result<Entered, Error> {
+        self.subscribe("enter", room, since).await
+    }
+
+    /// Follows `room`'s events without becoming a member, from the remembered position.
+    pub async fn watch(&mut self, room: &str) -> Result<Entered, Error> {
+        let since = self.position(room);
+        self.subscribe("watch", room, since).await
+    }
+
+    async fn subscribe(
+        &mut self,
+        op: &str,
+        room: &str,
+        since: Option<Position>,
+    ) -> Result<Entered, Error> {
         let mut d = json!({"room": room});
         if let Some(since) = since {
             d["since"] = json!({"epoch": since.epoch, "rev": since.rev});
         }
-        let ok = self.request("enter", d).await?;
+        let ok = self.request(op, d).await?;
         let mode = match ok["mode"].as_str() {
             Some("delta") => Mode::Delta,
             Some("snapshot") => Mode::Snapshot,
@@ -228,6 +247,9 @@ impl Client {
             rev,
             events,
             state: ok["state"].clone(),
+            // Absent from a delta that ends with the room's destruction.
+            members: ok["members"].as_u64().unwrap_or(0),
+            standing: ok["self"].clone(),
         })
     }
 
@@ -248,7 +270,8 @@ impl Client {
         Ok(self.request("get_metadata", d).await?["metadata"].take())
     }
 
-    /// Sets keys (room owner only); answers the position of the write's event.
+    /// Sets keys (the room's owner and administrators only); answers the position of the
+    /// write's event.
     pub async fn set_metadata(
         &mut self,
         room: &str,
@@ -264,12 +287,48 @@ impl Client {
         position(&ok)
     }
 
-    /// Deletes keys (room owner only); answers the position of the write's event.
+    /// Deletes keys (the room's owner and administrators only); answers the position of the
+    /// write's event.
     pub async fn del_metadata(&mut self, room: &str, keys: &[&str]) -> Result<Position, Error> {
         let ok = self
             .request("del_metadata", json!({"room": room, "keys": keys}))
             .await?;
         position(&ok)
+    }
+
+    /// One page of the room's members: `{"members","users":[{"id","nick"?,"avatar"?}],"next"}`;
+    /// `after` is the previous page's `next`.
+    pub async fn get_members(&mut self, room: &str, after: Option<&str>) -> Result<Value, Error> {
+        let mut d = json!({"room": room});
+        if let Some(after) = after {
+            d["after"] = after.into();
+        }
+        self.request("get_members", d).await
+    }
+
+    /// Sends a text message into an entered room; answers its id.
+    pub async fn send_text(
+        &mut self,
+        room: &str,
+        text: &str,
+        ext: Option<&str>,
+    ) -> Result<String, Error> {
+        let mut d = json!({"room": room, "text": text});
+        if let Some(ext) = ext {
+            d["ext"] = ext.into();
+        }
+        message_id(&self.request("send_text", d).await?)
+    }
+
+    /// Sends a custom message into an entered room; answers its id.
+    pub async fn send_custom(
+        &mut self,
+        room: &str,
+        business_id: &str,
+        data: &str,
+    ) -> Result<String, Error> {
+        let d = json!({"room": room, "business_id": business_id, "data": data});
+        message_id(&self.request("send_custom", d).await?)
     }
 
     /// Sends `{"op":"ping"}`; the `pong` is consumed by the next read.
@@ -391,6 +450,13 @@ fn number(value: &Value) -> Result<u64, Error> {
     value
         .as_u64()
         .ok_or_else(|| Error::Protocol(format!("{value} is not a number")))
+}
+
+fn message_id(ok: &Value) -> Result<String, Error> {
+    ok["mid"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Protocol(format!("a message without an id: {ok}")))
 }
 
 fn position(ok: &Value) -> Result<Position, Error> {

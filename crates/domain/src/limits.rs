@@ -27,3 +27,8 @@ pub const METADATA_DELETE_MAX_KEYS: usize = METADATA_MAX_KEYS;
 
 /// Rooms one `get_room_list` page may hold, and the page size when `Count` is omitted.
 pub const ROOM_LIST_MAX_COUNT: usize = 20;
+
+/// Longest message text, custom message data, or `ExtensionInfo` (Tencent's message bound).
+pub const MESSAGE_MAX_BYTES: usize = 12 * 1024;
+/// Longest custom message `BusinessId`.
+pub const BUSINESS_ID_MAX_BYTES: usize = 128;

@@ -72,6 +72,10 @@ pub struct RealtimeSettings {
     pub max_rooms: usize,
     pub commands_per_sec: u32,
     pub outbound_queue: usize,
+    /// 0: a lost member is gone at once.
+    pub presence_grace_secs: u64,
+    /// 0: no room announces each entry and departure.
+    pub presence_events_max_members: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,6 +157,8 @@ impl Default for RealtimeSettings {
             max_rooms: d.max_rooms,
             commands_per_sec: d.commands_per_sec,
             outbound_queue: d.outbound_queue,
+            presence_grace_secs: d.presence_grace.as_secs(),
+            presence_events_max_members: d.presence_events_max_members,
         }
     }
 }
@@ -167,6 +173,8 @@ impl RealtimeSettings {
             max_rooms: self.max_rooms,
             commands_per_sec: self.commands_per_sec,
             outbound_queue: self.outbound_queue,
+            presence_grace: Duration::from_secs(self.presence_grace_secs),
+            presence_events_max_members: self.presence_events_max_members,
         }
     }
 }
@@ -454,6 +462,8 @@ pong_timeout_secs = 5
 max_rooms = 4
 commands_per_sec = 10
 outbound_queue = 64
+presence_grace_secs = 7
+presence_events_max_members = 100
 [[apps]]
 sdkappid   = 1400000000
 secret_key = "k"
@@ -493,6 +503,8 @@ get_room_list = 10
                 max_rooms: 4,
                 commands_per_sec: 10,
                 outbound_queue: 64,
+                presence_grace: Duration::from_secs(7),
+                presence_events_max_members: 100,
             }
         );
         // None by default: the connection's peer is the client.

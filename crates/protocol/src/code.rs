@@ -45,6 +45,10 @@ pub enum ErrorCode {
     AccountNotFound,
     /// 70402: an invalid field of an account or profile call (their 100002).
     AccountInvalidParameters,
+    /// 10004: an invalid field of a Chat group call (their 100002).
+    GroupInvalidParameter,
+    /// 10010: a Chat group call for a group (room) that does not exist (their 100004).
+    GroupNotFound,
     /// 10007: banned from the room (Tencent IM's "no permission" for a group).
     Banned,
     /// 10014: the room holds `MaxMemberCount` members (Tencent IM's "group is full").
@@ -106,6 +110,8 @@ impl ErrorCode {
             AccountExists => 70102,
             AccountNotFound => 70107,
             AccountInvalidParameters => 70402,
+            GroupInvalidParameter => 10004,
+            GroupNotFound => 10010,
             Banned => 10007,
             RoomFull => 10014,
             Muted => 10017,
@@ -160,10 +166,15 @@ impl ApiError {
         }
     }
 
-    /// This error as `service` numbers it: an invalid field is 100002 or 70402.
+    /// This error as `service` numbers it: an invalid field is 100002, 70402 or 10004; a
+    /// missing room is 100004, or 10010 for a Chat group.
     pub fn in_service(mut self, service: crate::Service) -> Self {
-        if self.code == ErrorCode::InvalidParameter {
-            self.code = service.invalid_parameter();
+        match self.code {
+            ErrorCode::InvalidParameter => self.code = service.invalid_parameter(),
+            ErrorCode::RoomNotFound if service == crate::Service::ImGroup => {
+                self.code = ErrorCode::GroupNotFound;
+            }
+            _ => {}
         }
         self
     }

@@ -24,6 +24,11 @@ macro_rules! with_commands {
             GetRoomMetadata = get_room_metadata: LiveEngine, Metadata, 200, Admin;
             SetRoomMetadata = set_room_metadata: LiveEngine, Metadata, 200, Admin;
             DelRoomMetadata = del_room_metadata: LiveEngine, Metadata, 200, Admin;
+            GetMemberList = get_member_list: LiveEngine, Members, 200, Admin;
+            ChangeRoomOwner = change_room_owner: LiveEngine, Members, 200, Admin;
+            SendTextMsg = send_text_msg: LiveEngine, Messages, 200, Admin;
+            SendCustomMsg = send_custom_msg: LiveEngine, Messages, 200, Admin;
+            SendGroupMsg = send_group_msg: ImGroup, Messages, 200, Admin;
             AccountImport = account_import: ImLogin, Accounts, 200, Admin;
             MultiaccountImport = multiaccount_import: ImLogin, Accounts, 200, Admin;
             PortraitGet = portrait_get: Profile, Accounts, 200, Admin;
@@ -41,6 +46,9 @@ pub enum Service {
     ImLogin,
     /// `profile`: accounts' profiles (docs/behaviour.md §13).
     Profile,
+    /// `group_open_http_svc`: Chat's group messages, where a group is a room
+    /// (docs/behaviour.md §15).
+    ImGroup,
 }
 
 /// The path segment of each service, as a literal (path lookup matches on it).
@@ -54,6 +62,9 @@ macro_rules! service_path {
     (Profile) => {
         "profile"
     };
+    (ImGroup) => {
+        "group_open_http_svc"
+    };
 }
 
 impl Service {
@@ -62,6 +73,7 @@ impl Service {
             Service::LiveEngine => service_path!(LiveEngine),
             Service::ImLogin => service_path!(ImLogin),
             Service::Profile => service_path!(Profile),
+            Service::ImGroup => service_path!(ImGroup),
         }
     }
 
@@ -76,6 +88,7 @@ impl Service {
         match self {
             Service::LiveEngine => ErrorCode::InvalidParameter,
             Service::ImLogin | Service::Profile => ErrorCode::AccountInvalidParameters,
+            Service::ImGroup => ErrorCode::GroupInvalidParameter,
         }
     }
 }
@@ -85,6 +98,8 @@ impl Service {
 pub enum Family {
     Rooms,
     Metadata,
+    Members,
+    Messages,
     Accounts,
 }
 
@@ -194,7 +209,7 @@ mod tests {
             None
         );
         assert_eq!(
-            Command::from_path(Service::LiveEngine.path(), "get_member_list"),
+            Command::from_path(Service::LiveEngine.path(), "get_seat_list"),
             None
         );
     }
@@ -228,7 +243,7 @@ mod tests {
             "/v4/live_engine_http_srv",
             "/v4/live_engine_http_srv/del_room_metadata/x",
             "/v4/room_engine_http_srv/get_room_info",
-            "/v4/live_engine_http_srv/get_member_list",
+            "/v4/live_engine_http_srv/get_seat_list",
             "/v4//del_room_metadata",
             "/v3/live_engine_http_srv/del_room_metadata",
             "/v4/profile/account_import",

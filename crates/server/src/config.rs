@@ -177,6 +177,12 @@ pub struct RealtimeConfig {
     /// Frames waiting to be sent to one connection; a client that lets more pile up is closed
     /// as slow (4008).
     pub outbound_queue: usize,
+    /// How long a member whose connection died is remembered, so that coming back within it
+    /// is a `HeartbeatRecover` rather than a new entry.
+    pub presence_grace: Duration,
+    /// Rooms with at most this many members announce each `member.enter` and
+    /// `member.leave`; bigger rooms send `room.count` once a second instead.
+    pub presence_events_max_members: usize,
 }
 
 impl RealtimeConfig {
@@ -194,6 +200,8 @@ impl Default for RealtimeConfig {
             max_rooms: 16,
             commands_per_sec: 20,
             outbound_queue: 1024,
+            presence_grace: Duration::from_secs(30),
+            presence_events_max_members: 500,
         }
     }
 }

@@ -55,7 +55,7 @@ async fn each_failure_gets_its_code() {
     let body = r#"{"RoomId":"r","Keys":[]}"#;
     let cases: Vec<(&str, String, u64)> = vec![
         ("no_such_command", query(&app, ADMIN, &good), 60009),
-        ("get_member_list", query(&app, ADMIN, &good), 60009),
+        ("get_seat_list", query(&app, ADMIN, &good), 60009),
         (
             "get_room_info",
             format!("{}&contenttype=xml", query(&app, ADMIN, &good))

@@ -599,7 +599,7 @@ async fn hostile_raw_http() {
         ("PATCH", method("PATCH", &del), 200, Some(60002)),
         ("OPTIONS", method("OPTIONS", &del), 200, Some(60002)),
         ("a made-up method", method("BREW", &del), 200, Some(60002)),
-        ("unknown command", post(&target("get_member_list"), "", DEL.as_bytes()), 200, Some(60009)),
+        ("unknown command", post(&target("get_seat_list"), "", DEL.as_bytes()), 200, Some(60009)),
         ("unknown service", post(&format!("/v4/room_engine_http_mic/get_seat_list?{q}"), "", DEL.as_bytes()), 200, Some(60009)),
         ("command in upper case", post(&target("DEL_ROOM_METADATA"), "", DEL.as_bytes()), 200, Some(60009)),
         ("command with %00", post(&target("del_room_metadata%00"), "", DEL.as_bytes()), 200, Some(60009)),

@@ -9,10 +9,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use liveroom_domain::{AppId, Position, RoomChange, RoomEvent, RoomId};
+use liveroom_domain::{Account, AppId, Position, RoomChange, RoomEvent, RoomId};
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::frames;
+use super::presence::Presence;
 
 /// What the fan-out reads: every committed event of every room, in commit order. Today the
 /// store's in-process bus; a multi-node mode feeds it from the shared database.
@@ -42,8 +43,44 @@ impl EventFeed for broadcast::Receiver<Arc<[RoomEvent]>> {
 pub(crate) struct EventFrame {
     pub room: RoomId,
     pub position: Position,
-    /// `room.destroyed`: the last event of the subscription.
-    pub ends: bool,
+    /// Whose subscription the event ends.
+    pub removes: Removes,
+    pub text: Utf8Bytes,
+}
+
+/// Who is no longer in the room after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Removes {
+    Nobody,
+    /// `room.destroyed`.
+    Everyone,
+    /// `member.banned`: these users.
+    Users(Vec<Account>),
+}
+
+impl Removes {
+    fn of(change: &RoomChange) -> Self {
+        match change {
+            RoomChange::Destroyed => Removes::Everyone,
+            RoomChange::Banned { accounts, .. } => Removes::Users(accounts.clone()),
+            _ => Removes::Nobody,
+        }
+    }
+
+    pub fn includes(&self, user: &str) -> bool {
+        match self {
+            Removes::Nobody => false,
+            Removes::Everyone => true,
+            Removes::Users(users) => users.iter().any(|u| u.as_str() == user),
+        }
+    }
+}
+
+/// A live-only frame of a room (presence, counts, messages): no position, no history
+/// (docs/protocol.md, "Live events").
+#[derive(Debug)]
+pub(crate) struct LiveFrame {
+    pub room: RoomId,
     pub text: Utf8Bytes,
 }
 
@@ -51,8 +88,11 @@ pub(crate) struct EventFrame {
 #[derive(Debug)]
 pub(crate) enum Delivery {
     Event(Arc<EventFrame>),
+    Live(Arc<LiveFrame>),
     /// The room's events can no longer be followed: `sub.reset`.
     Reset(RoomId),
+    /// Another connection of the same user entered the room: this one is out of it.
+    Replaced(RoomId),
 }
 
 pub(crate) type ConnectionId = u64;
@@ -123,13 +163,46 @@ impl Hub {
             let frame = Arc::new(EventFrame {
                 room: event.room.clone(),
                 position: event.position,
-                ends: matches!(event.change, RoomChange::Destroyed),
+                removes: Removes::of(&event.change),
                 text: frames::event(event).to_string().into(),
             });
             subscribers.retain(|_, mailbox| mailbox.deliver(Delivery::Event(frame.clone())));
             if subscribers.is_empty() {
                 rooms.remove(&key);
             }
+        }
+    }
+
+    /// Hands a live-only frame to the room's subscribers on this server.
+    pub fn publish_live(&self, app: AppId, room: &RoomId, text: String) {
+        let mut rooms = self.rooms();
+        let key = (app, room.clone());
+        let Some(subscribers) = rooms.get_mut(&key) else {
+            return;
+        };
+        let frame = Arc::new(LiveFrame {
+            room: room.clone(),
+            text: text.into(),
+        });
+        subscribers.retain(|_, mailbox| mailbox.deliver(Delivery::Live(frame.clone())));
+        if subscribers.is_empty() {
+            rooms.remove(&key);
+        }
+    }
+
+    /// Takes `connection` out of `room` and tells it so: its user entered the room again over
+    /// another connection.
+    pub fn replace(&self, app: AppId, room: &RoomId, connection: ConnectionId) {
+        let mut rooms = self.rooms();
+        let key = (app, room.clone());
+        if let Some(mailbox) = rooms
+            .get_mut(&key)
+            .and_then(|subscribers| subscribers.remove(&connection))
+        {
+            mailbox.deliver(Delivery::Replaced(room.clone()));
+        }
+        if rooms.get(&key).is_some_and(HashMap::is_empty) {
+            rooms.remove(&key);
         }
     }
 
@@ -144,11 +217,19 @@ impl Hub {
     }
 }
 
-/// Feeds `hub` from `feed` until the feed ends.
-pub(crate) async fn run(hub: Arc<Hub>, mut feed: impl EventFeed) {
+/// Feeds `hub` from `feed` until the feed ends. A destroyed room's members are all gone from
+/// `presence` (its subscribers learn from the event itself).
+pub(crate) async fn run(hub: Arc<Hub>, presence: Arc<Presence>, mut feed: impl EventFeed) {
     while let Some(item) = feed.next().await {
         match item {
-            Feed::Events(events) => hub.dispatch(&events),
+            Feed::Events(events) => {
+                for event in events.iter() {
+                    if event.change == RoomChange::Destroyed {
+                        presence.forget_room(event.app, &event.room);
+                    }
+                }
+                hub.dispatch(&events);
+            }
             Feed::Lost => {
                 tracing::warn!(
                     "real-time fan-out lagged behind the event log; resetting subscriptions"
@@ -222,7 +303,8 @@ mod tests {
             sender.send(Arc::from([event("a", seq)])).unwrap();
         }
         drop(sender);
-        run(hub.clone(), feed).await;
+        let presence = Arc::new(Presence::new(Duration::from_secs(1)));
+        run(hub.clone(), presence, feed).await;
         let Some(Delivery::Reset(reset)) = rx.recv().await else {
             panic!("a reset first")
         };

@@ -1,9 +1,11 @@
 //! The frames of docs/protocol.md: what a client may send, parsed without trusting any of it,
 //! and the JSON of every reply and event the server sends.
 
-use liveroom_domain::{Account, RoomChange, RoomEvent};
+use liveroom_domain::{Account, RoomChange, RoomEvent, RoomId};
 use liveroom_protocol::{ApiError, ErrorCode, RoomChangesWire, RoomInfoWire};
 use serde_json::{Map, Value, json};
+
+use super::presence::MemberInfo;
 
 /// An operation a client may ask for once its envelope is understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +18,9 @@ pub(crate) enum Op {
     GetMetadata,
     SetMetadata,
     DelMetadata,
+    GetMembers,
+    SendText,
+    SendCustom,
 }
 
 impl Op {
@@ -29,6 +34,9 @@ impl Op {
             "get_metadata" => Op::GetMetadata,
             "set_metadata" => Op::SetMetadata,
             "del_metadata" => Op::DelMetadata,
+            "get_members" => Op::GetMembers,
+            "send_text" => Op::SendText,
+            "send_custom" => Op::SendCustom,
             _ => return None,
         })
     }
@@ -111,6 +119,35 @@ pub(crate) const PONG: &str = r#"{"op":"pong"}"#;
 /// enters again with `since`.
 pub(crate) fn sub_reset(room: &str) -> String {
     json!({"ev": "sub.reset", "room": room}).to_string()
+}
+
+/// `{"ev":"sub.ended","room","d":{"reason"}}`: the connection is no longer in the room, and
+/// why (`banned`, `entered_elsewhere`).
+pub(crate) fn sub_ended(room: &str, reason: &str) -> String {
+    json!({"ev": "sub.ended", "room": room, "d": {"reason": reason}}).to_string()
+}
+
+/// A live-only event: `{"ev","room","ts","d"}`, without a position.
+pub(crate) fn live(ev: &str, room: &RoomId, ts_ms: u64, d: Value) -> String {
+    json!({"ev": ev, "room": room.as_str(), "ts": ts_ms, "d": d}).to_string()
+}
+
+/// A member as others see it: `{"id","nick"?,"avatar"?}`.
+pub(crate) fn user(id: &str, info: &MemberInfo) -> Value {
+    let mut user = Map::new();
+    user.insert("id".into(), id.into());
+    if let Some(nick) = &info.nick {
+        user.insert("nick".into(), nick.as_str().into());
+    }
+    if let Some(avatar) = &info.avatar {
+        user.insert("avatar".into(), avatar.as_str().into());
+    }
+    Value::Object(user)
+}
+
+/// `room.count`: a big room's members, sent at most once a second when it changed.
+pub(crate) fn room_count(room: &RoomId, members: usize) -> String {
+    json!({"ev": "room.count", "room": room.as_str(), "d": {"members": members}}).to_string()
 }
 
 /// A room event as every subscriber receives it: `{"ev","room","epoch","rev","ts","d"}`.

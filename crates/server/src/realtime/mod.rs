@@ -1,10 +1,14 @@
 //! The real-time gateway: `GET /v1/realtime` upgrades to a WebSocket that speaks
 //! docs/protocol.md. [`session`] serves one connection (hello, commands, heartbeat, its
-//! writer); [`rooms`] holds the room operations; [`fanout`] takes committed events to the
-//! subscribed connections; [`frames`] is the wire format.
+//! writer); [`rooms`] holds the room operations; [`fanout`] takes committed events and
+//! live-only frames to the subscribed connections; [`presence`] knows who is in each room;
+//! [`messages`] sends a room's messages (for REST and real-time callers alike); [`frames`] is
+//! the wire format.
 
 mod fanout;
 pub(crate) mod frames;
+pub(crate) mod messages;
+pub(crate) mod presence;
 mod rooms;
 mod session;
 
@@ -23,6 +27,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::RealtimeConfig;
 use crate::gateway::{ClientAddr, State};
 pub(crate) use fanout::{EventFeed, Hub};
+pub(crate) use rooms::member_info;
 
 pub(crate) const PATH: &str = "/v1/realtime";
 pub(crate) const SUBPROTOCOL: &str = "liveroom.v1.json";
@@ -31,6 +36,7 @@ pub(crate) const SUBPROTOCOL: &str = "liveroom.v1.json";
 pub(crate) struct Realtime {
     pub config: RealtimeConfig,
     pub hub: Arc<Hub>,
+    pub presence: Arc<presence::Presence>,
     /// One permit per open connection.
     slots: Arc<Semaphore>,
     /// Flipped once, when the server stops: every connection closes with 4100.
@@ -41,15 +47,28 @@ impl Realtime {
     pub fn new(config: RealtimeConfig) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            presence: Arc::new(presence::Presence::new(config.presence_grace)),
             config,
             hub: Arc::default(),
             shutdown: watch::channel(false).0,
         }
     }
 
-    /// Feeds the fan-out from `feed` until the feed ends.
+    /// Feeds the fan-out from `feed` until the feed ends, and meanwhile sends big rooms'
+    /// member counts once a second.
     pub fn fan_out(&self, feed: impl EventFeed) -> impl Future<Output = ()> + Send + 'static {
-        fanout::run(self.hub.clone(), feed)
+        let events = fanout::run(self.hub.clone(), self.presence.clone(), feed);
+        let counts = count_members(
+            self.hub.clone(),
+            self.presence.clone(),
+            self.config.presence_events_max_members,
+        );
+        async move {
+            tokio::select! {
+                () = events => {}
+                () = counts => {}
+            }
+        }
     }
 
     /// Closes every connection (4100) and waits until they are gone, or `patience` passed.
@@ -57,6 +76,21 @@ impl Realtime {
         self.shutdown.send_replace(true);
         let all = u32::try_from(self.config.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(patience, self.slots.acquire_many(all)).await;
+    }
+}
+
+/// Every second: `room.count` to the rooms over `max_announced` members whose count changed
+/// (smaller rooms announce each entry and departure instead).
+async fn count_members(hub: Arc<Hub>, presence: Arc<presence::Presence>, max_announced: usize) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for ((app, room), members) in presence.tick(std::time::Instant::now()) {
+            if members > max_announced {
+                hub.publish_live(app, &room, frames::room_count(&room, members));
+            }
+        }
     }
 }
 

@@ -1,19 +1,65 @@
-//! The room operations of a session: enter/watch and exit (subscriptions with their
-//! catch-up), and the reads and writes of a room's info and metadata. Writes run the same
-//! domain operations as the REST commands (`crate::commands`), so they follow the same rules,
-//! answer the same codes and reach every subscriber as events.
+//! The room operations of a session: enter/watch and exit (subscriptions with their catch-up,
+//! and membership), the reads and writes of a room's info and metadata, its member list and
+//! its messages. Writes run the same domain operations as the REST commands
+//! (`crate::commands`), so they follow the same rules, answer the same codes and reach every
+//! subscriber as events.
+
+use std::time::Instant;
 
 use liveroom_domain::ops::{AsManager, DeleteMetadata, SetMetadata};
 use liveroom_domain::{
-    DeleteKeys, MetadataEntries, MetadataEntry, Position, RoomChange, RoomId, select_metadata,
+    Account, AppId, DeleteKeys, DomainError, MetadataEntries, MetadataEntry, Position, ProfileTag,
+    ProfileValue, RoomChange, RoomId, RoomState, RoomStats, select_metadata,
 };
 use liveroom_protocol::{ApiError, Command, ErrorCode, Fields, RoomInfoWire};
 use liveroom_store::{Since, Store};
 use serde_json::{Map, Value, json};
 
 use super::frames::{self, Op};
-use super::session::Session;
+use super::messages::{self, Body};
+use super::presence::{Cause, MemberInfo};
+use super::session::{Session, Subscription};
 use crate::commands::{Call, existing_room, store_error, write};
+use crate::gateway::State;
+
+/// Members one `get_members` reply lists.
+const MEMBERS_PER_PAGE: usize = 100;
+
+/// What others see of `user`: the nickname and avatar of its account, if it was imported.
+/// A failed lookup shows the user without them rather than failing its entry.
+pub(crate) async fn member_info<S: Store>(state: &State<S>, app: AppId, user: &str) -> MemberInfo {
+    let Ok(account) = Account::parse("user", user.to_owned()) else {
+        return MemberInfo::default();
+    };
+    let profile = match state.store.profiles(app, vec![account]).await {
+        Ok(mut profiles) => profiles.pop().flatten(),
+        Err(error) => {
+            tracing::warn!(%error, "reading a member's profile failed");
+            None
+        }
+    };
+    let text = |tag| match profile.as_ref().and_then(|p| p.get(tag)) {
+        Some(ProfileValue::Text(text)) if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    };
+    MemberInfo {
+        nick: text(ProfileTag::Nick),
+        avatar: text(ProfileTag::Image),
+    }
+}
+
+/// `self` in an `enter` reply: the user's standing in the room.
+fn standing(state: &RoomState, user: &str, now_secs: u64) -> Value {
+    let role = if state.room.owner.as_str() == user {
+        "owner"
+    } else if state.people.is_admin(user) {
+        "admin"
+    } else {
+        "member"
+    };
+    let muted_until = state.people.muted_until(user, now_secs).unwrap_or(0);
+    json!({"role": role, "muted_until": muted_until})
+}
 
 /// A delta longer than this is answered with a snapshot instead: it is smaller by then, and
 /// a reply stays a bounded frame (docs/protocol.md, "enter").
@@ -60,11 +106,50 @@ impl<S: Store> Session<S> {
         let d = Fields::new(d);
         match op {
             Op::Hello => Err(invalid("hello was already sent")),
-            Op::Enter | Op::Watch => self.enter(&d).await,
+            Op::Enter => self.enter(&d, true).await,
+            Op::Watch => self.enter(&d, false).await,
             Op::Exit => {
                 let room = room_field(&d)?;
-                self.leave(&room);
+                self.leave(&room, Cause::Leave);
                 Ok(json!({}))
+            }
+            Op::GetMembers => {
+                self.enabled(Command::GetMemberList)?;
+                let room = room_field(&d)?;
+                let after = d.string("after")?;
+                let state = existing_room(&self.state, &self.call(), &room).await?;
+                let presence = &self.state.realtime.presence;
+                let (page, members) = presence.list(
+                    self.app,
+                    &room,
+                    &state.people.robots,
+                    after.as_deref(),
+                    MEMBERS_PER_PAGE,
+                );
+                let next = (page.len() == MEMBERS_PER_PAGE)
+                    .then(|| page.last().map(|m| m.account.clone()))
+                    .flatten();
+                let users: Vec<Value> = page
+                    .iter()
+                    .map(|m| frames::user(&m.account, &m.info))
+                    .collect();
+                Ok(json!({"members": members, "users": users, "next": next}))
+            }
+            Op::SendText => {
+                self.enabled(Command::SendTextMsg)?;
+                let room = room_field(&d)?;
+                let text = d.required("text", Fields::string)?;
+                let body = Body::text("text", text, d.string("ext")?)?;
+                self.send_message(&room, body).await
+            }
+            Op::SendCustom => {
+                self.enabled(Command::SendCustomMsg)?;
+                let room = room_field(&d)?;
+                let body = Body::custom(
+                    ("business_id", d.required("business_id", Fields::string)?),
+                    ("data", d.string("data")?.unwrap_or_default()),
+                )?;
+                self.send_message(&room, body).await
             }
             Op::GetInfo => {
                 self.enabled(Command::GetRoomInfo)?;
@@ -150,39 +235,178 @@ impl<S: Store> Session<S> {
         Ok(json!({"epoch": position.incarnation, "rev": position.seq}))
     }
 
-    /// `enter` (and `watch`): subscribe first, then read the catch-up, so that nothing
-    /// committed in between is missed; the room's cursor then drops what the reply already
-    /// holds (docs/protocol.md, "Ordering and resume").
-    async fn enter(&mut self, d: &Fields<'_>) -> Result<Value, ApiError> {
+    /// A message from this connection's member of `room` (100005 when it has not entered).
+    async fn send_message(&self, room: &RoomId, body: Body) -> Result<Value, ApiError> {
+        if !self.rooms.get(room).is_some_and(|s| s.member) {
+            return Err(DomainError::NotAMember.into());
+        }
+        let info = self
+            .state
+            .realtime
+            .presence
+            .info(self.app, room, &self.user);
+        let sent = messages::send(&self.state, &self.call(), room, &info, body).await?;
+        Ok(json!({"mid": sent.mid}))
+    }
+
+    /// `enter` and `watch` (`member` false): subscribe first, then read the catch-up, so that
+    /// nothing committed in between is missed; the room's cursor then drops what the reply
+    /// already holds (docs/protocol.md, "Ordering and resume"). Entering also makes the user a
+    /// member: refused while it is banned (10007) or when the room is full (10014).
+    async fn enter(&mut self, d: &Fields<'_>, member: bool) -> Result<Value, ApiError> {
         let room = room_field(d)?;
         let since = since_field(d)?;
         let max_rooms = self.state.realtime.config.max_rooms;
-        if !self.rooms.contains_key(&room) && self.rooms.len() >= max_rooms {
+        let subscribed = self.rooms.get(&room).map(|s| s.member);
+        if subscribed.is_none() && self.rooms.len() >= max_rooms {
             return Err(invalid(format!("at most {max_rooms} rooms per connection")));
         }
-        self.state
-            .realtime
+        let now_secs = self.call().now.as_secs();
+        let state = self
+            .state
+            .store
+            .room(self.app, &room)
+            .await
+            .map_err(store_error)?;
+        if let Some(ban) = state
+            .as_ref()
+            .and_then(|s| s.people.ban(&self.user, now_secs))
+        {
+            return Err(DomainError::Banned { until: ban.until }.into());
+        }
+        let realtime = &self.state.realtime;
+        realtime
             .hub
             .join(self.app, &room, self.id, self.mailbox.clone());
-        match self.catch_up(&room, since).await {
-            Ok(CatchUp { reply, head }) => {
-                match head {
-                    Some(head) => {
-                        self.rooms.insert(room, head);
-                    }
-                    None => self.leave(&room),
+        // A room that no longer exists has no members: its catch-up alone answers (a delta
+        // that ends with its destruction, or 100004).
+        let becomes_member = member && subscribed != Some(true) && state.is_some();
+        let joined = match &state {
+            Some(state) if becomes_member => self.join_members(&room, state).await,
+            _ => Ok(()),
+        };
+        let joined_ok = joined.is_ok();
+        let caught_up = match joined {
+            Ok(()) => self.catch_up(&room, since).await,
+            Err(error) => Err(error),
+        };
+        let head = match caught_up {
+            Ok(CatchUp {
+                reply,
+                head: Some(head),
+            }) => (reply, head),
+            outcome => {
+                // Undone: a new membership (a failed join undid itself), a new subscription.
+                if becomes_member && joined_ok {
+                    self.depart(&room, Cause::Leave);
                 }
-                Ok(reply)
+                if subscribed.is_none() {
+                    realtime.hub.leave(self.app, &room, self.id);
+                }
+                return outcome.map(|c| c.reply);
             }
-            Err(error) => {
-                self.leave(&room);
-                Err(error)
+        };
+        let (mut reply, position) = head;
+        let member = member || subscribed == Some(true);
+        self.rooms
+            .insert(room.clone(), Subscription { position, member });
+        if let (Some(reply), Some(state)) = (reply.as_object_mut(), &state) {
+            let members = realtime
+                .presence
+                .count(self.app, &room, &state.people.robots);
+            reply.insert("members".into(), members.into());
+            reply.insert("self".into(), standing(state, &self.user, now_secs));
+        }
+        Ok(reply)
+    }
+
+    /// Makes the user a member of `room`: in presence (the newer connection wins), announced,
+    /// and counted in the room's viewers when it is a new entry.
+    async fn join_members(&self, room: &RoomId, state: &RoomState) -> Result<(), ApiError> {
+        let info = member_info(&self.state, self.app, &self.user).await;
+        let realtime = &self.state.realtime;
+        let entered = realtime.presence.enter(
+            self.app,
+            room,
+            &self.user,
+            self.id,
+            info.clone(),
+            state.room.fields.max_member_count,
+            &state.people.robots,
+            Instant::now(),
+        )?;
+        if let Some(older) = entered.replaced {
+            realtime.hub.replace(self.app, room, older);
+        }
+        if entered.cause == Some(Cause::Enter) {
+            let counted = RoomStats {
+                viewers: 1,
+                messages: 0,
+            };
+            let outcome = self.state.store.count(self.app, room, counted).await;
+            if let Err(error) = outcome {
+                self.depart_silently(room);
+                return Err(store_error(error));
             }
+        }
+        if let Some(cause) = entered.cause {
+            self.announce(room, "member.enter", &info, cause, entered.members);
+        }
+        Ok(())
+    }
+
+    /// Tells the room's subscribers that this connection's member came or went, while the
+    /// room is small enough to announce each (docs/protocol.md, "Members and presence").
+    fn announce(&self, room: &RoomId, ev: &str, info: &MemberInfo, cause: Cause, members: usize) {
+        let realtime = &self.state.realtime;
+        if members > realtime.config.presence_events_max_members {
+            return;
+        }
+        let d = json!({
+            "user": frames::user(&self.user, info),
+            "cause": cause.as_str(),
+            "members": members,
+        });
+        let ts = self.state.clock.since_epoch().as_millis() as u64;
+        let frame = frames::live(ev, room, ts, d);
+        realtime.hub.publish_live(self.app, room, frame);
+    }
+
+    /// Ends the connection's membership of `room`, announcing it with `cause`.
+    pub(super) fn depart(&self, room: &RoomId, cause: Cause) {
+        let presence = &self.state.realtime.presence;
+        let info = presence.info(self.app, room, &self.user);
+        let left = presence.leave(self.app, room, &self.user, self.id, cause, Instant::now());
+        if let Some(members) = left {
+            self.announce(room, "member.leave", &info, cause, members);
         }
     }
 
-    /// Ends the subscription to `room`, if any.
-    pub(super) fn leave(&mut self, room: &RoomId) {
+    /// Undoes an entry that could not be completed: nobody was told of it.
+    fn depart_silently(&self, room: &RoomId) {
+        let presence = &self.state.realtime.presence;
+        presence.leave(
+            self.app,
+            room,
+            &self.user,
+            self.id,
+            Cause::Leave,
+            Instant::now(),
+        );
+    }
+
+    /// Ends the subscription to `room`, if any, and the membership with it.
+    pub(super) fn leave(&mut self, room: &RoomId, cause: Cause) {
+        if let Some(subscription) = self.rooms.remove(room)
+            && subscription.member
+        {
+            self.depart(room, cause);
+        }
+        self.state.realtime.hub.leave(self.app, room, self.id);
+    }
+
+    /// Ends the subscription to `room` without a departure: the room is gone.
+    pub(super) fn unsubscribe(&mut self, room: &RoomId) {
         self.rooms.remove(room);
         self.state.realtime.hub.leave(self.app, room, self.id);
     }

@@ -17,8 +17,9 @@ use liveroom_store::Store;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 
-use super::fanout::{ConnectionId, Delivery, Mailbox};
+use super::fanout::{ConnectionId, Delivery, Mailbox, Removes};
 use super::frames::{self, Frame, Op};
+use super::presence::Cause;
 use crate::auth::Credentials;
 use crate::config::RealtimeConfig;
 use crate::gateway::State;
@@ -40,9 +41,23 @@ impl Close {
     const SIG_EXPIRED: Close = Close(4003, "usersig expired");
     const SLOW: Close = Close(4008, "slow");
     const FLOOD: Close = Close(4029, "too many commands");
+    /// The connection ended without a close frame.
+    const GONE: Close = Close(1001, "connection lost");
     pub(crate) const SHUTDOWN: Close = Close(4100, "server shutting down");
     const PROTOCOL: Close = Close(4500, "protocol error");
+    /// Broken framing or a frame over the limit, as the WebSocket layer reports it.
+    const TRANSPORT: Close = Close(4500, "transport error");
     const AUTH_FAILED: Close = Close(4501, "authentication failed");
+
+    /// How the connection's rooms see its member go: a client that closed, or that broke the
+    /// protocol, left; any other end is an interrupt it may recover from (docs/protocol.md,
+    /// "Members and presence").
+    fn departure(self) -> Cause {
+        match self {
+            Close::NORMAL | Close::PROTOCOL | Close::FLOOD | Close::AUTH_FAILED => Cause::Leave,
+            _ => Cause::HeartbeatInterrupt,
+        }
+    }
 
     fn frame(self) -> CloseFrame {
         CloseFrame {
@@ -54,14 +69,22 @@ impl Close {
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// A room a connection follows.
+pub(crate) struct Subscription {
+    /// The position of the last event the client has.
+    pub position: Position,
+    /// Entered (a member, in presence), not only watched.
+    pub member: bool,
+}
+
 /// An authenticated connection.
 pub(crate) struct Session<S> {
     pub(super) state: Arc<State<S>>,
     pub(super) id: ConnectionId,
     pub(super) app: AppId,
     pub(super) user: String,
-    /// The rooms subscribed to, each with the position of the last event the client has.
-    pub(super) rooms: HashMap<RoomId, Position>,
+    /// The rooms subscribed to.
+    pub(super) rooms: HashMap<RoomId, Subscription>,
     pub(super) mailbox: Mailbox,
     /// Frames for the writer task.
     out: mpsc::Sender<Message>,
@@ -93,8 +116,9 @@ pub(crate) async fn run<S: Store>(
     let (close, who) = match hello(&state, &mut stream, &out, client, id).await {
         Ok(mut session) => {
             let close = session.serve(&mut stream).await;
-            for room in session.rooms.keys() {
-                state.realtime.hub.leave(session.app, room, id);
+            let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
+            for room in rooms {
+                session.leave(&room, close.departure());
             }
             (close, Some((session.app, session.user)))
         }
@@ -331,9 +355,11 @@ impl<S: Store> Session<S> {
                 message = stream.next() => match message {
                     Some(Ok(Message::Text(text))) => self.frame(&text, &mut pong_due).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                    Some(Ok(Message::Close(_))) | None => Err(Close::NORMAL),
-                    // Binary frames, frames over the size limit, broken framing.
-                    Some(Ok(Message::Binary(_)) | Err(_)) => Err(Close::PROTOCOL),
+                    Some(Ok(Message::Close(_))) => Err(Close::NORMAL),
+                    None => Err(Close::GONE),
+                    Some(Ok(Message::Binary(_))) => Err(Close::PROTOCOL),
+                    // Frames over the size limit, broken framing, a reset connection.
+                    Some(Err(_)) => Err(Close::TRANSPORT),
                 },
                 Some(delivery) = self.inbox.recv() => self.deliver(delivery),
             };
@@ -387,11 +413,25 @@ impl<S: Store> Session<S> {
     fn deliver(&mut self, delivery: Delivery) -> Result<(), Close> {
         let event = match delivery {
             Delivery::Event(event) => event,
+            Delivery::Live(frame) => {
+                if !self.rooms.contains_key(&frame.room) {
+                    return Ok(()); // exited since it was queued
+                }
+                return self.send(frame.text.clone());
+            }
             Delivery::Reset(room) => return self.reset(&room),
+            Delivery::Replaced(room) => {
+                // Out of the room without a departure: the user is still in it, elsewhere.
+                if self.rooms.remove(&room).is_none() {
+                    return Ok(());
+                }
+                return self.send(frames::sub_ended(room.as_str(), "entered_elsewhere"));
+            }
         };
-        let Some(cursor) = self.rooms.get_mut(&event.room) else {
+        let Some(subscription) = self.rooms.get_mut(&event.room) else {
             return Ok(()); // exited since it was queued
         };
+        let cursor = &mut subscription.position;
         let position = event.position;
         let already_sent = position.incarnation < cursor.incarnation
             || (position.incarnation == cursor.incarnation && position.seq <= cursor.seq);
@@ -405,17 +445,24 @@ impl<S: Store> Session<S> {
         }
         *cursor = position;
         self.send(event.text.clone())?;
-        if event.ends {
-            self.leave(&event.room);
+        match &event.removes {
+            Removes::Everyone => self.unsubscribe(&event.room),
+            removes if removes.includes(&self.user) => {
+                self.leave(&event.room, Cause::Kicked);
+                self.send(frames::sub_ended(event.room.as_str(), "banned"))?;
+            }
+            _ => {}
         }
         Ok(())
     }
 
+    /// The room's events cannot be continued: the client must enter again, and until it does
+    /// its member is away as if its connection had dropped.
     fn reset(&mut self, room: &RoomId) -> Result<(), Close> {
         if !self.rooms.contains_key(room) {
             return Ok(());
         }
-        self.leave(room);
+        self.leave(room, Cause::HeartbeatInterrupt);
         self.send(frames::sub_reset(room.as_str()))
     }
 }
