@@ -3,57 +3,16 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::Duration;
 
-use common::{APP, TestServer, config};
+use common::{APP, TestServer, close_code, config, create_room, rest_set, server_code, within};
 use futures_util::{SinkExt, StreamExt};
-use liveroom_client::{Client, Error, Event, Mode, Position};
+use liveroom_client::{Client, Event, Mode, Position};
 use liveroom_server::{AppConfig, RealtimeConfig, SecretKey, ServerConfig};
 use liveroom_store::{MemoryStore, Retention, SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// Every wait in these tests has this deadline; none sleeps.
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), future)
-        .await
-        .expect("in time")
-}
-
-fn server_code(error: Error) -> u64 {
-    match error {
-        Error::Server { code, .. } => code,
-        other => panic!("expected an error reply, got {other:?}"),
-    }
-}
-
-fn close_code(error: Error) -> u16 {
-    match error {
-        Error::Closed { code, .. } => code,
-        other => panic!("expected a close, got {other:?}"),
-    }
-}
-
-/// A room owned by `owner`, created over REST.
-async fn create_room(server: &TestServer, room: &str, owner: &str) {
-    server
-        .ok(
-            "create_room",
-            json!({"RoomInfo": {"RoomId": room, "Owner_Account": owner}}),
-        )
-        .await;
-}
-
-async fn rest_set(server: &TestServer, room: &str, key: &str, value: &str) {
-    server
-        .ok(
-            "set_room_metadata",
-            json!({"RoomId": room, "Metadata": [{"Key": key, "Value": value}]}),
-        )
-        .await;
-}
 
 /// The next room event or control event; live events (presence, messages) are the subject
 /// of tests/members.rs and skipped here.

@@ -249,3 +249,45 @@ pub fn is_request_id(id: &str) -> bool {
         && !seq.is_empty()
         && seq.bytes().all(|b| b.is_ascii_digit())
 }
+
+// Real-time test helpers, shared by the files that speak the protocol.
+
+/// Every wait in these tests has this deadline; none sleeps.
+pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), future)
+        .await
+        .expect("in time")
+}
+
+pub fn server_code(error: liveroom_client::Error) -> u64 {
+    match error {
+        liveroom_client::Error::Server { code, .. } => code,
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+pub fn close_code(error: liveroom_client::Error) -> u16 {
+    match error {
+        liveroom_client::Error::Closed { code, .. } => code,
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+/// A room owned by `owner`, created over REST.
+pub async fn create_room(server: &TestServer, room: &str, owner: &str) {
+    server
+        .ok(
+            "create_room",
+            serde_json::json!({"RoomInfo": {"RoomId": room, "Owner_Account": owner}}),
+        )
+        .await;
+}
+
+pub async fn rest_set(server: &TestServer, room: &str, key: &str, value: &str) {
+    server
+        .ok(
+            "set_room_metadata",
+            serde_json::json!({"RoomId": room, "Metadata": [{"Key": key, "Value": value}]}),
+        )
+        .await;
+}
