@@ -9,8 +9,13 @@ use liveroom_server::TlsConfig;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test]
-async fn serves_https_with_a_self_signed_certificate() {
+/// A server with a fresh self-signed certificate for `localhost`, and a TLS connection to it
+/// that trusts that certificate.
+async fn tls_server() -> (
+    TestServer,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -38,12 +43,47 @@ async fn serves_https_with_a_self_signed_certificate() {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-    let addr = server.base.strip_prefix("http://").unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut stream = connector
+    let tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let stream = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
+    (server, stream, dir)
+}
+
+#[tokio::test]
+async fn the_realtime_gateway_speaks_over_tls_on_the_same_port() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let (server, stream, _dir) = tls_server().await;
+    let mut request = "wss://localhost/v1/realtime".into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "liveroom.v1.json".parse().unwrap(),
+    );
+    let (mut socket, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "liveroom.v1.json"
+    );
+    let hello = serde_json::json!({"id": 1, "op": "hello", "d": {
+        "v": 1, "sdkappid": APP, "userid": "alice", "usersig": server.sig("alice")}});
+    socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
+    let reply = socket.next().await.unwrap().unwrap();
+    let reply: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(reply["ok"]["user"], "alice", "{reply}");
+}
+
+#[tokio::test]
+async fn serves_https_with_a_self_signed_certificate() {
+    let (server, mut stream, _dir) = tls_server().await;
 
     let body = r#"{"RoomInfo":{"RoomId":"secure-room"}}"#;
     let path = server.url("create_room").replace(&server.base, "");
