@@ -77,10 +77,12 @@ pub struct Position {
     pub rev: u64,
 }
 
-/// A pushed event: a room event (with its position) or `sub.reset` (without).
+/// A pushed event: a room event (with its position), or a live, control or session event
+/// (without).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub ev: String,
+    /// Empty for a session event.
     pub room: String,
     pub position: Option<Position>,
     /// Unix milliseconds of the change.
@@ -331,6 +333,13 @@ impl Client {
         message_id(&self.request("send_custom", d).await?)
     }
 
+    /// Replaces the connection's UserSig with a fresh one of the same user (after
+    /// `session.sig_expiring`); answers the seconds until the new one expires.
+    pub async fn refresh(&mut self, usersig: &str) -> Result<u64, Error> {
+        let ok = self.request("refresh", json!({"usersig": usersig})).await?;
+        number(&ok["sig_expires_in"])
+    }
+
     /// Sends `{"op":"ping"}`; the `pong` is consumed by the next read.
     pub async fn ping(&mut self) -> Result<(), Error> {
         self.send(json!({"op": "ping"})).await
@@ -479,7 +488,8 @@ fn parse_event(frame: &Value) -> Result<Event, Error> {
     };
     Ok(Event {
         ev: text("ev")?,
-        room: text("room")?,
+        // Session events (`session.sig_expiring`) are of no room.
+        room: frame["room"].as_str().unwrap_or_default().to_owned(),
         position,
         ts: frame["ts"].as_u64(),
         d: frame["d"].clone(),

@@ -720,3 +720,33 @@ async fn a_resume_after_a_restart_continues_from_the_log_on_disk() {
     assert_eq!(next_event(&mut resumed).await.position.unwrap().rev, 5);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_expiring_usersig_is_announced_and_can_be_refreshed() {
+    let server = TestServer::memory().await;
+    let short = liveroom_usersig::generate(APP, common::KEY, "alice", common::START, 61);
+    let credentials = liveroom_client::Credentials {
+        usersig: short,
+        ..server.credentials("alice")
+    };
+    let mut client = within(Client::connect(&server.ws_url(), &credentials))
+        .await
+        .unwrap();
+    assert_eq!(client.session["sig_expires_in"], 61);
+    // Sent 60 s before the end: about a second from now.
+    let notice = within(client.next_event()).await.unwrap();
+    assert_eq!(notice.ev, "session.sig_expiring");
+    assert!(notice.d["expires_in"].as_u64().unwrap() <= 60);
+    // Another user's UserSig does not refresh this connection; the user's own does.
+    let error = within(client.refresh(&server.sig("bob")))
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(error), 70013);
+    let error = within(client.refresh("junk")).await.unwrap_err();
+    assert_eq!(server_code(error), 70003);
+    let left = within(client.refresh(&server.sig("alice"))).await.unwrap();
+    assert_eq!(left, 86_400);
+    // The connection goes on.
+    within(client.get_info("nope")).await.unwrap_err();
+    within(client.ping()).await.unwrap();
+}

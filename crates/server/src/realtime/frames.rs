@@ -21,6 +21,7 @@ pub(crate) enum Op {
     GetMembers,
     SendText,
     SendCustom,
+    Refresh,
 }
 
 impl Op {
@@ -37,6 +38,7 @@ impl Op {
             "get_members" => Op::GetMembers,
             "send_text" => Op::SendText,
             "send_custom" => Op::SendCustom,
+            "refresh" => Op::Refresh,
             _ => return None,
         })
     }
@@ -125,6 +127,11 @@ pub(crate) fn sub_reset(room: &str) -> String {
 /// why (`banned`, `entered_elsewhere`).
 pub(crate) fn sub_ended(room: &str, reason: &str) -> String {
     json!({"ev": "sub.ended", "room": room, "d": {"reason": reason}}).to_string()
+}
+
+/// `{"ev":"session.sig_expiring","d":{"expires_in"}}`: send `refresh` before it runs out.
+pub(crate) fn sig_expiring(expires_in_secs: u64) -> String {
+    json!({"ev": "session.sig_expiring", "d": {"expires_in": expires_in_secs}}).to_string()
 }
 
 /// A live-only event: `{"ev","room","ts","d"}`, without a position.

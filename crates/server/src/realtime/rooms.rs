@@ -103,9 +103,11 @@ impl<S: Store> Session<S> {
         op: Op,
         d: &Map<String, Value>,
     ) -> Result<Value, ApiError> {
-        let d = Fields::new(d);
+        let raw = d;
+        let d = Fields::new(raw);
         match op {
             Op::Hello => Err(invalid("hello was already sent")),
+            Op::Refresh => self.refresh(raw),
             Op::Enter => self.enter(&d, true).await,
             Op::Watch => self.enter(&d, false).await,
             Op::Exit => {

@@ -28,6 +28,8 @@ use crate::metrics;
 
 /// How long closing waits for the client to take the close frame and answer it.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long before its UserSig expires a connection is told to `refresh` it.
+const SIG_EXPIRY_NOTICE: Duration = Duration::from_secs(60);
 
 /// Why the server closes a connection: a close code of docs/protocol.md and its reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub(crate) struct Session<S> {
     refused: u32,
     /// When the UserSig expires.
     expires: tokio::time::Instant,
+    /// Whether `session.sig_expiring` was sent for the UserSig in use.
+    expiry_told: bool,
 }
 
 /// Serves one upgraded connection from `client` until either side closes it.
@@ -191,7 +195,7 @@ async fn write(
 }
 
 /// The `hello` fields, checked in the order of the REST query's (docs/behaviour.md §2 rows 4–8).
-struct Hello<'a>(&'a Map<String, Value>);
+pub(super) struct Hello<'a>(pub &'a Map<String, Value>);
 
 impl Credentials for Hello<'_> {
     fn sdkappid(&self) -> Result<u32, ApiError> {
@@ -316,12 +320,31 @@ async fn hello<S: Store>(
         limiter: ConnectionLimiter::new(config.commands_per_sec, state.clock.clone()),
         refused: 0,
         expires: tokio::time::Instant::now() + Duration::from_secs(sig_expires_in),
+        expiry_told: false,
     };
     session.send(frames::ok(request, reply))?;
     Ok(session)
 }
 
 impl<S: Store> Session<S> {
+    /// `refresh {"usersig"}`: a new UserSig for the same user replaces the one in use, and
+    /// with it the time the connection closes (docs/protocol.md, "Refreshing the UserSig").
+    pub(super) fn refresh(&mut self, d: &Map<String, Value>) -> Result<Value, ApiError> {
+        let mut credentials = d.clone();
+        credentials.insert("sdkappid".into(), self.app.into());
+        credentials.insert("userid".into(), self.user.as_str().into());
+        let now = self.state.clock.since_epoch().as_secs();
+        let credentials = Hello(&credentials);
+        let caller = self
+            .state
+            .apps
+            .authenticate(&credentials, Access::Member, now)?;
+        let expires_in = caller.expires_at.saturating_sub(now);
+        self.expires = tokio::time::Instant::now() + Duration::from_secs(expires_in);
+        self.expiry_told = false;
+        Ok(json!({"sig_expires_in": expires_in}))
+    }
+
     /// Queues a frame for the writer; a full queue means the client does not keep up.
     pub(super) fn send(&self, text: impl Into<Utf8Bytes>) -> Result<(), Close> {
         match self.out.try_send(Message::Text(text.into())) {
@@ -344,6 +367,11 @@ impl<S: Store> Session<S> {
                 _ = shutdown.changed() => Err(Close::SHUTDOWN),
                 () = slow.notified() => Err(Close::SLOW),
                 () = tokio::time::sleep_until(self.expires) => Err(Close::SIG_EXPIRED),
+                () = tokio::time::sleep_until(self.expires - SIG_EXPIRY_NOTICE), if !self.expiry_told => {
+                    self.expiry_told = true;
+                    let left = self.expires.saturating_duration_since(tokio::time::Instant::now());
+                    self.send(frames::sig_expiring(left.as_secs()))
+                }
                 () = tokio::time::sleep_until(pong_due.unwrap_or(next_ping)), if pong_due.is_some() => {
                     Err(Close::PONG_TIMEOUT)
                 }
