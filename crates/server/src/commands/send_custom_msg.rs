@@ -4,7 +4,7 @@
 use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
 
-use super::send_text_msg::{Send, send_as};
+use super::send_text_msg::Send;
 use super::{Call, account};
 use crate::gateway::State;
 use crate::realtime::messages::Body;
@@ -25,11 +25,12 @@ impl super::Handler for Handler {
         })
     }
 
+    /// As `send_text_msg` sends.
     async fn handle<S: Store>(
         state: &State<S>,
         call: &Call<'_>,
         send: Send,
     ) -> Result<Response, ApiError> {
-        send_as(state, call, send).await.map(|_| None)
+        <super::send_text_msg::Handler as super::Handler>::handle(state, call, send).await
     }
 }

@@ -84,8 +84,8 @@ pub(crate) struct LiveFrame {
     pub text: Utf8Bytes,
 }
 
-/// What the fan-out puts in a connection's queue.
-#[derive(Debug)]
+/// What the fan-out puts in a connection's queue (cheap to clone: frames are shared).
+#[derive(Debug, Clone)]
 pub(crate) enum Delivery {
     Event(Arc<EventFrame>),
     Live(Arc<LiveFrame>),
@@ -156,38 +156,25 @@ impl Hub {
     fn dispatch(&self, events: &[RoomEvent]) {
         let mut rooms = self.rooms();
         for event in events {
-            let key = (event.app, event.room.clone());
-            let Some(subscribers) = rooms.get_mut(&key) else {
-                continue;
-            };
-            let frame = Arc::new(EventFrame {
-                room: event.room.clone(),
-                position: event.position,
-                removes: Removes::of(&event.change),
-                text: frames::event(event).to_string().into(),
+            deliver_to(&mut rooms, (event.app, event.room.clone()), || {
+                Delivery::Event(Arc::new(EventFrame {
+                    room: event.room.clone(),
+                    position: event.position,
+                    removes: Removes::of(&event.change),
+                    text: frames::event(event).to_string().into(),
+                }))
             });
-            subscribers.retain(|_, mailbox| mailbox.deliver(Delivery::Event(frame.clone())));
-            if subscribers.is_empty() {
-                rooms.remove(&key);
-            }
         }
     }
 
     /// Hands a live-only frame to the room's subscribers on this server.
     pub fn publish_live(&self, app: AppId, room: &RoomId, text: String) {
-        let mut rooms = self.rooms();
-        let key = (app, room.clone());
-        let Some(subscribers) = rooms.get_mut(&key) else {
-            return;
-        };
-        let frame = Arc::new(LiveFrame {
-            room: room.clone(),
-            text: text.into(),
+        deliver_to(&mut self.rooms(), (app, room.clone()), || {
+            Delivery::Live(Arc::new(LiveFrame {
+                room: room.clone(),
+                text: text.into(),
+            }))
         });
-        subscribers.retain(|_, mailbox| mailbox.deliver(Delivery::Live(frame.clone())));
-        if subscribers.is_empty() {
-            rooms.remove(&key);
-        }
     }
 
     /// Takes `connection` out of `room` and tells it so: its user entered the room again over
@@ -214,6 +201,23 @@ impl Hub {
                 mailbox.deliver(Delivery::Reset(room.clone()));
             }
         }
+    }
+}
+
+/// Queues the delivery `make` builds (once, and only if the room has subscribers) for each of
+/// the room's subscribers; drops those that cannot take it (closing: slow, or gone).
+fn deliver_to(
+    rooms: &mut HashMap<(AppId, RoomId), HashMap<ConnectionId, Mailbox>>,
+    key: (AppId, RoomId),
+    make: impl FnOnce() -> Delivery,
+) {
+    let Some(subscribers) = rooms.get_mut(&key) else {
+        return;
+    };
+    let delivery = make();
+    subscribers.retain(|_, mailbox| mailbox.deliver(delivery.clone()));
+    if subscribers.is_empty() {
+        rooms.remove(&key);
     }
 }
 
