@@ -96,6 +96,16 @@ fn account(fields: &Fields<'_>, field: &'static str) -> Result<Account, ApiError
     )?)
 }
 
+/// The accounts a moderation, administrator or robot request names in `field`: 1 to 20
+/// strings, each a valid account (docs/behaviour.md §14).
+fn request_accounts(
+    fields: &Fields<'_>,
+    field: &'static str,
+) -> Result<std::collections::BTreeSet<Account>, ApiError> {
+    let raw = fields.required(field, Fields::string_array)?;
+    Ok(liveroom_domain::people::request_accounts(field, raw)?)
+}
+
 /// A profile `Value` of `tag`, of the JSON type it came in: a string, or a number that fits
 /// an unsigned 32-bit integer (docs/behaviour.md §13).
 fn profile_value(tag: ProfileTag, value: &Value) -> Result<ProfileValue, ApiError> {
