@@ -63,6 +63,13 @@ bodies = {
     "list_next": {"Next": "1700000000-7-6c6976652d726f6f6d", "Count": 3},
     "get_metadata": {"RoomId": "live-room", "Keys": ["key1", "key2"]},
     "set_metadata": {"RoomId": "live-room", "Metadata": [{"Key": "key1", "Value": "value1"}, {"Key": "key2", "Value": "value2"}]},
+    # §2.3-§2.6: a room's people.
+    "mute": {"RoomId": "test", "MemberList_Account": ["user1", "user2"], "MuteTime": 3600},
+    "muted_list_console": {"RoomId": "test", "Next": "", "Count": 100, "Offset": 0, "Limit": 100},
+    "ban": {"RoomId": "test", "MemberList_Account": ["user1", "user2"], "Reason": "", "Duration": 3600},
+    "banned_list": {"RoomId": "test", "Offset": 0, "Limit": 10},
+    "modify_admin": {"RoomId": "test", "Admin_Account": ["user1"], "OpType": "add"},
+    "robots": {"RoomId": "mix1", "RobotList_Account": ["brennanli"]},
 }
 for name, body in bodies.items():
     write("body", name, json.dumps(body, separators=(",", ":")))

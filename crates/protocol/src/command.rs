@@ -29,6 +29,16 @@ macro_rules! with_commands {
             SendTextMsg = send_text_msg: LiveEngine, Messages, 200, Admin;
             SendCustomMsg = send_custom_msg: LiveEngine, Messages, 200, Admin;
             SendGroupMsg = send_group_msg: ImGroup, Messages, 200, Admin;
+            MuteMember = mute_member: LiveEngine, Members, 200, Admin;
+            GetMutedMemberList = get_muted_member_list: LiveEngine, Members, 200, Admin;
+            BanMember = ban_member: LiveEngine, Members, 200, Admin;
+            UnbanMember = unban_member: LiveEngine, Members, 200, Admin;
+            GetBannedMemberList = get_banned_member_list: LiveEngine, Members, 200, Admin;
+            GetAdminList = get_admin_list: LiveEngine, Members, 200, Admin;
+            ModifyAdmin = modify_admin: LiveEngine, Members, 200, Admin;
+            AddRobot = add_robot: LiveEngine, Members, 100, Admin;
+            DelRobot = del_robot: LiveEngine, Members, 100, Admin;
+            GetRobot = get_robot: LiveEngine, Members, 100, Admin;
             AccountImport = account_import: ImLogin, Accounts, 200, Admin;
             MultiaccountImport = multiaccount_import: ImLogin, Accounts, 200, Admin;
             PortraitGet = portrait_get: Profile, Accounts, 200, Admin;
@@ -98,6 +108,8 @@ impl Service {
 pub enum Family {
     Rooms,
     Metadata,
+    /// A room's people: moderation, administrators, robots (docs/behaviour.md §14), and
+    /// members (§15).
     Members,
     Messages,
     Accounts,
@@ -222,6 +234,11 @@ mod tests {
         assert_eq!(Command::GetRoomStats.default_rate_limit(), 100);
         assert_eq!(Command::PortraitSet.default_rate_limit(), 200);
         assert_eq!(Command::AccountImport.service(), Service::ImLogin);
+        assert_eq!(Command::MuteMember.default_rate_limit(), 200);
+        assert_eq!(Command::GetBannedMemberList.family(), Family::Members);
+        for robots in [Command::AddRobot, Command::DelRobot, Command::GetRobot] {
+            assert_eq!(robots.default_rate_limit(), 100);
+        }
     }
 
     #[test]
@@ -237,6 +254,10 @@ mod tests {
         assert_eq!(
             Command::from_uri_path("/v4/profile/portrait_get"),
             Ok(Command::PortraitGet)
+        );
+        assert_eq!(
+            Command::from_uri_path("/v4/live_engine_http_srv/get_banned_member_list"),
+            Ok(Command::GetBannedMemberList)
         );
         for bad in [
             "/v4/live_engine_http_srv/",

@@ -110,8 +110,9 @@ async fn destroy_room() {
 }
 
 /// `get_room_stats` and its console name `get_room_statistic`: the room's entries as
-/// `TotalViewers`, the other counters 0 until liveroom records them; `destroy_room` answers
-/// the same totals.
+/// `TotalViewers` and its messages as `TotalMsgCount`, gifts and likes 0 until liveroom records
+/// them; `destroy_room` answers the same totals, without `TotalMsgCount` (docs/behaviour.md
+/// §14).
 #[tokio::test]
 async fn get_room_stats() {
     let store = liveroom_store::MemoryStore::new();
@@ -127,11 +128,19 @@ async fn get_room_stats() {
         .import_rooms(APP, [(seen, Default::default())])
         .await
         .unwrap();
+    let id = liveroom_domain::RoomId::parse("seen".into()).unwrap();
+    let counted = liveroom_domain::RoomStats {
+        viewers: 2,
+        messages: 45,
+    };
+    liveroom_store::RoomStore::count(&store, APP, &id, counted)
+        .await
+        .unwrap();
     let server = TestServer::start(store, config()).await;
     for command in ["get_room_stats", "get_room_statistic"] {
         check(
             server.answer(command, r#"{"RoomId":"seen"}"#).await,
-            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"TotalViewers":7,"TotalGiftsSent":0,"TotalGiftCoins":0,"TotalUniqueGiftSenders":0,"TotalLikesReceived":0,"TotalMsgCount":0}}"#,
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"TotalViewers":9,"TotalGiftsSent":0,"TotalGiftCoins":0,"TotalUniqueGiftSenders":0,"TotalLikesReceived":0,"TotalMsgCount":45}}"#,
         );
         check(
             server.answer(command, r#"{"RoomId":"missing"}"#).await,
@@ -145,7 +154,308 @@ async fn get_room_stats() {
     // destroy_room answers the same totals, as the room goes.
     check(
         server.answer("destroy_room", r#"{"RoomId":"seen"}"#).await,
-        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Statistic":{"TotalViewers":7,"TotalGiftsSent":0,"TotalGiftCoins":0,"TotalUniqueGiftSenders":0,"TotalLikesReceived":0}}}"#,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Statistic":{"TotalViewers":9,"TotalGiftsSent":0,"TotalGiftCoins":0,"TotalUniqueGiftSenders":0,"TotalLikesReceived":0}}}"#,
+    );
+    check(
+        server
+            .answer("get_room_stats", r#"{"RoomId":"seen"}"#)
+            .await,
+        r#"{"ActionStatus":"FAIL","ErrorInfo":"room does not exist","ErrorCode":100004,"RequestId":"<ID>"}"#,
+    );
+}
+
+/// The moderation commands (docs/behaviour.md §14): `mute_member`, `ban_member` and
+/// `unban_member` answer the bare envelope; the lists answer in account order, with their
+/// Unix-second ends, only what is in force.
+#[tokio::test]
+async fn moderation_commands() {
+    let server = TestServer::memory().await;
+    given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"test"}}"#).await;
+    let empty = [
+        (
+            "get_muted_member_list",
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"MutedAccountList":[]}}"#,
+        ),
+        (
+            "get_banned_member_list",
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"BannedAccountList":[],"NextOffset":0}}"#,
+        ),
+    ];
+    for (command, answer) in empty {
+        check(server.answer(command, r#"{"RoomId":"test"}"#).await, answer);
+    }
+    check(
+        server
+            .answer(
+                "mute_member",
+                r#"{"RoomId":"test","MemberList_Account":["user2","user1"],"MuteTime":3600}"#,
+            )
+            .await,
+        OK,
+    );
+    // The console's paging fields are ignored.
+    check(
+        server
+            .answer(
+                "get_muted_member_list",
+                r#"{"RoomId":"test","Next":"","Count":10,"Offset":0,"Limit":10}"#,
+            )
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"MutedAccountList":[{"Member_Account":"user1","MutedUntil":1700003600},{"Member_Account":"user2","MutedUntil":1700003600}]}}"#,
+    );
+    check(
+        server
+            .answer(
+                "ban_member",
+                r#"{"RoomId":"test","MemberList_Account":["user2","user1"],"Reason":"","Duration":3600}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server
+            .answer(
+                "get_banned_member_list",
+                r#"{"RoomId":"test","Offset":0,"Limit":10}"#,
+            )
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"BannedAccountList":[{"Member_Account":"user1","BannedUntil":1700003600},{"Member_Account":"user2","BannedUntil":1700003600}],"NextOffset":0}}"#,
+    );
+    check(
+        server
+            .answer("get_banned_member_list", r#"{"RoomId":"test","Limit":1}"#)
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"BannedAccountList":[{"Member_Account":"user1","BannedUntil":1700003600}],"NextOffset":1}}"#,
+    );
+    check(
+        server
+            .answer(
+                "unban_member",
+                r#"{"RoomId":"test","MemberList_Account":["user1","user2"]}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server
+            .answer(
+                "mute_member",
+                r#"{"RoomId":"test","MemberList_Account":["user1"],"MuteTime":0}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server
+            .answer("get_muted_member_list", r#"{"RoomId":"test"}"#)
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"MutedAccountList":[{"Member_Account":"user2","MutedUntil":1700003600}]}}"#,
+    );
+}
+
+/// `get_admin_list`, `modify_admin`, `add_robot`, `del_robot` and `get_robot`
+/// (docs/behaviour.md §14).
+#[tokio::test]
+async fn admin_and_robot_commands() {
+    let server = TestServer::memory().await;
+    given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"mix1"}}"#).await;
+    given(
+        &server,
+        "im_open_login_svc/multiaccount_import",
+        r#"{"Accounts":["brennanli","brennanli2"]}"#,
+    )
+    .await;
+    check(
+        server
+            .answer("get_admin_list", r#"{"RoomId":"mix1"}"#)
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Admin_Account":[]}}"#,
+    );
+    check(
+        server
+            .answer(
+                "modify_admin",
+                r#"{"RoomId":"mix1","Admin_Account":["user2","user1"],"OpType":"add"}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server
+            .answer("get_admin_list", r#"{"RoomId":"mix1"}"#)
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Admin_Account":["user1","user2"]}}"#,
+    );
+    check(
+        server
+            .answer(
+                "modify_admin",
+                r#"{"RoomId":"mix1","Admin_Account":["user1"],"OpType":"delete"}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server
+            .answer("get_admin_list", r#"{"RoomId":"mix1"}"#)
+            .await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Admin_Account":["user2"]}}"#,
+    );
+    check(
+        server.answer("get_robot", r#"{"RoomId":"mix1"}"#).await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"RobotList_Account":[]}}"#,
+    );
+    check(
+        server
+            .answer(
+                "add_robot",
+                r#"{"RoomId":"mix1","RobotList_Account":["brennanli2","brennanli"]}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server.answer("get_robot", r#"{"RoomId":"mix1"}"#).await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"RobotList_Account":["brennanli","brennanli2"]}}"#,
+    );
+    check(
+        server
+            .answer(
+                "del_robot",
+                r#"{"RoomId":"mix1","RobotList_Account":["brennanli"]}"#,
+            )
+            .await,
+        OK,
+    );
+    check(
+        server.answer("get_robot", r#"{"RoomId":"mix1"}"#).await,
+        r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"RobotList_Account":["brennanli2"]}}"#,
+    );
+}
+
+/// One answer per kind of failure of the room-people commands (docs/behaviour.md §14).
+#[tokio::test]
+async fn room_people_failures() {
+    let server = TestServer::memory().await;
+    given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"r1"}}"#).await;
+    let fail = |code: u32, info: &str| {
+        format!(
+            r#"{{"ActionStatus":"FAIL","ErrorInfo":"{info}","ErrorCode":{code},"RequestId":"<ID>"}}"#
+        )
+    };
+    let many = (0..21)
+        .map(|i| format!("\"u{i}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cases = [
+        (
+            "mute_member",
+            r#"{"RoomId":"nope","MemberList_Account":["a"],"MuteTime":60}"#.to_owned(),
+            fail(100004, "room does not exist"),
+        ),
+        (
+            "mute_member",
+            r#"{"MemberList_Account":["a"],"MuteTime":60}"#.to_owned(),
+            fail(100002, "missing required field RoomId"),
+        ),
+        (
+            "mute_member",
+            r#"{"RoomId":"r1","MuteTime":60}"#.to_owned(),
+            fail(100002, "missing required field MemberList_Account"),
+        ),
+        (
+            "mute_member",
+            format!(r#"{{"RoomId":"r1","MemberList_Account":[{many}],"MuteTime":60}}"#),
+            fail(
+                100002,
+                "invalid MemberList_Account: must name 1 to 20 accounts",
+            ),
+        ),
+        (
+            "mute_member",
+            r#"{"RoomId":"r1","MemberList_Account":["a"]}"#.to_owned(),
+            fail(100002, "missing required field MuteTime"),
+        ),
+        (
+            "mute_member",
+            r#"{"RoomId":"r1","MemberList_Account":["a"],"MuteTime":-1}"#.to_owned(),
+            fail(100002, "invalid MuteTime: must be 0 to 315360000 seconds"),
+        ),
+        (
+            "ban_member",
+            r#"{"RoomId":"r1","MemberList_Account":["a"],"Duration":0}"#.to_owned(),
+            fail(100002, "invalid Duration: must be 1 to 315360000 seconds"),
+        ),
+        (
+            "ban_member",
+            format!(
+                r#"{{"RoomId":"r1","MemberList_Account":["a"],"Duration":60,"Reason":"{}"}}"#,
+                "r".repeat(201)
+            ),
+            fail(100002, "invalid Reason: must be at most 200 bytes"),
+        ),
+        (
+            "ban_member",
+            r#"{"RoomId":"r1","MemberList_Account":[""],"Duration":60}"#.to_owned(),
+            fail(100002, "invalid MemberList_Account: must be 1 to 32 bytes"),
+        ),
+        (
+            "unban_member",
+            r#"{"RoomId":"r1","MemberList_Account":[]}"#.to_owned(),
+            fail(
+                100002,
+                "invalid MemberList_Account: must name 1 to 20 accounts",
+            ),
+        ),
+        (
+            "get_banned_member_list",
+            r#"{"RoomId":"r1","Limit":101}"#.to_owned(),
+            fail(100002, "invalid Limit: must be 1 to 100"),
+        ),
+        (
+            "get_banned_member_list",
+            r#"{"RoomId":"r1","Offset":-1}"#.to_owned(),
+            fail(100002, "invalid Offset: must be 0 or more"),
+        ),
+        (
+            "modify_admin",
+            r#"{"RoomId":"r1","Admin_Account":["a"],"OpType":"set"}"#.to_owned(),
+            fail(100002, r#"invalid OpType: must be \"add\" or \"delete\""#),
+        ),
+        (
+            "add_robot",
+            r#"{"RoomId":"r1","RobotList_Account":["ghost"]}"#.to_owned(),
+            fail(
+                100002,
+                r#"invalid RobotList_Account: \"ghost\" is not an imported account"#,
+            ),
+        ),
+        (
+            "get_robot",
+            r#"{"RoomId":"nope"}"#.to_owned(),
+            fail(100004, "room does not exist"),
+        ),
+    ];
+    for (command, body, expected) in cases {
+        check(server.answer(command, &body).await, &expected);
+    }
+    given(
+        &server,
+        "modify_admin",
+        r#"{"RoomId":"r1","Admin_Account":["a1","a2","a3","a4","a5"],"OpType":"add"}"#,
+    )
+    .await;
+    check(
+        server
+            .answer(
+                "modify_admin",
+                r#"{"RoomId":"r1","Admin_Account":["a6"],"OpType":"add"}"#,
+            )
+            .await,
+        &fail(
+            100002,
+            "invalid Admin_Account: a room holds at most 5 administrators",
+        ),
     );
 }
 

@@ -335,7 +335,7 @@ async fn messages_reach_the_members_connected_now_and_are_counted() {
         ),
         (Some("like"), Some(common::ADMIN))
     );
-    assert_eq!(stats(&server, "r").await["TotalMsgCount"], 7);
+    assert_eq!(stats(&server, "r").await["TotalMsgCount"], 6);
 }
 
 #[tokio::test]

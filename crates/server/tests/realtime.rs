@@ -5,25 +5,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{APP, TestServer, close_code, config, create_room, rest_set, server_code, within};
+use common::{
+    APP, TestServer, close_code, config, create_room, next_room_event, rest_set, server_code,
+    within,
+};
 use futures_util::{SinkExt, StreamExt};
-use liveroom_client::{Client, Event, Mode, Position};
+use liveroom_client::{Client, Mode, Position};
 use liveroom_server::{AppConfig, RealtimeConfig, SecretKey, ServerConfig};
 use liveroom_store::{MemoryStore, Retention, SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// The next room event or control event; live events (presence, messages) are the subject
-/// of tests/members.rs and skipped here.
-async fn next_event(client: &mut Client) -> Event {
-    loop {
-        let event = within(client.next_event()).await.unwrap();
-        if event.position.is_some() || event.ev.starts_with("sub.") {
-            return event;
-        }
-    }
-}
 
 fn realtime(config: RealtimeConfig) -> ServerConfig {
     ServerConfig {
@@ -155,18 +147,18 @@ async fn entering_gives_a_snapshot_then_every_change_in_order() {
         .await;
     for client in [&mut alice, &mut bob] {
         for (i, rev) in (3..=7).enumerate() {
-            let event = next_event(client).await;
+            let event = next_room_event(client).await;
             assert_eq!(event.ev, "room.metadata.set");
             assert_eq!(event.position, Some(Position { epoch, rev }));
             assert_eq!(event.d, json!({"metadata": {"k": i.to_string()}}));
             assert_eq!(event.ts, Some(common::START * 1000));
         }
-        let deleted = next_event(client).await;
+        let deleted = next_room_event(client).await;
         assert_eq!(
             (deleted.ev.as_str(), deleted.d.clone()),
             ("room.metadata.deleted", json!({"keys": ["a"]}))
         );
-        let info = next_event(client).await;
+        let info = next_room_event(client).await;
         assert_eq!(info.ev, "room.info");
         assert_eq!(info.position, Some(Position { epoch, rev: 9 }));
         assert_eq!(info.d, json!({"info": {"RoomName": "renamed"}}));
@@ -184,7 +176,7 @@ async fn only_the_owner_writes_metadata_and_everyone_sees_it() {
         .await
         .unwrap();
     assert_eq!(written.rev, 2);
-    let event = next_event(&mut bob).await;
+    let event = next_room_event(&mut bob).await;
     assert_eq!(event.position, Some(written));
     assert_eq!(event.d, json!({"metadata": {"j": "w", "k": "v"}}));
     let error = within(bob.set_metadata("r", &[("k", "bob")]))
@@ -224,7 +216,7 @@ async fn only_the_owner_writes_metadata_and_everyone_sees_it() {
         json!({"Metadata": [{"Key": "k", "Value": "v"}]})
     );
     // Refused writes appended nothing: the next event bob sees is the delete.
-    let event = next_event(&mut bob).await;
+    let event = next_room_event(&mut bob).await;
     assert_eq!(
         (event.ev.as_str(), event.position.unwrap().rev),
         ("room.metadata.deleted", 3)
@@ -238,7 +230,7 @@ async fn resuming_with_since_gives_exactly_the_missed_events() {
     let mut client = server.connect("bob").await;
     within(client.enter("r")).await.unwrap();
     rest_set(&server, "r", "k", "1").await;
-    assert_eq!(next_event(&mut client).await.position.unwrap().rev, 2);
+    assert_eq!(next_room_event(&mut client).await.position.unwrap().rev, 2);
     let before = client.position("r").unwrap();
     // Missed while away.
     for value in ["2", "3", "4"] {
@@ -264,7 +256,7 @@ async fn resuming_with_since_gives_exactly_the_missed_events() {
     assert_eq!(entered.events[2].d, json!({"metadata": {"k": "4"}}));
     // Then live, from the next one on.
     rest_set(&server, "r", "k", "5").await;
-    assert_eq!(next_event(&mut resumed).await.position.unwrap().rev, 6);
+    assert_eq!(next_room_event(&mut resumed).await.position.unwrap().rev, 6);
     // Already up to date: an empty delta.
     let again = within(resumed.enter("r")).await.unwrap();
     assert_eq!(
@@ -321,7 +313,7 @@ async fn destroy_ends_the_subscription_and_a_recreated_room_is_a_new_epoch() {
         rev: entered.rev,
     };
     server.ok("destroy_room", json!({"RoomId": "r"})).await;
-    let destroyed = next_event(&mut client).await;
+    let destroyed = next_room_event(&mut client).await;
     assert_eq!(destroyed.ev, "room.destroyed");
     assert_eq!(destroyed.position, Some(Position { rev: 2, ..old }));
     assert_eq!(client.position("r"), None);
@@ -344,7 +336,7 @@ async fn destroy_ends_the_subscription_and_a_recreated_room_is_a_new_epoch() {
     assert_eq!(entered.rev, 1);
     // The subscription ended with the destroy: the first event to arrive is of the new one.
     rest_set(&server, "r", "k", "v").await;
-    let event = next_event(&mut client).await;
+    let event = next_room_event(&mut client).await;
     assert_eq!(
         event.position,
         Some(Position {
@@ -386,7 +378,7 @@ async fn a_slow_reader_is_closed_4008_while_others_keep_receiving() {
                 json!({"RoomId": "r", "Metadata": metadata}),
             )
             .await;
-        let event = next_event(&mut fast).await;
+        let event = next_room_event(&mut fast).await;
         assert_eq!(event.position.unwrap().rev, write + 2);
         if write % 16 == 15 {
             let metrics = server
@@ -691,7 +683,7 @@ async fn a_resume_after_a_restart_continues_from_the_log_on_disk() {
     let mut client = server.connect("bob").await;
     within(client.enter("r")).await.unwrap();
     rest_set(&server, "r", "k", "1").await;
-    assert_eq!(next_event(&mut client).await.position.unwrap().rev, 2);
+    assert_eq!(next_room_event(&mut client).await.position.unwrap().rev, 2);
     server.stop().await;
     // The stop closed it with 4100: reconnect allowed.
     let error = within(client.next_event()).await.unwrap_err();
@@ -717,7 +709,7 @@ async fn a_resume_after_a_restart_continues_from_the_log_on_disk() {
         .collect();
     assert_eq!(revs, [3, 4]);
     rest_set(&server, "r", "k", "4").await;
-    assert_eq!(next_event(&mut resumed).await.position.unwrap().rev, 5);
+    assert_eq!(next_room_event(&mut resumed).await.position.unwrap().rev, 5);
     server.stop().await;
 }
 

@@ -7,7 +7,7 @@ use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
 use serde::Serialize;
 
-use super::{Call, Totals, existing_room, respond, write};
+use super::{Call, Totals, respond, write};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
@@ -30,12 +30,13 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         room: RoomId,
     ) -> Result<Response, ApiError> {
-        // The totals as the room was just before; the destroy itself decides 100004.
-        let last = existing_room(state, call, &room).await?;
+        // The totals as the room was just before (docs/behaviour.md §14); the destroy itself
+        // decides 100004 too, should the room go in between.
+        let last = Totals::read(state, call, &room).await?;
         write(state, call, DestroyRoom(room)).await?;
         let statistic = Totals {
             total_msg_count: None,
-            ..Totals::of(&last.room)
+            ..last
         };
         Ok(respond(&Destroyed { statistic }))
     }

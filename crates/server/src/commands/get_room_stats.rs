@@ -1,10 +1,11 @@
-//! `get_room_stats`: `{"RoomId"}` → the room's cumulative statistics (docs/behaviour.md §6).
+//! `get_room_stats`: `{"RoomId"}` → the room's cumulative statistics (docs/behaviour.md §6,
+//! §14).
 
 use liveroom_domain::RoomId;
 use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
 
-use super::{Call, Totals, existing_room, respond};
+use super::{Call, Totals, respond};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
@@ -21,7 +22,6 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         room: RoomId,
     ) -> Result<Response, ApiError> {
-        let room = existing_room(state, call, &room).await?;
-        Ok(respond(&Totals::of(&room.room)))
+        Ok(respond(&Totals::read(state, call, &room).await?))
     }
 }

@@ -96,6 +96,16 @@ fn account(fields: &Fields<'_>, field: &'static str) -> Result<Account, ApiError
     )?)
 }
 
+/// The accounts a moderation, administrator or robot request names in `field`: 1 to 20
+/// strings, each a valid account (docs/behaviour.md §14).
+fn request_accounts(
+    fields: &Fields<'_>,
+    field: &'static str,
+) -> Result<std::collections::BTreeSet<Account>, ApiError> {
+    let raw = fields.required(field, Fields::string_array)?;
+    Ok(liveroom_domain::people::request_accounts(field, raw)?)
+}
+
 /// A profile `Value` of `tag`, of the JSON type it came in: a string, or a number that fits
 /// an unsigned 32-bit integer (docs/behaviour.md §13).
 fn profile_value(tag: ProfileTag, value: &Value) -> Result<ProfileValue, ApiError> {
@@ -165,8 +175,8 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
 }
 
 /// A room's cumulative statistics, as `get_room_stats` and `destroy_room` answer them
-/// (docs/behaviour.md §6): `TotalViewers` is the room's entries; gifts, likes and messages
-/// count from 0 until liveroom records them.
+/// (docs/behaviour.md §6, §14): `TotalViewers` is the room's entries and `TotalMsgCount` the
+/// messages sent into it; gifts and likes count from 0 until liveroom records them.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Totals {
@@ -181,15 +191,26 @@ struct Totals {
 }
 
 impl Totals {
-    fn of(room: &liveroom_domain::Room) -> Self {
-        Self {
-            total_viewers: room.view_count,
+    /// The room's totals as the store counts them now, or 100004.
+    async fn read<S: Store>(
+        state: &State<S>,
+        call: &Call<'_>,
+        room: &liveroom_domain::RoomId,
+    ) -> Result<Self, ApiError> {
+        let stats = state
+            .store
+            .stats(call.app, room)
+            .await
+            .map_err(store_error)?
+            .ok_or(DomainError::RoomNotFound)?;
+        Ok(Self {
+            total_viewers: stats.viewers,
             total_gifts_sent: 0,
             total_gift_coins: 0,
             total_unique_gift_senders: 0,
             total_likes_received: 0,
-            total_msg_count: Some(0),
-        }
+            total_msg_count: Some(stats.messages),
+        })
     }
 }
 

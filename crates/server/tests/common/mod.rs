@@ -291,3 +291,14 @@ pub async fn rest_set(server: &TestServer, room: &str, key: &str, value: &str) {
         )
         .await;
 }
+
+/// The next room event or control event of `client`; live events (presence, messages) are
+/// skipped.
+pub async fn next_room_event(client: &mut liveroom_client::Client) -> liveroom_client::Event {
+    loop {
+        let event = within(client.next_event()).await.unwrap();
+        if event.position.is_some() || event.ev.starts_with("sub.") {
+            return event;
+        }
+    }
+}
