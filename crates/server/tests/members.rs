@@ -509,3 +509,165 @@ async fn a_destroyed_room_has_no_members() {
     let entered = within(bob.enter("r")).await.unwrap();
     assert_eq!(entered.members, 1);
 }
+
+#[tokio::test]
+async fn a_ban_removes_the_member_everywhere_and_bars_its_return() {
+    let server = TestServer::memory().await;
+    create_room(&server, "r", "alice").await;
+    let mut alice = server.connect("alice").await;
+    within(alice.enter("r")).await.unwrap();
+    let mut bob = server.connect("bob").await;
+    within(bob.enter("r")).await.unwrap();
+    let ban =
+        json!({"RoomId": "r", "MemberList_Account": ["bob"], "Duration": 60, "Reason": "spam"});
+    server.ok("ban_member", ban).await;
+    // Bob sees the ban, then his subscription ends.
+    let banned = common::next_room_event(&mut bob).await;
+    assert_eq!(banned.ev, "member.banned");
+    assert_eq!(banned.d["reason"], "spam");
+    let ended = common::next_room_event(&mut bob).await;
+    assert_eq!(
+        (ended.ev.as_str(), ended.d.clone()),
+        ("sub.ended", json!({"reason": "banned"}))
+    );
+    // Alice sees the ban and Bob leave, kicked.
+    assert_eq!(
+        common::next_room_event(&mut alice).await.ev,
+        "member.banned"
+    );
+    let left = loop {
+        let event = next_live(&mut alice).await;
+        if event.ev == "member.leave" {
+            break event;
+        }
+    };
+    assert_eq!(
+        (left.d["user"]["id"].as_str(), left.d["cause"].as_str()),
+        (Some("bob"), Some("Kicked"))
+    );
+    let list = server.ok("get_member_list", json!({"RoomId": "r"})).await;
+    assert_eq!(list["MemberCount"], 1);
+    // Barred from entering and from watching until the ban ends or is lifted.
+    for error in [
+        within(bob.enter("r")).await.unwrap_err(),
+        within(bob.watch("r")).await.unwrap_err(),
+    ] {
+        assert_eq!(server_code(error), 10007);
+    }
+    server
+        .ok(
+            "unban_member",
+            json!({"RoomId": "r", "MemberList_Account": ["bob"]}),
+        )
+        .await;
+    within(bob.enter("r")).await.unwrap();
+    // A ban also ends of itself.
+    let ban = json!({"RoomId": "r", "MemberList_Account": ["carol"], "Duration": 5});
+    server.ok("ban_member", ban).await;
+    let mut carol = server.connect("carol").await;
+    assert_eq!(
+        server_code(within(carol.enter("r")).await.unwrap_err()),
+        10007
+    );
+    server.clock.advance(std::time::Duration::from_secs(5));
+    within(carol.enter("r")).await.unwrap();
+}
+
+#[tokio::test]
+async fn muted_members_cannot_speak_and_administrators_may_write_metadata() {
+    let server = TestServer::memory().await;
+    create_room(&server, "r", "alice").await;
+    let mut bob = server.connect("bob").await;
+    within(bob.enter("r")).await.unwrap();
+    server
+        .ok(
+            "mute_member",
+            json!({"RoomId": "r", "MemberList_Account": ["bob"], "MuteTime": 30}),
+        )
+        .await;
+    let muted = common::next_room_event(&mut bob).await;
+    assert_eq!(
+        muted.d,
+        json!({"users": ["bob"], "until": common::START + 30})
+    );
+    assert_eq!(
+        server_code(within(bob.send_text("r", "hi", None)).await.unwrap_err()),
+        10017
+    );
+    let rest = json!({"RoomId": "r", "Sender_Account": "bob", "TextContent": "hi"});
+    assert_eq!(server.code("send_text_msg", rest.clone()).await, 10017);
+    // Entering again shows the standing.
+    let mut phone = server.connect("bob").await;
+    let entered = within(phone.enter("r")).await.unwrap();
+    assert_eq!(
+        entered.standing,
+        json!({"role": "member", "muted_until": common::START + 30})
+    );
+    server.clock.advance(std::time::Duration::from_secs(30));
+    within(phone.send_text("r", "back", None)).await.unwrap();
+    server.ok("send_text_msg", rest).await;
+
+    assert_eq!(
+        server_code(
+            within(phone.set_metadata("r", &[("k", "v")]))
+                .await
+                .unwrap_err()
+        ),
+        100006
+    );
+    server
+        .ok(
+            "modify_admin",
+            json!({"RoomId": "r", "Admin_Account": ["bob"], "OpType": "add"}),
+        )
+        .await;
+    within(phone.set_metadata("r", &[("k", "v")]))
+        .await
+        .unwrap();
+    within(phone.del_metadata("r", &["k"])).await.unwrap();
+    // An administrator speaks when messages are disabled.
+    server
+        .ok(
+            "update_room_info",
+            json!({"RoomInfo": {"RoomId": "r", "IsMessageDisabled": true}}),
+        )
+        .await;
+    within(phone.send_text("r", "admin speaks", None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn robots_are_members_and_may_own_the_room() {
+    let server = TestServer::memory().await;
+    import(&server, "bot", "Bot").await;
+    server
+        .ok(
+            "create_room",
+            json!({"RoomInfo": {"RoomId": "r", "Owner_Account": "alice", "MaxMemberCount": 2}}),
+        )
+        .await;
+    server
+        .ok(
+            "add_robot",
+            json!({"RoomId": "r", "RobotList_Account": ["bot"]}),
+        )
+        .await;
+    let list = server.ok("get_member_list", json!({"RoomId": "r"})).await;
+    assert_eq!(list["MemberCount"], 1);
+    assert_eq!(list["MemberList"], json!([{"Member_Account": "bot"}]));
+    let mut alice = server.connect("alice").await;
+    assert_eq!(within(alice.enter("r")).await.unwrap().members, 2);
+    // The robot fills the room's second place.
+    let mut bob = server.connect("bob").await;
+    assert_eq!(
+        server_code(within(bob.enter("r")).await.unwrap_err()),
+        10014
+    );
+    server
+        .ok(
+            "change_room_owner",
+            json!({"RoomId": "r", "NewOwner_Account": "bot"}),
+        )
+        .await;
+}
