@@ -52,6 +52,9 @@ pub enum DomainError {
     /// its administrators.
     #[error("messages are disabled in this room")]
     MessagesDisabled,
+    /// A compare-and-set write expected another metadata revision; `current` is the room's.
+    #[error("the room's metadata is at revision {current}, not the one expected")]
+    RevisionMismatch { current: u64 },
     /// The RoomId was destroyed within the current second (docs/behaviour.md §5).
     #[error("the same RoomId can be created at most once per second")]
     CreatedTooSoon,

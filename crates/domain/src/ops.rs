@@ -147,6 +147,28 @@ impl<O: RoomOperation> RoomOperation for AsManager<O> {
     }
 }
 
+/// Compare-and-set: `operation` runs only while the room's metadata revision is `expected`
+/// (docs/behaviour.md §7, "Compare-and-set"); otherwise nothing changes.
+#[derive(Debug)]
+pub struct IfRevision<O> {
+    pub expected: u64,
+    pub operation: O,
+}
+
+impl<O: RoomOperation> RoomOperation for IfRevision<O> {
+    fn room(&self) -> &RoomId {
+        self.operation.room()
+    }
+
+    fn decide(&self, slot: &RoomSlot, now: Duration) -> Result<Vec<RoomChange>, DomainError> {
+        let current = live(slot)?.room.revision;
+        if current != self.expected {
+            return Err(DomainError::RevisionMismatch { current });
+        }
+        self.operation.decide(slot, now)
+    }
+}
+
 /// Accounts of `asked` for which `keep` holds, as a list for an event.
 fn those(asked: &BTreeSet<Account>, keep: impl Fn(&Account) -> bool) -> Vec<Account> {
     asked.iter().filter(|a| keep(a)).cloned().collect()
@@ -523,6 +545,31 @@ mod tests {
             run(&mut slot, &set("owner"), 10),
             Err(DomainError::NoPermission)
         );
+    }
+
+    #[test]
+    fn a_stale_revision_changes_nothing() {
+        let mut slot = room_at(10);
+        let set = |expected| IfRevision {
+            expected,
+            operation: SetMetadata {
+                room: id(),
+                entries: MetadataEntries::new(vec![
+                    crate::MetadataEntry::new("k".into(), "v".into()).unwrap(),
+                ])
+                .unwrap(),
+            },
+        };
+        assert_eq!(
+            run(&mut slot, &set(1), 10),
+            Err(DomainError::RevisionMismatch { current: 0 })
+        );
+        assert_eq!(run(&mut slot, &set(0), 10), Ok(1));
+        assert_eq!(
+            run(&mut slot, &set(0), 10),
+            Err(DomainError::RevisionMismatch { current: 1 })
+        );
+        assert_eq!(run(&mut slot, &set(1), 10), Ok(1));
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub enum ErrorCode {
     RoomIdExistsSameOwner,
     /// 100012: the same RoomId was created less than a second ago.
     CreateFreqLimit,
+    /// 190001 (liveroom's own, outside Tencent's ranges): a compare-and-set write expected
+    /// another metadata revision.
+    RevisionMismatch,
     /// 100500
     MetadataTooManyKeys,
     /// 100501
@@ -124,6 +127,7 @@ impl ErrorCode {
             NotEnabled => 100007,
             RoomIdExistsSameOwner => 100010,
             CreateFreqLimit => 100012,
+            RevisionMismatch => 190001,
             MetadataTooManyKeys => 100500,
             MetadataValueTooLarge => 100501,
             MetadataTooLarge => 100502,
@@ -204,6 +208,7 @@ impl From<DomainError> for ApiError {
             DomainError::RoomFull => ErrorCode::RoomFull,
             DomainError::Muted { .. } | DomainError::MessagesDisabled => ErrorCode::Muted,
             DomainError::CreatedTooSoon => ErrorCode::CreateFreqLimit,
+            DomainError::RevisionMismatch { .. } => ErrorCode::RevisionMismatch,
             // A defect, not the request's fault: answered like a storage failure.
             DomainError::OutOfOrder => return Self::internal(),
         };

@@ -467,3 +467,53 @@ async fn destroy_removes_metadata() {
         json!({"Metadata": []})
     );
 }
+
+#[tokio::test]
+async fn metadata_writes_may_be_compare_and_set_on_the_revision() {
+    let server = TestServer::memory().await;
+    server
+        .ok("create_room", json!({"RoomInfo": {"RoomId": "r"}}))
+        .await;
+    let get = |with| json!({"RoomId": "r", "Keys": [], "WithRevision": with});
+    assert_eq!(
+        server.ok("get_room_metadata", get(true)).await,
+        json!({"Metadata": [], "Revision": 0})
+    );
+    // Without the extension, Tencent's answer exactly.
+    assert_eq!(
+        server.ok("get_room_metadata", get(false)).await,
+        json!({"Metadata": []})
+    );
+    let set = |expected: i64| json!({"RoomId": "r", "Metadata": [{"Key": "k", "Value": expected.to_string()}], "ExpectedRevision": expected});
+    assert_eq!(server.code("set_room_metadata", set(1)).await, 190001);
+    assert_eq!(server.code("set_room_metadata", set(-1)).await, 100002);
+    server.ok("set_room_metadata", set(0)).await;
+    assert_eq!(server.code("set_room_metadata", set(0)).await, 190001);
+    let answer = server.ok("get_room_metadata", get(true)).await;
+    assert_eq!(
+        answer,
+        json!({"Metadata": [{"Key": "k", "Value": "0"}], "Revision": 1})
+    );
+    let delete =
+        |expected: i64| json!({"RoomId": "r", "Keys": ["k"], "ExpectedRevision": expected});
+    assert_eq!(server.code("del_room_metadata", delete(0)).await, 190001);
+    server.ok("del_room_metadata", delete(1)).await;
+    // The room's own rules still come first: a missing room is 100004 whatever the revision.
+    let missing = json!({"RoomId": "nope", "Keys": ["k"], "ExpectedRevision": 0});
+    assert_eq!(server.code("del_room_metadata", missing).await, 100004);
+
+    // Over the real-time gateway: `if_revision`, and the revision in the answers.
+    let mut owner = server.connect(ADMIN).await;
+    let read = within(owner.request("get_metadata", json!({"room": "r"})))
+        .await
+        .unwrap();
+    assert_eq!(read, json!({"metadata": {}, "revision": 2}));
+    let stale = json!({"room": "r", "metadata": {"k": "v"}, "if_revision": 1});
+    let error = within(owner.request("set_metadata", stale))
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(error), 190001);
+    let fresh = json!({"room": "r", "metadata": {"k": "v"}, "if_revision": 2});
+    let written = within(owner.request("set_metadata", fresh)).await.unwrap();
+    assert_eq!(written["revision"], 3);
+}

@@ -6,27 +6,29 @@ use liveroom_domain::ops::DeleteMetadata;
 use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
 
-use super::{Call, acknowledge};
+use super::{Call, Conditional};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
 
 impl super::Handler for Handler {
-    type Request = DeleteMetadata;
+    type Request = Conditional<DeleteMetadata>;
 
-    /// `Keys`: a non-empty array of strings.
-    fn parse(fields: &Fields<'_>, _: &Call<'_>) -> Result<DeleteMetadata, ApiError> {
-        Ok(DeleteMetadata {
+    /// `Keys`: a non-empty array of strings; `ExpectedRevision` (optional) makes it a
+    /// compare-and-set.
+    fn parse(fields: &Fields<'_>, _: &Call<'_>) -> Result<Conditional<DeleteMetadata>, ApiError> {
+        let delete = DeleteMetadata {
             room: fields.room_id()?,
             keys: DeleteKeys::new(fields.required("Keys", Fields::string_array)?)?,
-        })
+        };
+        Conditional::parse(fields, delete)
     }
 
     async fn handle<S: Store>(
         state: &State<S>,
         call: &Call<'_>,
-        delete: DeleteMetadata,
+        delete: Conditional<DeleteMetadata>,
     ) -> Result<Response, ApiError> {
-        acknowledge(state, call, delete).await
+        delete.acknowledge(state, call).await
     }
 }

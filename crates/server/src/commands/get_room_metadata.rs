@@ -14,12 +14,16 @@ pub(crate) struct Handler;
 pub(crate) struct Get {
     room: RoomId,
     keys: Vec<String>,
+    /// `WithRevision: true` (a liveroom extension) adds the metadata revision to the answer.
+    with_revision: bool,
 }
 
 #[derive(Serialize)]
 struct Answer<'a> {
     #[serde(rename = "Metadata")]
     metadata: Vec<Pair<'a>>,
+    #[serde(rename = "Revision", skip_serializing_if = "Option::is_none")]
+    revision: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +40,7 @@ impl super::Handler for Handler {
         Ok(Get {
             room: fields.room_id()?,
             keys: fields.required("Keys", Fields::string_array)?,
+            with_revision: fields.bool("WithRevision")?.unwrap_or(false),
         })
     }
 
@@ -49,6 +54,7 @@ impl super::Handler for Handler {
             .into_iter()
             .map(|(key, value)| Pair { key, value })
             .collect();
-        Ok(respond(&Answer { metadata }))
+        let revision = get.with_revision.then_some(room.room.revision);
+        Ok(respond(&Answer { metadata, revision }))
     }
 }

@@ -6,16 +6,17 @@ use liveroom_domain::{MetadataEntries, MetadataEntry};
 use liveroom_protocol::{ApiError, ErrorCode, Fields, Response};
 use liveroom_store::Store;
 
-use super::{Call, acknowledge};
+use super::{Call, Conditional};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
 
 impl super::Handler for Handler {
-    type Request = SetMetadata;
+    type Request = Conditional<SetMetadata>;
 
-    /// `Metadata`: a non-empty array of `{"Key": string, "Value": string}`.
-    fn parse(fields: &Fields<'_>, _: &Call<'_>) -> Result<SetMetadata, ApiError> {
+    /// `Metadata`: a non-empty array of `{"Key": string, "Value": string}`; `ExpectedRevision`
+    /// (optional) makes it a compare-and-set.
+    fn parse(fields: &Fields<'_>, _: &Call<'_>) -> Result<Conditional<SetMetadata>, ApiError> {
         let room = fields.room_id()?;
         let entries = fields
             .required("Metadata", Fields::array)?
@@ -33,17 +34,18 @@ impl super::Handler for Handler {
                 Ok(MetadataEntry::new(key, value)?)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok(SetMetadata {
+        let set = SetMetadata {
             room,
             entries: MetadataEntries::new(entries)?,
-        })
+        };
+        Conditional::parse(fields, set)
     }
 
     async fn handle<S: Store>(
         state: &State<S>,
         call: &Call<'_>,
-        set: SetMetadata,
+        set: Conditional<SetMetadata>,
     ) -> Result<Response, ApiError> {
-        acknowledge(state, call, set).await
+        set.acknowledge(state, call).await
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use liveroom_domain::ops::{AsManager, DeleteMetadata, SetMetadata};
+use liveroom_domain::ops::{AsManager, DeleteMetadata, IfRevision, SetMetadata};
 use liveroom_domain::{
     Account, AppId, DeleteKeys, DomainError, MetadataEntries, MetadataEntry, Position, ProfileTag,
     ProfileValue, RoomChange, RoomId, RoomState, RoomStats, select_metadata,
@@ -167,7 +167,7 @@ impl<S: Store> Session<S> {
                     .into_iter()
                     .map(|(key, value)| (key.to_owned(), Value::from(value)))
                     .collect();
-                Ok(json!({"metadata": metadata}))
+                Ok(json!({"metadata": metadata, "revision": state.room.revision}))
             }
             Op::SetMetadata => {
                 self.enabled(Command::SetRoomMetadata)?;
@@ -181,7 +181,7 @@ impl<S: Store> Session<S> {
                     room,
                     entries: MetadataEntries::new(entries)?,
                 };
-                self.write_as_manager(set).await
+                self.write_as_manager(&d, set).await
             }
             Op::DelMetadata => {
                 self.enabled(Command::DelRoomMetadata)?;
@@ -189,7 +189,7 @@ impl<S: Store> Session<S> {
                     room: room_field(&d)?,
                     keys: DeleteKeys::new(d.required("keys", Fields::string_array)?)?,
                 };
-                self.write_as_manager(delete).await
+                self.write_as_manager(&d, delete).await
             }
         }
     }
@@ -218,23 +218,38 @@ impl<S: Store> Session<S> {
         }
     }
 
-    /// A metadata write by a room member: the room's owner and administrators only (100006).
-    /// Answers where the write put the room.
+    /// A metadata write by a room member: the room's owner and administrators only (100006),
+    /// and with `if_revision` only while the metadata is at that revision (190001). Answers
+    /// where the write put the room and its metadata revision.
     async fn write_as_manager(
         &self,
+        d: &Fields<'_>,
         operation: impl liveroom_domain::RoomOperation,
     ) -> Result<Value, ApiError> {
-        let operation = AsManager {
-            caller: self.user.clone(),
-            operation,
+        let expected = d
+            .int("if_revision")?
+            .map(|r| {
+                u64::try_from(r).map_err(|_| invalid("invalid if_revision: must not be negative"))
+            })
+            .transpose()?;
+        let caller = self.user.clone();
+        let committed = match expected {
+            None => write(&self.state, &self.call(), AsManager { caller, operation }).await?,
+            Some(expected) => {
+                let operation = IfRevision {
+                    expected,
+                    operation,
+                };
+                write(&self.state, &self.call(), AsManager { caller, operation }).await?
+            }
         };
-        let committed = write(&self.state, &self.call(), operation).await?;
         let position = committed
             .events
             .last()
             .map(|e| e.position)
             .unwrap_or_default();
-        Ok(json!({"epoch": position.incarnation, "rev": position.seq}))
+        let revision = committed.state.map(|s| s.room.revision);
+        Ok(json!({"epoch": position.incarnation, "rev": position.seq, "revision": revision}))
     }
 
     /// A message from this connection's member of `room` (100005 when it has not entered).
