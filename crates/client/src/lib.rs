@@ -131,20 +131,40 @@ impl Client {
 
     /// Opens the WebSocket without saying `hello` yet.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        let mut request = url.into_client_request()?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self {
+        let (socket, _) = tokio_tungstenite::connect_async(upgrade_request(url)?).await?;
+        Ok(Self::over(socket))
+    }
+
+    /// [`Client::connect`] over `stream`, a TCP connection the caller has already made to the
+    /// server of `url` (from a local address of its choosing, say). Plain `ws://` only: no TLS
+    /// is started on `stream`.
+    pub async fn connect_on(
+        stream: TcpStream,
+        url: &str,
+        credentials: &Credentials,
+    ) -> Result<Self, Error> {
+        let mut client = Self::open_on(stream, url).await?;
+        client.hello(credentials).await?;
+        Ok(client)
+    }
+
+    /// [`Client::open`] over an already connected `stream` (see [`Client::connect_on`]).
+    pub async fn open_on(stream: TcpStream, url: &str) -> Result<Self, Error> {
+        let request = upgrade_request(url)?;
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Self::over(socket))
+    }
+
+    fn over(socket: Socket) -> Self {
+        Self {
             socket,
             next_id: 1,
             events: VecDeque::new(),
             positions: HashMap::new(),
             auto_pong: true,
             session: Value::Null,
-        })
+        }
     }
 
     pub async fn hello(&mut self, credentials: &Credentials) -> Result<&Value, Error> {
@@ -372,6 +392,16 @@ impl Client {
             }
         }
     }
+}
+
+/// The upgrade request for `url`, offering the subprotocol.
+fn upgrade_request(url: &str) -> Result<tungstenite::handshake::client::Request, Error> {
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    Ok(request)
 }
 
 fn closed(frame: Option<CloseFrame>) -> Error {
