@@ -97,6 +97,9 @@ pub struct ConnectionsReport {
     pub server_rss_before_mb: f64,
     pub server_rss_after_mb: f64,
     pub bytes_per_connection: f64,
+    /// The same on the client side (this process: liveroom-client with an 8 KiB read buffer,
+    /// a reader task per connection), for comparison.
+    pub bench_bytes_per_connection: f64,
     /// Over the opening, in cores.
     pub server_cpu_cores: f64,
     pub bench_cpu_cores: f64,
@@ -529,6 +532,7 @@ async fn connections(
     count: usize,
 ) -> anyhow::Result<ConnectionsReport> {
     let rss_before = system::rss_bytes(target.pid)?;
+    let bench_rss_before = system::rss_bytes(std::process::id())?;
     let rooms: Vec<u64> = (0..CONNECTION_ROOMS).collect();
     eprintln!(
         "{CONNECTIONS}: opening {} connections …",
@@ -541,11 +545,15 @@ async fn connections(
     // Let the server finish whatever the last connections started.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = system::rss_bytes(target.pid)?;
+    let bench_rss_after = system::rss_bytes(std::process::id())?;
     let opened = members.opened;
-    let bytes_per_connection = rss_after.saturating_sub(rss_before) as f64 / opened.max(1) as f64;
+    let per_connection =
+        |before: u64, after: u64| after.saturating_sub(before) as f64 / opened.max(1) as f64;
+    let bytes_per_connection = per_connection(rss_before, rss_after);
+    let bench_bytes_per_connection = per_connection(bench_rss_before, bench_rss_after);
     eprintln!(
         "{CONNECTIONS}: {} open in {:.1} s ({} /s) from {} source address(es); server RSS {:.0} → {:.0} MB, \
-         {:.1} KiB per connection",
+         {:.1} KiB per connection (client side {:.1} KiB)",
         thousands(opened as f64),
         members.open_secs,
         thousands(opened as f64 / members.open_secs),
@@ -553,6 +561,7 @@ async fn connections(
         rss_before as f64 / 1e6,
         rss_after as f64 / 1e6,
         bytes_per_connection / 1024.0,
+        bench_bytes_per_connection / 1024.0,
     );
 
     // Every held connection is alive and in its room: one write per room reaches all of them.
@@ -580,6 +589,7 @@ async fn connections(
         server_rss_before_mb: rss_before as f64 / 1e6,
         server_rss_after_mb: rss_after as f64 / 1e6,
         bytes_per_connection,
+        bench_bytes_per_connection,
         server_cpu_cores,
         bench_cpu_cores,
         events_delivered,
@@ -862,8 +872,8 @@ impl RealtimeReport {
                 out,
                 "- {CONNECTIONS}: {} of {} connections (hello + enter, {} rooms, from {} loopback \
                  source addresses) opened in {:.1} s: {} /s (server {:.2} cores, bench {:.2} cores). \
-                 Server RSS {:.1} → {:.1} MB: **{:.1} KiB per connection**. One write per room \
-                 reached {} of them.",
+                 Server RSS {:.1} → {:.1} MB: **{:.1} KiB per connection** (the client side, this \
+                 process: {:.1} KiB). One write per room reached {} of them.",
                 thousands(c.opened as f64),
                 thousands(c.requested as f64),
                 CONNECTION_ROOMS,
@@ -875,6 +885,7 @@ impl RealtimeReport {
                 c.server_rss_before_mb,
                 c.server_rss_after_mb,
                 c.bytes_per_connection / 1024.0,
+                c.bench_bytes_per_connection / 1024.0,
                 thousands(c.events_delivered as f64),
             );
         }

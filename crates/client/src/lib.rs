@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -131,7 +131,12 @@ impl Client {
 
     /// Opens the WebSocket without saying `hello` yet.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        let (socket, _) = tokio_tungstenite::connect_async(upgrade_request(url)?).await?;
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(
+            upgrade_request(url)?,
+            Some(websocket_config()),
+            false,
+        )
+        .await?;
         Ok(Self::over(socket))
     }
 
@@ -151,8 +156,12 @@ impl Client {
     /// [`Client::open`] over an already connected `stream` (see [`Client::connect_on`]).
     pub async fn open_on(stream: TcpStream, url: &str) -> Result<Self, Error> {
         let request = upgrade_request(url)?;
-        let (socket, _) =
-            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+        let (socket, _) = tokio_tungstenite::client_async_with_config(
+            request,
+            MaybeTlsStream::Plain(stream),
+            Some(websocket_config()),
+        )
+        .await?;
         Ok(Self::over(socket))
     }
 
@@ -392,6 +401,16 @@ impl Client {
             }
         }
     }
+}
+
+/// The WebSocket's read buffer. tungstenite's default, 128 KiB, is zero-filled up to its
+/// capacity on every read: 128 KiB of resident memory per connection and a 128 KiB memset
+/// per frame read. The server's frames are small (docs/protocol.md, "Limits": at most a
+/// room's metadata and info), and a larger one grows the buffer as it needs.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES)
 }
 
 /// The upgrade request for `url`, offering the subprotocol.
