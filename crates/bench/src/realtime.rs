@@ -119,6 +119,12 @@ pub struct Latencies {
 pub struct FanoutReport {
     pub members: usize,
     pub open_secs: f64,
+    /// Writes each sent once the previous one reached every member: one write's fan-out
+    /// with nothing else going on.
+    pub isolated_writes: usize,
+    pub isolated: Latencies,
+    /// Per isolated write, the latency of its last delivery: the median over the writes.
+    pub isolated_last_member_ms: f64,
     /// Writes one every `paced_interval_ms`.
     pub paced_writes: usize,
     pub paced_interval_ms: f64,
@@ -602,12 +608,15 @@ async fn fanout(
     quick: bool,
     count: usize,
 ) -> anyhow::Result<FanoutReport> {
-    let (paced_writes, interval, burst_writes, burst_callers) = if quick {
-        (5, Duration::from_millis(50), 20, 2)
+    let (isolated_writes, paced_writes, interval, burst_writes, burst_callers) = if quick {
+        (2, 5, Duration::from_millis(50), 20, 2)
     } else {
-        (25, Duration::from_millis(200), 100, 4)
+        (5, 25, Duration::from_millis(200), 100, 4)
     };
-    let total_writes = paced_writes + burst_writes;
+    // Write numbers: isolated first, then paced, then the burst.
+    let paced_from = isolated_writes;
+    let burst_from = paced_from + paced_writes;
+    let total_writes = burst_from + burst_writes;
     eprintln!(
         "{FANOUT}: opening {} members of one room …",
         thousands(count as f64)
@@ -618,16 +627,28 @@ async fn fanout(
     let sent: Arc<[AtomicU64]> = (0..total_writes).map(|_| AtomicU64::new(0)).collect();
     let before = shared.delivered.load(Ordering::Acquire);
 
-    // Paced: one write every `interval`, each measured on an otherwise quiet room.
     let mut caller = Caller::connect(target.addr).await?;
+    // Isolated: each write alone in the room.
+    for i in 0..paced_from {
+        sent[i].store(shared.micros(), Ordering::Relaxed);
+        write(&mut caller, &target.api, shared, FANOUT_ROOM, i as u32).await;
+        if !shared
+            .wait_for(before + opened * (i as u64 + 1), DELIVERY_PATIENCE)
+            .await
+        {
+            shared.fail(format!("{FANOUT}: isolated write {i}: events missing"));
+        }
+    }
+
+    // Paced: one write every `interval`, whether the previous one has reached everyone or not.
     let cpu = CpuClock::start(target.pid);
     let start = tokio::time::Instant::now();
-    for i in 0..paced_writes {
-        tokio::time::sleep_until(start + interval * i as u32).await;
+    for (n, i) in (paced_from..burst_from).enumerate() {
+        tokio::time::sleep_until(start + interval * n as u32).await;
         sent[i].store(shared.micros(), Ordering::Relaxed);
         write(&mut caller, &target.api, shared, FANOUT_ROOM, i as u32).await;
     }
-    let paced_all = before + opened * paced_writes as u64;
+    let paced_all = before + opened * burst_from as u64;
     if !shared.wait_for(paced_all, DELIVERY_PATIENCE).await {
         shared.fail(format!("{FANOUT}: paced writes: events missing"));
     }
@@ -636,7 +657,7 @@ async fn fanout(
 
     // Burst: writes back to back from several REST connections.
     let cpu = CpuClock::start(target.pid);
-    let next = Arc::new(AtomicUsize::new(paced_writes));
+    let next = Arc::new(AtomicUsize::new(burst_from));
     let mut callers = Vec::new();
     for _ in 0..burst_callers {
         let mut caller = Caller::connect(target.addr).await?;
@@ -669,8 +690,9 @@ async fn fanout(
     let arrivals = members.finish().await;
 
     let sent: Vec<u64> = sent.iter().map(|s| s.load(Ordering::Relaxed)).collect();
-    let (mut paced, mut burst) = (histogram(), histogram());
-    let mut last_member = vec![0u64; paced_writes];
+    let (mut isolated, mut paced, mut burst) = (histogram(), histogram(), histogram());
+    // Per write before the burst, its last delivery.
+    let mut last_member = vec![0u64; burst_from];
     let mut burst_end = 0u64;
     let mut missing = 0u64;
     for member in &arrivals {
@@ -683,8 +705,13 @@ async fn fanout(
                 continue;
             };
             let us = at.saturating_sub(sent_at).clamp(1, MAX_LATENCY_US);
-            if i < paced_writes {
-                paced.saturating_record(us);
+            if i < burst_from {
+                let phase = if i < paced_from {
+                    &mut isolated
+                } else {
+                    &mut paced
+                };
+                phase.saturating_record(us);
                 last_member[i] = last_member[i].max(us);
             } else {
                 burst.saturating_record(us);
@@ -695,12 +722,23 @@ async fn fanout(
     if missing > 0 {
         shared.fail(format!("{FANOUT}: {missing} deliveries missing"));
     }
-    let burst_start = sent[paced_writes..].iter().copied().min().unwrap_or(0);
+    let burst_start = sent[burst_from..].iter().copied().min().unwrap_or(0);
     let burst_secs = burst_end.saturating_sub(burst_start) as f64 / 1e6;
-    let last: Vec<f64> = last_member.iter().map(|&us| us as f64 / 1000.0).collect();
+    let ms = |us: &[u64]| {
+        us.iter()
+            .map(|&us| us as f64 / 1000.0)
+            .collect::<Vec<f64>>()
+    };
+    let (isolated_last, last) = (
+        ms(&last_member[..paced_from]),
+        ms(&last_member[paced_from..]),
+    );
     let report = FanoutReport {
         members: members_count(&arrivals),
         open_secs,
+        isolated_writes,
+        isolated: latencies(&isolated),
+        isolated_last_member_ms: crate::report::median(isolated_last),
         paced_writes,
         paced_interval_ms: interval.as_secs_f64() * 1000.0,
         paced: latencies(&paced),
@@ -718,9 +756,10 @@ async fn fanout(
         burst_bench_cpu_cores,
     };
     eprintln!(
-        "{FANOUT}: {} members: paced p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; burst {} deliveries/s \
-         (server {:.2} cores, bench {:.2} cores)",
+        "{FANOUT}: {} members: one write alone reaches the last in {:.2} ms; paced p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms; burst {} deliveries/s (server {:.2} cores, bench {:.2} cores)",
         thousands(report.members as f64),
+        report.isolated_last_member_ms,
         report.paced.p50_ms,
         report.paced.p99_ms,
         report.paced.max_ms,
@@ -892,7 +931,8 @@ impl RealtimeReport {
         if let Some(f) = &self.fanout {
             let _ = writeln!(
                 out,
-                "- {FANOUT}: {} members in one room (opened in {:.1} s). {} writes, one every {:.0} ms: \
+                "- {FANOUT}: {} members in one room (opened in {:.1} s). {} writes one at a time: \
+                 p50 {:.2} ms, p99 {:.2} ms, the last member after {:.2} ms (median). {} writes, one every {:.0} ms: \
                  REST send → event p50 {:.2} ms, **p99 {:.2} ms**, max {:.2} ms over {} deliveries; \
                  the last member of a write after {:.2} ms (median; worst {:.2} ms); server {:.2} \
                  cores, bench {:.2} cores. Burst of {} writes from {} REST connections: {} deliveries \
@@ -900,6 +940,10 @@ impl RealtimeReport {
                  {:.2} cores, bench {:.2} cores.",
                 thousands(f.members as f64),
                 f.open_secs,
+                f.isolated_writes,
+                f.isolated.p50_ms,
+                f.isolated.p99_ms,
+                f.isolated_last_member_ms,
                 f.paced_writes,
                 f.paced_interval_ms,
                 f.paced.p50_ms,
