@@ -75,6 +75,9 @@ pub struct RealtimeReport {
     pub bench_fd_limit: FdLimit,
     /// The server child's soft open-file limit, as it inherited it.
     pub server_fd_limit: Option<u64>,
+    /// The machine's 1-minute load average when the scenarios began: on a shared machine,
+    /// what else wanted its CPUs.
+    pub load_average: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections: Option<ConnectionsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,6 +148,10 @@ pub struct FanoutReport {
     pub burst: Latencies,
     pub burst_server_cpu_cores: f64,
     pub burst_bench_cpu_cores: f64,
+    /// Deliveries per CPU-second of the server and of this process during the burst: what
+    /// a CPU achieves, whatever share of the machine each side got.
+    pub burst_deliveries_per_server_cpu_sec: f64,
+    pub burst_deliveries_per_bench_cpu_sec: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -277,7 +284,9 @@ impl Members {
             .len();
         let (stop, stopped) = watch::channel(false);
         let opening = Arc::new(Semaphore::new(OPENING_AT_ONCE));
+        // Connections in their room, and connections that failed to get there.
         let ready = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let tasks = credentials
             .into_iter()
@@ -285,15 +294,16 @@ impl Members {
             .map(|(i, credentials)| {
                 let room = room_id(rooms[i % rooms.len()]);
                 let source = source_address(first + i);
-                let (url, shared, opening, ready) =
-                    (url.clone(), shared.clone(), opening.clone(), ready.clone());
+                let (url, shared, opening) = (url.clone(), shared.clone(), opening.clone());
+                let (ready, failed) = (ready.clone(), failed.clone());
                 let stopped = stopped.clone();
                 tokio::spawn(async move {
                     let permit = opening.acquire_owned().await;
                     let client = match join(server, &url, source, &credentials, &room).await {
                         Ok(client) => client,
                         Err(e) => {
-                            shared.fail(format!("connection {i} from {source}: {e}"));
+                            failed.fetch_add(1, Ordering::Release);
+                            shared.fail(format!("connection {i} from {source}: {e:#}"));
                             return Vec::new();
                         }
                     };
@@ -305,8 +315,8 @@ impl Members {
             })
             .collect();
         let deadline = tokio::time::Instant::now() + patience;
-        let settled = |shared: &Shared| ready.load(Ordering::Acquire) + shared.errors() as usize;
-        while settled(shared) < count {
+        let settled = || ready.load(Ordering::Acquire) + failed.load(Ordering::Acquire);
+        while settled() < count {
             if tokio::time::timeout_at(deadline, shared.progress.notified())
                 .await
                 .is_err()
@@ -316,7 +326,7 @@ impl Members {
         }
         let opened = ready.load(Ordering::Acquire);
         let open_secs = started.elapsed().as_secs_f64();
-        if opened + (shared.errors() as usize) < count {
+        if settled() < count {
             shared.fail(format!(
                 "only {opened} of {count} connections opened within {patience:?}"
             ));
@@ -468,6 +478,9 @@ pub async fn run(
     wanted: impl Fn(&str) -> bool,
 ) -> anyhow::Result<RealtimeReport> {
     let server_fd_limit = fd_limit_of(target.pid);
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let limit = bench_fd_limit
         .soft
         .min(server_fd_limit.unwrap_or(bench_fd_limit.soft));
@@ -513,6 +526,7 @@ pub async fn run(
     Ok(RealtimeReport {
         bench_fd_limit,
         server_fd_limit,
+        load_average,
         connections,
         fanout,
         latency,
@@ -686,7 +700,7 @@ async fn fanout(
         shared.fail(format!("{FANOUT}: burst writes: events missing"));
     }
     let (burst_server_cpu_cores, burst_bench_cpu_cores) = cpu.cores();
-    let open_secs = members.open_secs;
+    let (open_secs, opened) = (members.open_secs, members.opened);
     let arrivals = members.finish().await;
 
     let sent: Vec<u64> = sent.iter().map(|s| s.load(Ordering::Relaxed)).collect();
@@ -734,7 +748,7 @@ async fn fanout(
         ms(&last_member[paced_from..]),
     );
     let report = FanoutReport {
-        members: members_count(&arrivals),
+        members: opened,
         open_secs,
         isolated_writes,
         isolated: latencies(&isolated),
@@ -754,6 +768,10 @@ async fn fanout(
         burst: latencies(&burst),
         burst_server_cpu_cores,
         burst_bench_cpu_cores,
+        burst_deliveries_per_server_cpu_sec: burst.len() as f64
+            / (burst_server_cpu_cores * burst_secs).max(1e-9),
+        burst_deliveries_per_bench_cpu_sec: burst.len() as f64
+            / (burst_bench_cpu_cores * burst_secs).max(1e-9),
     };
     eprintln!(
         "{FANOUT}: {} members: one write alone reaches the last in {:.2} ms; paced p50 {:.2} ms, \
@@ -768,11 +786,6 @@ async fn fanout(
         report.burst_bench_cpu_cores,
     );
     Ok(report)
-}
-
-/// Members that opened (a failed one answers no arrivals and counts as an error).
-fn members_count(arrivals: &[Arrivals]) -> usize {
-    arrivals.iter().filter(|a| !a.is_empty()).count()
 }
 
 async fn latency(
@@ -809,6 +822,7 @@ async fn latency(
             break;
         }
     }
+    let opened = members.opened;
     let arrivals = members.finish().await;
     let mut delivery = histogram();
     for &(write, at) in arrivals.iter().flatten() {
@@ -817,7 +831,7 @@ async fn latency(
         }
     }
     let report = LatencyReport {
-        members: members_count(&arrivals),
+        members: opened,
         writes,
         delivery: latencies(&delivery),
         rest_p50_ms: rest.value_at_quantile(0.5) as f64 / 1000.0,
@@ -900,11 +914,13 @@ impl RealtimeReport {
         let _ = writeln!(
             out,
             "\nReal-time (this build only, a server of its own): open-file limit {} here (hard {}), \
-             {} in the server.\n",
+             {} in the server; load average {} at the start.\n",
             self.bench_fd_limit.soft,
             self.bench_fd_limit.hard,
             self.server_fd_limit
                 .map_or_else(|| "unknown".into(), |l| l.to_string()),
+            self.load_average
+                .map_or_else(|| "unknown".into(), |l| format!("{l:.2}")),
         );
         if let Some(c) = &self.connections {
             let _ = writeln!(
@@ -937,7 +953,8 @@ impl RealtimeReport {
                  the last member of a write after {:.2} ms (median; worst {:.2} ms); server {:.2} \
                  cores, bench {:.2} cores. Burst of {} writes from {} REST connections: {} deliveries \
                  in {:.2} s, **{} deliveries/s** ({:.0} writes/s), p50 {:.1} ms, p99 {:.1} ms; server \
-                 {:.2} cores, bench {:.2} cores.",
+                 {:.2} cores, bench {:.2} cores: {} deliveries per server CPU-second, {} per bench \
+                 CPU-second.",
                 thousands(f.members as f64),
                 f.open_secs,
                 f.isolated_writes,
@@ -964,6 +981,8 @@ impl RealtimeReport {
                 f.burst.p99_ms,
                 f.burst_server_cpu_cores,
                 f.burst_bench_cpu_cores,
+                thousands(f.burst_deliveries_per_server_cpu_sec),
+                thousands(f.burst_deliveries_per_bench_cpu_sec),
             );
         }
         if let Some(l) = &self.latency {
