@@ -15,12 +15,13 @@ use liveroom_domain::{Clock, SystemClock};
 
 use crate::children::{ADMIN, PRELOAD_KEYS, SDKAPPID, SECRET_KEY, VALUE_BYTES};
 use crate::load::{self, Load, Pace, Workload};
+use crate::realtime;
 use crate::report::{
     AgainstComparison, Comparison, Machine, Measure, Report, Run, ScaleReport, ScenarioReport,
     Series, Settings, paired_ratio, thousands,
 };
 use crate::scenarios::{self, Api, Scenario};
-use crate::system::{self, ChildGuard, THIS_EXE};
+use crate::system::{self, ChildGuard, FdLimit, THIS_EXE};
 use crate::{Options, Switch};
 
 /// How long a server child may take to print its address.
@@ -68,6 +69,9 @@ impl Placement {
 }
 
 pub fn run(mut options: Options) -> anyhow::Result<ExitCode> {
+    // First, so that every server child inherits it: the real-time scenarios hold one file
+    // per connection on each side.
+    let fd_limit = system::raise_fd_limit().context("cannot raise the open-file limit")?;
     if options.quick {
         options.duration = 0.6;
         options.warmup = 0.2;
@@ -118,7 +122,7 @@ pub fn run(mut options: Options) -> anyhow::Result<ExitCode> {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            report = bench(&options, &placement, &allowed, workers, generator_workers) => report,
+            report = bench(&options, &placement, &allowed, workers, generator_workers, fd_limit) => report,
             // Dropping the benchmark's future kills the servers and removes the data.
             _ = tokio::signal::ctrl_c() => bail!("interrupted"),
             _ = terminate.recv() => bail!("terminated"),
@@ -297,6 +301,7 @@ async fn bench(
     allowed: &[usize],
     workers: usize,
     generator_workers: usize,
+    fd_limit: FdLimit,
 ) -> anyhow::Result<Report> {
     let root = tempfile::Builder::new()
         .prefix("liveroom-bench-")
@@ -421,9 +426,38 @@ async fn bench(
     } else {
         None
     };
+    let realtime_dir = root.path().join("realtime");
+    let realtime = if realtime::NAMES.iter().any(|name| wanted(name)) {
+        eprintln!(
+            "real-time: open-file limit {} (hard {})",
+            fd_limit.soft, fd_limit.hard
+        );
+        this.preload(&realtime_dir, realtime::ROOMS, allowed)
+            .await?;
+        let server = setup.liveroom(&this, &realtime_dir).await?;
+        eprintln!(
+            "real-time: {}: pid {} on {}",
+            server.name,
+            server.guard.pid(),
+            server.addr
+        );
+        let target = realtime::Target {
+            addr: server.addr,
+            pid: server.guard.pid(),
+            api: Arc::clone(&api),
+        };
+        let settings = realtime::Settings {
+            connections: options.rt_connections,
+            members: options.rt_members,
+            quick: options.quick,
+        };
+        Some(realtime::run(&settings, &target, fd_limit, &wanted).await?)
+    } else {
+        None
+    };
     // What the request log wrote: production's cost of it, and proof that it was on.
     let request_log_mb = this.request_log.then(|| {
-        [&main_dir, &scale_dir]
+        [&main_dir, &scale_dir, &realtime_dir]
             .map(|dir| std::fs::metadata(stderr_file(dir)).map_or(0, |m| m.len()))
             .iter()
             .sum::<u64>() as f64
@@ -442,7 +476,7 @@ async fn bench(
         request_log_mb,
         against: options.against.as_ref().map(|p| p.display().to_string()),
     };
-    Ok(Report::new(machine, settings, scenarios, scale))
+    Ok(Report::new(machine, settings, scenarios, scale, realtime))
 }
 
 /// Runs every scenario `--repeat` times on every server, back to back; returns

@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use liveroom_domain::{Metadata, NewRoom, RoomChanges, SystemClock};
-use liveroom_server::{AppConfig, SecretKey, ServerConfig, ThrottleConfig};
+use liveroom_server::{AppConfig, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig};
 use liveroom_store::{SqliteOptions, SqliteStore};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -25,6 +25,11 @@ pub const ADMIN: &str = "administrator";
 
 /// High enough that the limiter never answers 60007: the benchmark measures the server.
 const RATE_LIMIT: u32 = 10_000_000;
+
+/// `[realtime] max_connections` of the benchmark's server: above any number of connections
+/// the real-time scenarios open, which the open-file limit bounds first (docs/protocol.md,
+/// "Limits": the default, 10,000, would answer 503 beyond it).
+pub const REALTIME_MAX_CONNECTIONS: usize = 1_000_000;
 
 /// Metadata of every preloaded room: three keys with 100-byte values.
 pub const PRELOAD_KEYS: [&str; 3] = ["k0", "k1", "k2"];
@@ -72,6 +77,10 @@ pub fn serve_liveroom(data_dir: &Path, workers: usize, request_log: bool) -> any
     let config = ServerConfig {
         apps: vec![app],
         auth_failure_throttle: ThrottleConfig::off(),
+        realtime: RealtimeConfig {
+            max_connections: REALTIME_MAX_CONNECTIONS,
+            ..Default::default()
+        },
         ..Default::default()
     };
     runtime(workers)?.block_on(async {

@@ -197,17 +197,40 @@ pub async fn run(load: &Load, workload: &Workload, server_pid: u32) -> anyhow::R
 
 /// Sends one request on a new connection: `Ok` only for HTTP 200 with `"ErrorCode":0`.
 pub async fn request_once(addr: SocketAddr, step: Step) -> Result<(), String> {
-    let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| e.to_string())?;
-    let mut sender = connect(addr).await.map_err(|e| format!("{e:#}"))?;
-    let answer = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        exchange(&mut sender, &host, step.uri, step.body),
-    )
-    .await;
-    match answer {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(Failure::Answer(message) | Failure::Transport(message))) => Err(message),
-        Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+    Caller::connect(addr)
+        .await
+        .map_err(|e| format!("{e:#}"))?
+        .call(step)
+        .await
+}
+
+/// One keep-alive connection that sends requests one at a time, each answer checked as the
+/// load's are.
+pub struct Caller {
+    host: HeaderValue,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Caller {
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self {
+            host: HeaderValue::from_str(&addr.to_string())?,
+            sender: connect(addr).await?,
+        })
+    }
+
+    /// `Ok` only for HTTP 200 with `"ErrorCode":0`.
+    pub async fn call(&mut self, step: Step) -> Result<(), String> {
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            exchange(&mut self.sender, &self.host, step.uri, step.body),
+        )
+        .await;
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Failure::Answer(message) | Failure::Transport(message))) => Err(message),
+            Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 mod bench;
 mod children;
 mod load;
+mod realtime;
 mod report;
 mod scenarios;
 mod system;
@@ -56,7 +57,15 @@ pub struct Options {
     /// Requests per second offered in the open-loop scenarios.
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
-    /// Only scenarios whose name contains this text (`scale` for the scale scenario).
+    /// Real-time connections held by rt-connections [default: as many as the open-file
+    /// limit allows].
+    #[arg(long, value_name = "N")]
+    rt_connections: Option<usize>,
+    /// Members of the one room of rt-fanout.
+    #[arg(long, value_name = "M", default_value_t = 10_000)]
+    rt_members: usize,
+    /// Only scenarios whose name contains this text (`scale` for the scale scenario;
+    /// `rt-connections`, `rt-fanout`, `rt-latency` for the real-time ones, `rt-` for all three).
     #[arg(long)]
     only: Option<String>,
     /// Print the results as one JSON document instead of tables.

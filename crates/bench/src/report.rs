@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::load::Outcome;
+use crate::realtime::RealtimeReport;
 use crate::scenarios::Target;
 
 const MB: f64 = 1_000_000.0;
@@ -316,8 +317,10 @@ pub struct Report {
     pub scenarios: Vec<ScenarioReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<ScaleReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<RealtimeReport>,
     pub targets: Vec<TargetCheck>,
-    /// Failed requests over the whole run; must be 0.
+    /// Failed requests (and real-time failures) over the whole run; must be 0.
     pub errors: u64,
 }
 
@@ -327,19 +330,23 @@ impl Report {
         settings: Settings,
         scenarios: Vec<ScenarioReport>,
         scale: Option<ScaleReport>,
+        realtime: Option<RealtimeReport>,
     ) -> Self {
         let mut targets = scenario_targets(&scenarios);
         targets.extend(against_target(&scenarios, settings.request_log));
         targets.extend(scale.as_ref().map(scale_targets).into_iter().flatten());
+        targets.extend(realtime.iter().flat_map(RealtimeReport::targets));
         let mut report = Self {
             machine,
             settings,
             scenarios,
             scale,
+            realtime,
             targets,
             errors: 0,
         };
-        report.errors = report.runs().map(|r| r.errors).sum();
+        report.errors = report.runs().map(|r| r.errors).sum::<u64>()
+            + report.realtime.as_ref().map_or(0, |r| r.errors);
         report
     }
 
@@ -366,7 +373,9 @@ impl Report {
     }
 
     pub fn first_error(&self) -> Option<&str> {
-        self.runs().find_map(|r| r.first_error.as_deref())
+        self.runs()
+            .find_map(|r| r.first_error.as_deref())
+            .or_else(|| self.realtime.as_ref()?.first_error.as_deref())
     }
 
     pub fn to_markdown(&self) -> String {
@@ -423,7 +432,9 @@ impl Report {
         let table = Table {
             with_against: s.against.is_some(),
         };
-        table.header(&mut out);
+        if !self.scenarios.is_empty() || self.scale.is_some() {
+            table.header(&mut out);
+        }
         for sc in &self.scenarios {
             let measure = Measure::compared(sc.offered_rate.is_some());
             let versus_baseline = |series: &Series| {
@@ -529,6 +540,9 @@ impl Report {
                     v.noise * 100.0,
                 );
             }
+        }
+        if let Some(realtime) = &self.realtime {
+            out.push_str(&realtime.to_markdown());
         }
         out.push('\n');
         out.push_str("| target | required | measured | |\n|---|---|---|---|\n");

@@ -50,12 +50,16 @@ impl Api {
     }
 
     fn set(&self, room: u64, key: &str) -> Step {
+        self.set_value(room, key, &self.value)
+    }
+
+    /// `set_room_metadata` of one key to `value` (which must need no JSON escaping).
+    pub fn set_value(&self, room: u64, key: &str, value: &str) -> Step {
         step(
             &self.set,
             format!(
-                r#"{{"RoomId":"{}","Metadata":[{{"Key":"{key}","Value":"{}"}}]}}"#,
+                r#"{{"RoomId":"{}","Metadata":[{{"Key":"{key}","Value":"{value}"}}]}}"#,
                 room_id(room),
-                self.value
             ),
         )
     }

@@ -120,6 +120,36 @@ pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
 }
 
+/// The open-file limit of this process (and of the children it starts afterwards, which
+/// inherit it).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct FdLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Raises the soft open-file limit to the hard one, which no process can exceed; answers the
+/// limit in force afterwards. Each real-time connection holds one file on each side.
+pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
+    // SAFETY: `limit` is a plain struct that getrlimit fills in and setrlimit reads.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(FdLimit {
+            soft: limit.rlim_cur,
+            hard: limit.rlim_max,
+        })
+    }
+}
+
 /// A child process that is killed and reaped when this guard goes away, including when the
 /// parent unwinds from a panic or returns early with an error.
 pub struct ChildGuard {

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -137,20 +137,49 @@ impl Client {
 
     /// Opens the WebSocket without saying `hello` yet.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        let mut request = url.into_client_request()?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self {
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(
+            upgrade_request(url)?,
+            Some(websocket_config()),
+            false,
+        )
+        .await?;
+        Ok(Self::over(socket))
+    }
+
+    /// [`Client::connect`] over `stream`, a TCP connection the caller has already made to the
+    /// server of `url` (from a local address of its choosing, say). Plain `ws://` only: no TLS
+    /// is started on `stream`.
+    pub async fn connect_on(
+        stream: TcpStream,
+        url: &str,
+        credentials: &Credentials,
+    ) -> Result<Self, Error> {
+        let mut client = Self::open_on(stream, url).await?;
+        client.hello(credentials).await?;
+        Ok(client)
+    }
+
+    /// [`Client::open`] over an already connected `stream` (see [`Client::connect_on`]).
+    pub async fn open_on(stream: TcpStream, url: &str) -> Result<Self, Error> {
+        let request = upgrade_request(url)?;
+        let (socket, _) = tokio_tungstenite::client_async_with_config(
+            request,
+            MaybeTlsStream::Plain(stream),
+            Some(websocket_config()),
+        )
+        .await?;
+        Ok(Self::over(socket))
+    }
+
+    fn over(socket: Socket) -> Self {
+        Self {
             socket,
             next_id: 1,
             events: VecDeque::new(),
             positions: HashMap::new(),
             auto_pong: true,
             session: Value::Null,
-        })
+        }
     }
 
     pub async fn hello(&mut self, credentials: &Credentials) -> Result<&Value, Error> {
@@ -440,6 +469,26 @@ impl Client {
             }
         }
     }
+}
+
+/// The WebSocket's read buffer. tungstenite's default, 128 KiB, is zero-filled up to its
+/// capacity on every read: 128 KiB of resident memory per connection and a 128 KiB memset
+/// per frame read. The server's frames are small (docs/protocol.md, "Limits": at most a
+/// room's metadata and info), and a larger one grows the buffer as it needs.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES)
+}
+
+/// The upgrade request for `url`, offering the subprotocol.
+fn upgrade_request(url: &str) -> Result<tungstenite::handshake::client::Request, Error> {
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    Ok(request)
 }
 
 fn closed(frame: Option<CloseFrame>) -> Error {
