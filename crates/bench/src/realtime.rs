@@ -400,6 +400,9 @@ async fn listen(
                                 shared.delivered.fetch_add(1, Ordering::Release);
                                 shared.progress.notify_one();
                             }
+                            // Live events (other members coming and going, counts) are not
+                            // the writes measured (docs/protocol.md, "Live events").
+                            None if event.position.is_none() && !event.ev.starts_with("sub.") => {}
                             None => shared.fail(format!("unexpected event {} {}", event.ev, event.d)),
                         }
                     }
