@@ -524,7 +524,7 @@ async fn run_case<S: Store>(store: S, script: Vec<Vec<Action>>) -> Result<(), Te
         }
     }
 
-    // Replaying the log gives what REST answers.
+    // Replaying the log gives what REST answers, and what a snapshot holds.
     for (room, log) in logs.iter().enumerate() {
         let (info, metadata) = replay(log);
         let mut answered = server
@@ -534,7 +534,21 @@ async fn run_case<S: Store>(store: S, script: Vec<Vec<Action>>) -> Result<(), Te
             .unwrap()
             .clone();
         answered.remove("ViewCount");
-        prop_assert_eq!(info, answered, "{}", ROOMS[room]);
+        prop_assert_eq!(&info, &answered, "{}", ROOMS[room]);
+        // And so does a snapshot at the head.
+        let entered = within("snapshot", reader.enter_since(ROOMS[room], None))
+            .await
+            .unwrap();
+        prop_assert_eq!(
+            (entered.mode, entered.rev),
+            (Mode::Snapshot, log.len() as u64)
+        );
+        let mut snapshot = entered.state["info"].as_object().unwrap().clone();
+        snapshot.remove("ViewCount");
+        prop_assert_eq!(&snapshot, &answered, "{}", ROOMS[room]);
+        let in_snapshot: BTreeMap<String, String> =
+            serde_json::from_value(entered.state["metadata"].clone()).unwrap();
+        prop_assert_eq!(&in_snapshot, &metadata, "{}", ROOMS[room]);
         let answered = server
             .ok(
                 "get_room_metadata",
