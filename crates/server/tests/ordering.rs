@@ -606,10 +606,6 @@ fn every_client_sees_one_gap_free_order_that_replays_to_the_rest_state() {
 
 /// The same over the in-memory store.
 #[test]
-#[ignore = "server bug: MemoryStore::write publishes its events after releasing the state lock, \
-            so two concurrent writes to one room can reach the bus out of commit order and the \
-            gateway answers the gap with sub.reset; fails now and then, reliably with \
-            ORDERING_CASES=1000"]
 fn the_same_over_the_memory_store() {
     check(MemoryStore::new);
 }

@@ -191,8 +191,10 @@ impl RoomStore for MemoryStore {
         }
         let live = stored.slot.live.clone().map(Arc::new);
         self.sweep(&mut state, now);
-        drop(state);
+        // Published under the lock: the next write of the room cannot publish before this one
+        // (docs/events.md, subscribers get batches in commit order).
         self.bus.publish(events.clone());
+        drop(state);
         Ok(Committed {
             events,
             state: live,
