@@ -32,7 +32,7 @@ pub(crate) use rooms::member_info;
 pub(crate) const PATH: &str = "/v1/realtime";
 pub(crate) const SUBPROTOCOL: &str = "liveroom.v1.json";
 /// Each connection's read and write buffers.
-const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
 /// What every real-time connection shares.
 pub(crate) struct Realtime {
@@ -136,7 +136,8 @@ pub(crate) async fn upgrade<S: Store>(state: &Arc<State<S>>, request: HttpReques
         .max_frame_size(RealtimeConfig::MAX_FRAME_BYTES)
         // The WebSocket layer's default buffers are 128 KiB each, and the read buffer is
         // zeroed before every read: measured, that was 128 of 144 KiB per connection and 40% of
-        // the fan-out's CPU (BENCHMARKS.md). Frames in are at most 64 KiB anyway.
+        // the fan-out's CPU; with 4 KiB a connection takes about 17 KiB (BENCHMARKS.md). A
+        // larger frame still arrives whole: the message buffer grows to the frame limit.
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| session::run(state, socket, client, slot))
