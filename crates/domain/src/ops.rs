@@ -147,11 +147,12 @@ impl<O: RoomOperation> RoomOperation for AsManager<O> {
     }
 }
 
-/// Compare-and-set: `operation` runs only while the room's metadata revision is `expected`
-/// (docs/behaviour.md §7, "Compare-and-set"); otherwise nothing changes.
+/// Compare-and-set: with an `expected` revision, `operation` runs only while the room's
+/// metadata is at it (docs/behaviour.md §7, "Compare-and-set"); otherwise nothing changes.
+/// Without one, `operation` runs as it is.
 #[derive(Debug)]
 pub struct IfRevision<O> {
-    pub expected: u64,
+    pub expected: Option<u64>,
     pub operation: O,
 }
 
@@ -161,9 +162,11 @@ impl<O: RoomOperation> RoomOperation for IfRevision<O> {
     }
 
     fn decide(&self, slot: &RoomSlot, now: Duration) -> Result<Vec<RoomChange>, DomainError> {
-        let current = live(slot)?.room.revision;
-        if current != self.expected {
-            return Err(DomainError::RevisionMismatch { current });
+        if let Some(expected) = self.expected {
+            let current = live(slot)?.room.revision;
+            if current != expected {
+                return Err(DomainError::RevisionMismatch { current });
+            }
         }
         self.operation.decide(slot, now)
     }
@@ -551,7 +554,7 @@ mod tests {
     fn a_stale_revision_changes_nothing() {
         let mut slot = room_at(10);
         let set = |expected| IfRevision {
-            expected,
+            expected: Some(expected),
             operation: SetMetadata {
                 room: id(),
                 entries: MetadataEntries::new(vec![

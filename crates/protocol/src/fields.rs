@@ -77,6 +77,20 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
+    /// An integer that must not be negative.
+    pub fn uint(&self, field: &'static str) -> Result<Option<u64>, ApiError> {
+        self.int(field)?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::InvalidParameter,
+                        format!("invalid {field}: must not be negative"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
     pub fn int_array(&self, field: &'static str) -> Result<Option<Vec<i64>>, ApiError> {
         self.array(field)?
             .map(|items| {

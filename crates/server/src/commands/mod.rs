@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use liveroom_domain::ops::IfRevision;
 use liveroom_domain::{Account, AppId, DomainError, ProfileTag, ProfileValue, RoomOperation};
 use liveroom_protocol::{ApiError, Command, Fields, Response};
 use liveroom_store::{Committed, Store, StoreError};
@@ -158,45 +159,13 @@ async fn acknowledge<S: Store>(
     write(state, call, operation).await.map(|_| None)
 }
 
-/// A write that may be conditional on the room's metadata revision (`ExpectedRevision`, a
-/// liveroom extension: docs/behaviour.md §7, "Compare-and-set").
-pub(crate) struct Conditional<O> {
-    pub operation: O,
-    pub expected_revision: Option<u64>,
-}
-
-impl<O: RoomOperation> Conditional<O> {
-    pub fn parse(fields: &Fields<'_>, operation: O) -> Result<Self, ApiError> {
-        let expected_revision = fields
-            .int("ExpectedRevision")?
-            .map(|revision| {
-                u64::try_from(revision)
-                    .map_err(|_| DomainError::invalid("ExpectedRevision", "must not be negative"))
-            })
-            .transpose()?;
-        Ok(Self {
-            operation,
-            expected_revision,
-        })
-    }
-
-    /// Runs the write, answering the bare envelope.
-    pub async fn acknowledge<S: Store>(
-        self,
-        state: &State<S>,
-        call: &Call<'_>,
-    ) -> Result<Response, ApiError> {
-        match self.expected_revision {
-            None => acknowledge(state, call, self.operation).await,
-            Some(expected) => {
-                let operation = liveroom_domain::ops::IfRevision {
-                    expected,
-                    operation: self.operation,
-                };
-                acknowledge(state, call, operation).await
-            }
-        }
-    }
+/// A metadata write, compare-and-set when the request names `ExpectedRevision` (a liveroom
+/// extension: docs/behaviour.md §7, "Compare-and-set").
+fn conditional<O>(fields: &Fields<'_>, operation: O) -> Result<IfRevision<O>, ApiError> {
+    Ok(IfRevision {
+        expected: fields.uint("ExpectedRevision")?,
+        operation,
+    })
 }
 
 /// A store failure as the client sees it. Storage trouble is logged here with its cause and

@@ -1,22 +1,22 @@
 //! `set_room_metadata`: `{"RoomId","Metadata":[{"Key","Value"}]}`, an upsert under the
 //! metadata limits (docs/behaviour.md §7).
 
-use liveroom_domain::ops::SetMetadata;
+use liveroom_domain::ops::{IfRevision, SetMetadata};
 use liveroom_domain::{MetadataEntries, MetadataEntry};
 use liveroom_protocol::{ApiError, ErrorCode, Fields, Response};
 use liveroom_store::Store;
 
-use super::{Call, Conditional};
+use super::{Call, acknowledge, conditional};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
 
 impl super::Handler for Handler {
-    type Request = Conditional<SetMetadata>;
+    type Request = IfRevision<SetMetadata>;
 
     /// `Metadata`: a non-empty array of `{"Key": string, "Value": string}`; `ExpectedRevision`
     /// (optional) makes it a compare-and-set.
-    fn parse(fields: &Fields<'_>, _: &Call<'_>) -> Result<Conditional<SetMetadata>, ApiError> {
+    fn parse(fields: &Fields<'_>, _: &Call<'_>) -> Result<IfRevision<SetMetadata>, ApiError> {
         let room = fields.room_id()?;
         let entries = fields
             .required("Metadata", Fields::array)?
@@ -38,14 +38,14 @@ impl super::Handler for Handler {
             room,
             entries: MetadataEntries::new(entries)?,
         };
-        Conditional::parse(fields, set)
+        conditional(fields, set)
     }
 
     async fn handle<S: Store>(
         state: &State<S>,
         call: &Call<'_>,
-        set: Conditional<SetMetadata>,
+        set: IfRevision<SetMetadata>,
     ) -> Result<Response, ApiError> {
-        set.acknowledge(state, call).await
+        acknowledge(state, call, set).await
     }
 }

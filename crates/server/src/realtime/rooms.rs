@@ -226,23 +226,14 @@ impl<S: Store> Session<S> {
         d: &Fields<'_>,
         operation: impl liveroom_domain::RoomOperation,
     ) -> Result<Value, ApiError> {
-        let expected = d
-            .int("if_revision")?
-            .map(|r| {
-                u64::try_from(r).map_err(|_| invalid("invalid if_revision: must not be negative"))
-            })
-            .transpose()?;
-        let caller = self.user.clone();
-        let committed = match expected {
-            None => write(&self.state, &self.call(), AsManager { caller, operation }).await?,
-            Some(expected) => {
-                let operation = IfRevision {
-                    expected,
-                    operation,
-                };
-                write(&self.state, &self.call(), AsManager { caller, operation }).await?
-            }
+        let operation = AsManager {
+            caller: self.user.clone(),
+            operation: IfRevision {
+                expected: d.uint("if_revision")?,
+                operation,
+            },
         };
+        let committed = write(&self.state, &self.call(), operation).await?;
         let position = committed
             .events
             .last()
