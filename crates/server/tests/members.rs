@@ -149,8 +149,9 @@ async fn the_newer_connection_of_a_user_wins_the_room() {
     };
     assert_eq!(ended.ev, "sub.ended");
     assert_eq!(ended.d, json!({"reason": "entered_elsewhere"}));
-    // The older connection leaving does not take Bob out.
-    drop(phone);
+    // The older connection leaving does not take Bob out (closed politely, so that the
+    // server has ended it before the list is read).
+    within(phone.close()).await.unwrap();
     let list = server.ok("get_member_list", json!({"RoomId": "r"})).await;
     assert_eq!(list["MemberCount"], 2);
     // Bob is still one viewer, and Alice saw neither a leave nor a second entry: the next

@@ -141,14 +141,19 @@ impl Hub {
     }
 
     pub fn leave(&self, app: AppId, room: &RoomId, connection: ConnectionId) {
+        self.remove(app, room, connection);
+    }
+
+    /// Takes `connection` out of `room`; its mailbox, if it was in.
+    fn remove(&self, app: AppId, room: &RoomId, connection: ConnectionId) -> Option<Mailbox> {
         let mut rooms = self.rooms();
         let key = (app, room.clone());
-        if let Some(subscribers) = rooms.get_mut(&key) {
-            subscribers.remove(&connection);
-            if subscribers.is_empty() {
-                rooms.remove(&key);
-            }
+        let subscribers = rooms.get_mut(&key)?;
+        let mailbox = subscribers.remove(&connection);
+        if subscribers.is_empty() {
+            rooms.remove(&key);
         }
+        mailbox
     }
 
     /// Hands each event to its room's subscribers, encoded once. A subscriber that cannot
@@ -180,16 +185,8 @@ impl Hub {
     /// Takes `connection` out of `room` and tells it so: its user entered the room again over
     /// another connection.
     pub fn replace(&self, app: AppId, room: &RoomId, connection: ConnectionId) {
-        let mut rooms = self.rooms();
-        let key = (app, room.clone());
-        if let Some(mailbox) = rooms
-            .get_mut(&key)
-            .and_then(|subscribers| subscribers.remove(&connection))
-        {
+        if let Some(mailbox) = self.remove(app, room, connection) {
             mailbox.deliver(Delivery::Replaced(room.clone()));
-        }
-        if rooms.get(&key).is_some_and(HashMap::is_empty) {
-            rooms.remove(&key);
         }
     }
 

@@ -5,6 +5,7 @@
 //! not a new entry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -227,26 +228,32 @@ impl Presence {
     ) -> (Vec<Listed>, usize) {
         let rooms = self.rooms();
         let members = rooms.get(&(app, room.clone()));
+        let after = after.map_or(Bound::Unbounded, Bound::Excluded);
+        // The page comes from the connected members from `after` on, and the (at most three)
+        // robots: nothing before the page is walked.
         let online = members
             .into_iter()
-            .flat_map(|m| m.online.iter())
+            .flat_map(|m| {
+                m.online
+                    .range::<str, _>((after, Bound::Unbounded))
+                    .take(limit)
+            })
             .map(|(account, online)| (account.as_str(), Some(&online.info)));
         let robots_only = robots
-            .iter()
+            .range::<str, _>((after, Bound::Unbounded))
             .filter(|r| members.is_none_or(|m| !m.online.contains_key(r.as_str())))
             .map(|r| (r.as_str(), None));
-        let mut all: Vec<(&str, Option<&MemberInfo>)> = online.chain(robots_only).collect();
-        all.sort_unstable_by_key(|(account, _)| *account);
-        let total = all.len();
-        let page = all
+        let mut page: Vec<(&str, Option<&MemberInfo>)> = online.chain(robots_only).collect();
+        page.sort_unstable_by_key(|(account, _)| *account);
+        page.truncate(limit);
+        let page = page
             .into_iter()
-            .filter(|(account, _)| after.is_none_or(|after| *account > after))
-            .take(limit)
             .map(|(account, info)| Listed {
                 account: account.to_owned(),
                 info: info.cloned().unwrap_or_default(),
             })
             .collect();
+        let total = count(members, robots);
         (page, total)
     }
 

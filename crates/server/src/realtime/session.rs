@@ -367,6 +367,13 @@ impl<S: Store> Session<S> {
         Ok(json!({"sig_expires_in": expires_in}))
     }
 
+    /// When to send `session.sig_expiring`: 60 s before the UserSig expires, or at once.
+    fn expiry_notice(&self) -> tokio::time::Instant {
+        self.expires
+            .checked_sub(SIG_EXPIRY_NOTICE)
+            .unwrap_or_else(tokio::time::Instant::now)
+    }
+
     /// Queues a frame for the writer; a full queue means the client does not keep up.
     pub(super) fn send(&self, text: impl Into<Utf8Bytes>) -> Result<(), Close> {
         match self.out.try_send(Message::Text(text.into())) {
@@ -389,7 +396,7 @@ impl<S: Store> Session<S> {
                 _ = shutdown.changed() => Err(Close::SHUTDOWN),
                 () = slow.notified() => Err(Close::SLOW),
                 () = tokio::time::sleep_until(self.expires) => Err(Close::SIG_EXPIRED),
-                () = tokio::time::sleep_until(self.expires - SIG_EXPIRY_NOTICE), if !self.expiry_told => {
+                () = tokio::time::sleep_until(self.expiry_notice()), if !self.expiry_told => {
                     self.expiry_told = true;
                     let left = self.expires.saturating_duration_since(tokio::time::Instant::now());
                     self.send(frames::sig_expiring(left.as_secs()))
