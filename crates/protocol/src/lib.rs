@@ -18,5 +18,6 @@ pub use envelope::{RequestIds, Response, render};
 pub use fields::Fields;
 pub use query::RestQuery;
 pub use rooms::{
-    RoomChangesWire, RoomInfoWire, RoomListEntry, decode_cursor, encode_cursor, room_changes,
+    RoomChangesWire, RoomInfoWire, RoomListEntry, decode_cursor, decode_member_cursor,
+    encode_cursor, encode_member_cursor, room_changes,
 };

@@ -33,10 +33,49 @@ pub fn room_changes(info: &Fields) -> Result<RoomChanges, ApiError> {
 /// last room of the page.
 pub fn encode_cursor(position: &ListPosition) -> String {
     let mut cursor = format!("{}-{}-", position.create_time, position.view_count);
-    for byte in position.room_id.as_str().bytes() {
-        let _ = write!(cursor, "{byte:02x}");
-    }
+    push_hex(&mut cursor, position.room_id.as_str());
     cursor
+}
+
+/// The opaque `Next` of `get_member_list`: `m` and the hex of the page's last account.
+pub fn encode_member_cursor(account: &str) -> String {
+    let mut cursor = String::from("m");
+    push_hex(&mut cursor, account);
+    cursor
+}
+
+pub fn decode_member_cursor(cursor: &str) -> Result<String, ApiError> {
+    cursor
+        .strip_prefix('m')
+        .and_then(|hex| text_of_hex(hex, limits::ACCOUNT_MAX_BYTES))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                "invalid Next: not a cursor from get_member_list",
+            )
+        })
+}
+
+fn push_hex(out: &mut String, text: &str) {
+    for byte in text.bytes() {
+        let _ = write!(out, "{byte:02x}");
+    }
+}
+
+/// The UTF-8 text of at most `max_bytes` bytes that `hex` spells, two lowercase or uppercase
+/// digits a byte.
+fn text_of_hex(hex: &str, max_bytes: usize) -> Option<String> {
+    if !hex.len().is_multiple_of(2) || hex.len() > 2 * max_bytes {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
@@ -61,19 +100,7 @@ pub fn decode_cursor(cursor: &str) -> Result<ListPosition, ApiError> {
     let (Some(create_time), Some(view_count)) = (number(create_time), number(view_count)) else {
         return Err(invalid());
     };
-    if hex.len() % 2 != 0 || hex.len() > 2 * limits::ROOM_ID_MAX_BYTES {
-        return Err(invalid());
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(invalid)?;
-    let room_id = String::from_utf8(bytes)
-        .ok()
+    let room_id = text_of_hex(hex, limits::ROOM_ID_MAX_BYTES)
         .and_then(|id| RoomId::parse(id).ok())
         .ok_or_else(invalid)?;
     Ok(ListPosition {
@@ -235,6 +262,17 @@ mod tests {
         };
         let cursor = encode_cursor(&position);
         assert_eq!(decode_cursor(&cursor).unwrap(), position);
+    }
+
+    #[test]
+    fn member_cursors_round_trip_and_junk_is_refused() {
+        for account in ["a", "user 1", "é🎉"] {
+            let cursor = encode_member_cursor(account);
+            assert_eq!(decode_member_cursor(&cursor).unwrap(), account);
+        }
+        for junk in ["x", "m1", "mzz", "mff", &format!("m{}", "61".repeat(33))] {
+            assert!(decode_member_cursor(junk).is_err(), "{junk}");
+        }
     }
 
     #[test]

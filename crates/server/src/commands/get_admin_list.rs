@@ -4,18 +4,11 @@
 use liveroom_domain::RoomId;
 use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
-use serde::Serialize;
 
-use super::{Call, existing_room, respond};
+use super::{Call, account_list};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
-
-#[derive(Serialize)]
-struct Answer<'a> {
-    #[serde(rename = "Admin_Account")]
-    admin_account: Vec<&'a str>,
-}
 
 impl super::Handler for Handler {
     type Request = RoomId;
@@ -29,8 +22,6 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         room: RoomId,
     ) -> Result<Response, ApiError> {
-        let room = existing_room(state, call, &room).await?;
-        let admin_account = room.people.admins.iter().map(|a| a.as_str()).collect();
-        Ok(respond(&Answer { admin_account }))
+        account_list(state, call, &room, "Admin_Account", |people| &people.admins).await
     }
 }

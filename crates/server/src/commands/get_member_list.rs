@@ -3,7 +3,9 @@
 //! page (docs/behaviour.md §15).
 
 use liveroom_domain::RoomId;
-use liveroom_protocol::{ApiError, ErrorCode, Fields, Response};
+use liveroom_protocol::{
+    ApiError, Fields, Response, decode_member_cursor, encode_member_cursor,
+};
 use liveroom_store::Store;
 use serde::Serialize;
 
@@ -39,34 +41,6 @@ struct Member<'a> {
     face_url: Option<&'a str>,
 }
 
-/// The opaque `Next`: `m` and the hex of the page's last account.
-fn encode_cursor(account: &str) -> String {
-    let mut cursor = String::with_capacity(1 + 2 * account.len());
-    cursor.push('m');
-    for byte in account.bytes() {
-        cursor.push_str(&format!("{byte:02x}"));
-    }
-    cursor
-}
-
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidParameter,
-            "invalid Next: not a cursor from get_member_list",
-        )
-    };
-    let hex = cursor.strip_prefix('m').ok_or_else(invalid)?;
-    if hex.len() % 2 != 0 || hex.len() > 2 * liveroom_domain::limits::ACCOUNT_MAX_BYTES {
-        return Err(invalid());
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2).ok_or_else(invalid)?, 16).map_err(|_| invalid()))
-        .collect::<Result<Vec<u8>, _>>()?;
-    String::from_utf8(bytes).map_err(|_| invalid())
-}
-
 impl super::Handler for Handler {
     type Request = Page;
 
@@ -75,7 +49,7 @@ impl super::Handler for Handler {
         let room = fields.room_id()?;
         let after = match fields.string("Next")?.as_deref() {
             None | Some("" | "0") => None,
-            Some(cursor) => Some(decode_cursor(cursor)?),
+            Some(cursor) => Some(decode_member_cursor(cursor)?),
         };
         Ok(Page { room, after })
     }
@@ -96,7 +70,7 @@ impl super::Handler for Handler {
         let more = members.len() > PAGE;
         members.truncate(PAGE);
         let next = match members.last() {
-            Some(last) if more => encode_cursor(&last.account),
+            Some(last) if more => encode_member_cursor(&last.account),
             _ => String::new(),
         };
         Ok(respond(&List {
@@ -111,20 +85,5 @@ impl super::Handler for Handler {
                 })
                 .collect(),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_junk_is_refused() {
-        for account in ["a", "user 1", "é🎉"] {
-            assert_eq!(decode_cursor(&encode_cursor(account)).unwrap(), account);
-        }
-        for junk in ["x", "m1", "mzz", "mff", &format!("m{}", "61".repeat(33))] {
-            assert!(decode_cursor(junk).is_err(), "{junk}");
-        }
     }
 }

@@ -4,18 +4,11 @@
 use liveroom_domain::RoomId;
 use liveroom_protocol::{ApiError, Fields, Response};
 use liveroom_store::Store;
-use serde::Serialize;
 
-use super::{Call, existing_room, respond};
+use super::{Call, account_list};
 use crate::gateway::State;
 
 pub(crate) struct Handler;
-
-#[derive(Serialize)]
-struct Answer<'a> {
-    #[serde(rename = "RobotList_Account")]
-    robot_list_account: Vec<&'a str>,
-}
 
 impl super::Handler for Handler {
     type Request = RoomId;
@@ -29,8 +22,6 @@ impl super::Handler for Handler {
         call: &Call<'_>,
         room: RoomId,
     ) -> Result<Response, ApiError> {
-        let room = existing_room(state, call, &room).await?;
-        let robot_list_account = room.people.robots.iter().map(|a| a.as_str()).collect();
-        Ok(respond(&Answer { robot_list_account }))
+        account_list(state, call, &room, "RobotList_Account", |people| &people.robots).await
     }
 }

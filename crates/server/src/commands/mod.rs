@@ -224,6 +224,20 @@ impl Totals {
     }
 }
 
+/// `{"<field>":[…]}`: one of the room's sets of accounts (its administrators, its robots),
+/// in account order; 100004 if the room does not exist.
+async fn account_list<S: Store>(
+    state: &State<S>,
+    call: &Call<'_>,
+    room: &liveroom_domain::RoomId,
+    field: &str,
+    list: impl FnOnce(&liveroom_domain::RoomPeople) -> &std::collections::BTreeSet<Account>,
+) -> Result<Response, ApiError> {
+    let room = existing_room(state, call, room).await?;
+    let accounts: Vec<&str> = list(&room.people).iter().map(Account::as_str).collect();
+    Ok(respond(&serde_json::json!({ field: accounts })))
+}
+
 /// The room's state, or 100004.
 pub(crate) async fn existing_room<S: Store>(
     state: &State<S>,
