@@ -9,6 +9,7 @@
 pub mod account;
 mod clock;
 mod error;
+pub mod feed;
 pub mod limits;
 mod listing;
 mod log;
@@ -20,6 +21,7 @@ mod room;
 pub use account::{IfExists, NewAccounts, Profile, ProfileTag, ProfileValue, accounts_to_create};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;
+pub use feed::{FeedEntry, FeedItem, Hook, Hooks, MemberCause, MemberChange};
 pub use listing::{ListPosition, page_size};
 pub use log::{Position, RoomChange, RoomEvent, RoomSlot, RoomState, Tombstone};
 pub use metadata::{

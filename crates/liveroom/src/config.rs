@@ -87,6 +87,10 @@ pub struct StorageSettings {
     pub events_per_room: u64,
     /// How long a destroyed room's events stay readable.
     pub destroyed_room_secs: u64,
+    /// How long an app's change feed keeps an entry no webhook waits for (docs/webhooks.md).
+    pub feed_retention_secs: u64,
+    /// How long a parked webhook entry waits for a replay.
+    pub parked_retention_secs: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -186,6 +190,8 @@ impl Default for StorageSettings {
             metadata_cache_mb: SqliteOptions::DEFAULT_METADATA_CACHE_BYTES >> 20,
             events_per_room: retention.events_per_room,
             destroyed_room_secs: retention.destroyed_room.as_secs(),
+            feed_retention_secs: retention.feed.as_secs(),
+            parked_retention_secs: retention.parked.as_secs(),
         }
     }
 }
@@ -197,6 +203,8 @@ impl StorageSettings {
         options.retention = Retention {
             events_per_room: self.events_per_room,
             destroyed_room: Duration::from_secs(self.destroyed_room_secs),
+            feed: Duration::from_secs(self.feed_retention_secs),
+            parked: Duration::from_secs(self.parked_retention_secs),
         };
         options
     }

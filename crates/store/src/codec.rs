@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use liveroom_domain::{
-    Account, AppId, Ban, ListOp, Metadata, Position, Room, RoomChange, RoomChanges, RoomEvent,
-    RoomFields, RoomId, RoomPeople, TakeSeatMode,
+    Account, AppId, Ban, FeedEntry, FeedItem, ListOp, MemberCause, MemberChange, Metadata,
+    Position, Room, RoomChange, RoomChanges, RoomEvent, RoomFields, RoomId, RoomPeople,
+    TakeSeatMode,
 };
 use serde_json::{Map, Value, json};
 
@@ -174,6 +175,77 @@ pub(crate) fn decode_entries(
             })
         })
         .collect()
+}
+
+/// A feed entry's body as a backend stores it beside its `seq`, room and time:
+/// `{"by","inc","pos","change"[,"room"]}` for a room's change, `{"by","members":{"cause",
+/// "accounts"}}` for presence.
+pub(crate) fn encode_feed(by: &Account, item: &FeedItem) -> String {
+    let body = match item {
+        FeedItem::Room {
+            position,
+            change,
+            room,
+        } => {
+            let mut body = json!({
+                "by": by.as_str(),
+                "inc": position.incarnation,
+                "pos": position.seq,
+            });
+            // `encode` always produces an object.
+            body["change"] = serde_json::from_str(&encode(change)).unwrap_or_default();
+            if let Some(room) = room {
+                body["room"] = encode_room(room);
+            }
+            body
+        }
+        FeedItem::Members(change) => json!({
+            "by": by.as_str(),
+            "members": {"cause": change.cause.as_str(), "accounts": names(&change.accounts)},
+        }),
+    };
+    body.to_string()
+}
+
+/// The entry `encode_feed` stored for `seq` of `room`, committed at `at_ms`.
+pub(crate) fn decode_feed(
+    text: &str,
+    seq: u64,
+    room: RoomId,
+    at_ms: u64,
+) -> Result<FeedEntry, Malformed> {
+    let body: Value = serde_json::from_str(text).map_err(|_| Malformed("not JSON"))?;
+    let by = decode_account(body.get("by").ok_or(Malformed("by"))?)?;
+    let item = if let Some(members) = body.get("members") {
+        let cause = members
+            .get("cause")
+            .and_then(Value::as_str)
+            .and_then(MemberCause::parse)
+            .ok_or(Malformed("cause"))?;
+        FeedItem::Members(MemberChange {
+            cause,
+            accounts: decode_accounts(members.get("accounts"))?,
+        })
+    } else {
+        FeedItem::Room {
+            position: Position {
+                incarnation: u64_field(&body, "inc")?,
+                seq: u64_field(&body, "pos")?,
+            },
+            change: decode(body.get("change").ok_or(Malformed("change"))?)?,
+            room: body
+                .get("room")
+                .map(|r| decode_room(r).map(Box::new))
+                .transpose()?,
+        }
+    };
+    Ok(FeedEntry {
+        seq,
+        room,
+        at_ms,
+        by,
+        item,
+    })
 }
 
 fn decode(value: &Value) -> Result<RoomChange, Malformed> {
@@ -362,7 +434,7 @@ mod tests {
             .unwrap()
             .into_room(1_700_000_000);
         for change in [
-            RoomChange::Created(Box::new(room)),
+            RoomChange::Created(Box::new(room.clone())),
             RoomChange::InfoUpdated(Box::new(changes.validate().unwrap())),
             RoomChange::MetadataSet(Metadata::from([("k".into(), "v\n".into())])),
             RoomChange::MetadataDeleted(vec!["a".into(), "b".into()]),
@@ -399,8 +471,40 @@ mod tests {
             };
             let text = format!("[{},{}]", encode_entry(&event), encode_entry(&event));
             let decoded = decode_entries(&text, 7, &event.room, 9).unwrap();
-            assert_eq!(decoded, [event.clone(), event]);
+            assert_eq!(decoded, [event.clone(), event.clone()]);
+            for kept in [None, Some(Box::new(room.clone()))] {
+                let entry = FeedEntry {
+                    seq: 11,
+                    room: event.room.clone(),
+                    at_ms: event.at_ms,
+                    by: account("op"),
+                    item: FeedItem::Room {
+                        position: event.position,
+                        change: event.change.clone(),
+                        room: kept,
+                    },
+                };
+                let text = encode_feed(&entry.by, &entry.item);
+                let back = decode_feed(&text, 11, entry.room.clone(), entry.at_ms).unwrap();
+                assert_eq!(back, entry);
+            }
         }
+        let members = FeedItem::Members(MemberChange {
+            cause: MemberCause::HeartbeatInterrupt,
+            accounts: vec![account("m1"), account("m2")],
+        });
+        let text = encode_feed(&account("m1"), &members);
+        let back = decode_feed(&text, 2, RoomId::parse("r".into()).unwrap(), 5).unwrap();
+        assert_eq!((back.item, back.by), (members, account("m1")));
+        assert!(
+            decode_feed(
+                r#"{"by":"x","members":{"cause":"Nope","accounts":[]}}"#,
+                1,
+                RoomId::parse("r".into()).unwrap(),
+                1
+            )
+            .is_err()
+        );
         let room = RoomId::parse("r".into()).unwrap();
         for junk in [
             "",

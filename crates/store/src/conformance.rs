@@ -38,7 +38,7 @@ pub(crate) trait Shorthand: RoomStore {
         operation: Result<Box<dyn RoomOperation>, DomainError>,
         now: Duration,
     ) -> impl Future<Output = StoreResult<()>> + Send {
-        let queued = operation.map(|operation| self.write(app, operation, now));
+        let queued = operation.map(|operation| self.write(app, operator(), operation, now));
         async move { queued?.await.map(drop) }
     }
 
@@ -935,7 +935,7 @@ pub async fn people_are_kept_with_the_room<S: Store>(store: &S) {
     ];
     let mut seq = 1;
     for (operation, now) in writes {
-        let committed = store.write(APP, operation, now).await.unwrap();
+        let committed = store.write(APP, operator(), operation, now).await.unwrap();
         seq += 1;
         assert_eq!(seqs(&committed.events), [seq]);
     }
@@ -1167,7 +1167,7 @@ async fn write<S: Store>(
     operation: Box<dyn RoomOperation>,
     now: Duration,
 ) -> StoreResult<crate::Committed> {
-    store.write(APP, operation, now).await
+    store.write(APP, operator(), operation, now).await
 }
 
 fn set_op(room: &str, pairs: &[(&str, &str)]) -> Box<SetMetadata> {
@@ -1326,7 +1326,12 @@ pub async fn log_subscribers_see_commits_in_order<S: Store>(store: &S) {
     let writes: Vec<_> = (0..20)
         .map(|i| {
             let room = if i % 2 == 0 { "a" } else { "b" };
-            store.write(APP, set_op(room, &[("k", &i.to_string())]), LATER)
+            store.write(
+                APP,
+                operator(),
+                set_op(room, &[("k", &i.to_string())]),
+                LATER,
+            )
         })
         .collect();
     for outcome in await_in_order(writes).await {
@@ -1633,4 +1638,228 @@ pub async fn accounts_apps_are_isolated(store: &impl Store) {
     );
     let got = store.profiles(APP, vec![account("ann")]).await.unwrap();
     assert_eq!(got, vec![Some(nick("Ann"))]);
+}
+
+/// Who the suite's writes are made by.
+fn operator() -> Account {
+    account("operator")
+}
+
+/// The webhooks the [`feed_conformance!`] suite's stores are opened with: `APP` has one for
+/// Tencent's callbacks, `OTHER_APP` none.
+///
+/// [`feed_conformance!`]: crate::feed_conformance
+pub fn suite_outboxes() -> crate::Outboxes {
+    std::sync::Arc::new(std::collections::HashMap::from([(
+        APP,
+        liveroom_domain::Hooks::tencent(),
+    )]))
+}
+
+/// The [`Feed`] and [`Outbox`] suite: numbering, contents, delivery order and its outcomes.
+/// `$make` opens a store with [`suite_outboxes`].
+///
+/// [`Feed`]: crate::Feed
+/// [`Outbox`]: crate::Outbox
+#[macro_export]
+macro_rules! feed_conformance {
+    ($make:expr) => {
+        $crate::conformance_cases!($make;
+            feed_numbers_entries_per_app_in_commit_order,
+            outbox_delivers_each_room_in_order,
+        );
+    };
+}
+
+fn members(cause: liveroom_domain::MemberCause, names: &[&str]) -> liveroom_domain::MemberChange {
+    liveroom_domain::MemberChange {
+        cause,
+        accounts: names.iter().map(|n| account(n)).collect(),
+    }
+}
+
+pub async fn feed_numbers_entries_per_app_in_commit_order<S: Store>(store: &S) {
+    use liveroom_domain::{FeedItem, Hook, MemberCause};
+    create(store, APP, "r1", NOW).await;
+    store
+        .set_metadata(APP, id("r1"), entries(&[("k", "v")]))
+        .await
+        .unwrap();
+    create(store, OTHER_APP, "o", NOW).await;
+    create(store, APP, "r2", NOW).await;
+    let renamed = RoomChanges {
+        name: Some("renamed".into()),
+        ..RoomChanges::default()
+    };
+    store
+        .update_room(APP, id("r1"), renamed.validate().unwrap())
+        .await
+        .unwrap();
+    // Refused writes and presence in a missing room leave no entry.
+    assert!(store.destroy_room(APP, id("nope")).await.is_err());
+    let missing = store
+        .record_members(
+            APP,
+            &id("nope"),
+            account("m"),
+            members(MemberCause::Enter, &["m"]),
+            LATER,
+        )
+        .await;
+    assert_eq!(missing, Err(DomainError::RoomNotFound.into()));
+    store
+        .record_members(
+            APP,
+            &id("r2"),
+            account("m"),
+            members(MemberCause::Enter, &["m"]),
+            LATER,
+        )
+        .await
+        .unwrap();
+    store.destroy_room(APP, id("r1")).await.unwrap();
+
+    let all = store.feed(APP, None, 0, 100).await.unwrap();
+    let seen: Vec<(u64, &str, Hook)> = all
+        .iter()
+        .map(|e| (e.seq, e.room.as_str(), e.item.hook()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "r1", Hook::CreateRoom),
+            (2, "r1", Hook::SetMetadata),
+            (3, "r2", Hook::CreateRoom),
+            (4, "r1", Hook::UpdateRoomInfo),
+            (5, "r2", Hook::MemberStateChanged),
+            (6, "r1", Hook::DestroyRoom),
+        ]
+    );
+    assert!(all[..4].iter().all(|e| e.by == operator()));
+    assert_eq!(all[4].by, account("m"));
+    assert_eq!(all[4].at_ms, LATER.as_millis() as u64);
+    // An update carries the room it left, a destroy the room it ended; positions are the log's.
+    let room_of = |e: &liveroom_domain::FeedEntry| match &e.item {
+        FeedItem::Room { room, position, .. } => {
+            (room.as_ref().map(|r| r.fields.name.clone()), position.seq)
+        }
+        FeedItem::Members(_) => (None, 0),
+    };
+    assert_eq!(room_of(&all[1]), (None, 2));
+    assert_eq!(room_of(&all[3]), (Some("renamed".into()), 3));
+    assert_eq!(room_of(&all[5]), (Some("renamed".into()), 4));
+
+    let page = store.feed(APP, None, 2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    let r1 = store.feed(APP, Some(&id("r1")), 1, 100).await.unwrap();
+    assert_eq!(r1.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 4, 6]);
+    let other = store.feed(OTHER_APP, None, 0, 100).await.unwrap();
+    assert_eq!(other.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+    assert!(store.feed(APP, None, 6, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .feed(APP, None, u64::MAX, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
+    use crate::Outcome;
+    use liveroom_domain::ops::MuteMembers;
+    create(store, APP, "r1", NOW).await; // 1
+    store
+        .set_metadata(APP, id("r1"), entries(&[("k", "v")]))
+        .await
+        .unwrap(); // 2
+    create(store, APP, "r2", NOW).await; // 3
+    let mute = MuteMembers {
+        room: id("r1"),
+        accounts: [account("m")].into(),
+        secs: 60,
+    };
+    // 4: in the feed, but not one of Tencent's callbacks: no webhook waits for it.
+    store.run(APP, Ok(Box::new(mute)), LATER).await.unwrap();
+    store
+        .set_metadata(APP, id("r1"), entries(&[("k", "w")]))
+        .await
+        .unwrap(); // 5
+    create(store, OTHER_APP, "o", NOW).await;
+    let now = LATER.as_millis() as u64 + 1000;
+    let heads = |due: Vec<crate::Pending>| -> Vec<(u64, u32)> {
+        let mut heads: Vec<_> = due.iter().map(|p| (p.entry.seq, p.attempts)).collect();
+        heads.sort();
+        heads
+    };
+    assert_eq!(
+        heads(store.due(APP, now, 10).await.unwrap()),
+        [(1, 0), (3, 0)]
+    );
+    assert!(store.due(OTHER_APP, now, 10).await.unwrap().is_empty());
+    let backlog = store.backlog(APP).await.unwrap();
+    assert_eq!((backlog.pending, backlog.parked), (4, 0));
+    assert_eq!(backlog.oldest_pending_ms, Some(NOW * 1000));
+
+    // Delivered: the room's next waiting entry (skipping 4) comes up; an outcome for an entry
+    // that is not its room's first changes nothing.
+    store
+        .settle(APP, vec![(1, Outcome::Delivered), (5, Outcome::Delivered)])
+        .await
+        .unwrap();
+    assert_eq!(
+        heads(store.due(APP, now, 10).await.unwrap()),
+        [(2, 0), (3, 0)]
+    );
+    // A retry waits until it is due, and counts.
+    let retry = Outcome::Retry {
+        at_ms: now + 5000,
+        error: "timeout".into(),
+    };
+    store.settle(APP, vec![(3, retry)]).await.unwrap();
+    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(2, 0)]);
+    assert_eq!(
+        heads(store.due(APP, now + 5000, 10).await.unwrap()),
+        [(2, 0), (3, 1)]
+    );
+    assert_eq!(store.due(APP, now + 5000, 1).await.unwrap().len(), 1);
+    // Parked: kept aside with its reason, and the room goes on.
+    let park = Outcome::Park {
+        error: "HTTP 500".into(),
+    };
+    store.settle(APP, vec![(2, park)]).await.unwrap();
+    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(5, 0)]);
+    let parked = store.parked(APP, 0, 10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].entry.seq, parked[0].error.as_str()),
+        (2, "HTTP 500")
+    );
+    assert!(store.parked(APP, 2, 10).await.unwrap().is_empty());
+    let backlog = store.backlog(APP).await.unwrap();
+    assert_eq!((backlog.pending, backlog.parked), (2, 1));
+    // Replayed: first again in its room, before the later entry.
+    assert_eq!(store.replay(APP, Some(vec![2, 5, 99])).await.unwrap(), 1);
+    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(2, 0)]);
+    store
+        .settle(APP, vec![(2, Outcome::Delivered)])
+        .await
+        .unwrap();
+    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(5, 0)]);
+    store
+        .settle(APP, vec![(5, Outcome::Park { error: "x".into() })])
+        .await
+        .unwrap();
+    assert_eq!(store.replay(APP, None).await.unwrap(), 1);
+    store
+        .settle(APP, vec![(5, Outcome::Delivered)])
+        .await
+        .unwrap();
+    let backlog = store.backlog(APP).await.unwrap();
+    assert_eq!(
+        backlog.pending + backlog.parked,
+        1,
+        "3 still waits for its retry"
+    );
+    assert_eq!(store.replay(APP, None).await.unwrap(), 0);
 }

@@ -14,9 +14,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use liveroom_domain::{
-    Account, AppId, DomainError, IfExists, ListPosition, Metadata, MetadataEntries, MetadataEntry,
-    NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
+    Account, AppId, DomainError, FeedEntry, FeedItem, Hooks, IfExists, ListPosition, MemberChange,
+    Metadata, MetadataEntries, MetadataEntry, NewAccounts, Position, Profile, Room, RoomChange,
+    RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
 };
 use tokio::sync::broadcast;
 
@@ -53,11 +56,14 @@ pub struct Committed {
 /// Rooms and their metadata, of every app. Writes resolve only after their change is
 /// durable; reads never wait for writes.
 pub trait RoomStore: Send + Sync + 'static {
-    /// Runs `operation` on its room at `now` (since the Unix epoch): decides, applies and
-    /// appends the events in one transaction. A refused operation changes nothing.
+    /// Runs `operation` on its room at `now` (since the Unix epoch) on behalf of `by`:
+    /// decides, applies, and appends the events to the room's log and to the app's feed
+    /// (queued for its webhook when the app has one) in one transaction. A refused operation
+    /// changes nothing.
     fn write(
         &self,
         app: AppId,
+        by: Account,
         operation: Box<dyn RoomOperation>,
         now: Duration,
     ) -> impl Future<Output = StoreResult<Committed>> + Send;
@@ -154,8 +160,110 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// An app's change feed (docs/webhooks.md): the entries that [`RoomStore::write`] appends,
+/// and the members who came or went.
+pub trait Feed: Send + Sync + 'static {
+    /// Appends the members' coming or going to the app's feed, durably, as one entry; fails
+    /// with [`DomainError::RoomNotFound`] when the room does not exist.
+    fn record_members(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        by: Account,
+        change: MemberChange,
+        now: Duration,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Up to `limit` entries of the app, or of one of its rooms, with a `seq` above `after`,
+    /// in order. Entries older than the feed's retention may be gone.
+    fn feed(
+        &self,
+        app: AppId,
+        room: Option<&RoomId>,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<FeedEntry>>> + Send;
+}
+
+/// A feed entry waiting for its webhook: the first undelivered entry of its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub entry: FeedEntry,
+    /// Attempts already made.
+    pub attempts: u32,
+}
+
+/// What became of an attempt to deliver a [`Pending`] entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver has it: the room's next entry becomes its first.
+    Delivered,
+    /// Try again at `at_ms` (Unix milliseconds).
+    Retry { at_ms: u64, error: String },
+    /// Given up: kept aside for an operator, and the room's next entry goes on.
+    Park { error: String },
+}
+
+/// An entry whose delivery was given up, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub entry: FeedEntry,
+    pub error: String,
+}
+
+/// How much an app's webhook has still to deliver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub pending: u64,
+    pub parked: u64,
+    /// Commit time (Unix milliseconds) of the oldest undelivered entry.
+    pub oldest_pending_ms: Option<u64>,
+}
+
+/// The feed entries queued for apps' webhooks, delivered in order per room (docs/webhooks.md).
+/// Which entries are queued is fixed when the store opens ([`Outboxes`]).
+pub trait Outbox: Send + Sync + 'static {
+    /// The first undelivered entry of up to `limit` rooms of the app whose next attempt is due
+    /// at `now_ms`, the longest due first. A room's later entries wait for its first.
+    fn due(
+        &self,
+        app: AppId,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Pending>>> + Send;
+
+    /// Records what became of attempts, by entry `seq`, durably and together. An outcome for
+    /// an entry that is not (or no longer) the first of its room is ignored.
+    fn settle(
+        &self,
+        app: AppId,
+        outcomes: Vec<(u64, Outcome)>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Up to `limit` parked entries of the app with a `seq` above `after`, in order.
+    fn parked(
+        &self,
+        app: AppId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Parked>>> + Send;
+
+    /// Queues parked entries again (all of them when `seqs` is `None`), each in its room's
+    /// order, due at once; returns how many.
+    fn replay(
+        &self,
+        app: AppId,
+        seqs: Option<Vec<u64>>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    fn backlog(&self, app: AppId) -> impl Future<Output = StoreResult<Backlog>> + Send;
+}
+
+/// Which feed entries of which apps are queued for a webhook.
+pub type Outboxes = Arc<HashMap<AppId, Hooks>>;
+
 /// Everything the server needs from a backend.
-pub trait Store: RoomStore + EventLog + AccountStore {
+pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox {
     /// Finishes every write already accepted, then refuses new ones. Idempotent.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
@@ -167,6 +275,10 @@ pub struct Retention {
     pub events_per_room: u64,
     /// How long a destroyed room's events (and its tombstone) are kept.
     pub destroyed_room: Duration,
+    /// How long an app's feed keeps an entry that no webhook waits for.
+    pub feed: Duration,
+    /// How long a parked entry waits for a replay.
+    pub parked: Duration,
 }
 
 impl Default for Retention {
@@ -174,6 +286,8 @@ impl Default for Retention {
         Self {
             events_per_room: 1024,
             destroyed_room: Duration::from_secs(600),
+            feed: Duration::from_secs(24 * 3600),
+            parked: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -223,6 +337,36 @@ pub(crate) fn since(after: Position, held: Vec<RoomEvent>, head: Option<Position
     } else {
         Since::Expired
     }
+}
+
+/// The feed items of a write's committed `events`, with the room as it was `before` the write
+/// and as it is `after` (docs/webhooks.md: an update carries the room it left, a destroy the
+/// room it ended).
+pub(crate) fn feed_items<'a>(
+    events: &'a [RoomEvent],
+    before: Option<&'a Room>,
+    after: Option<&'a Room>,
+) -> impl Iterator<Item = (&'a RoomEvent, FeedItem)> + 'a {
+    events.iter().map(move |event| {
+        let room = match event.change {
+            RoomChange::InfoUpdated(_) => after,
+            RoomChange::Destroyed => before,
+            _ => None,
+        };
+        let item = FeedItem::Room {
+            position: event.position,
+            change: event.change.clone(),
+            room: room.map(|r| Box::new(r.clone())),
+        };
+        (event, item)
+    })
+}
+
+/// Whether `item` of `app` waits for a webhook.
+pub(crate) fn queued(outboxes: &Outboxes, app: AppId, item: &FeedItem) -> bool {
+    outboxes
+        .get(&app)
+        .is_some_and(|hooks| hooks.contains(item.hook()))
 }
 
 /// Imported metadata must be something [`liveroom_domain::set_metadata`] could have produced.

@@ -6,14 +6,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use liveroom_domain::{
-    Account, AppId, DomainError, IfExists, ListPosition, Metadata, NewAccounts, Position, Profile,
-    Room, RoomEvent, RoomId, RoomOperation, RoomPeople, RoomSlot, RoomState, RoomStats,
+    Account, AppId, DomainError, FeedEntry, FeedItem, IfExists, ListPosition, MemberChange,
+    Metadata, NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomPeople,
+    RoomSlot, RoomState, RoomStats,
 };
 use tokio::sync::broadcast;
 
 use crate::{
-    AccountStore, Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError,
-    StoreResult,
+    AccountStore, Backlog, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome, Parked,
+    Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
 };
 
 /// Rooms of every app, kept in memory.
@@ -22,6 +23,7 @@ pub struct MemoryStore {
     state: Mutex<State>,
     bus: EventBus,
     retention: Retention,
+    outboxes: Outboxes,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +33,147 @@ struct State {
     /// When destroyed rooms were last swept; like the SQLite writer, at most once a minute.
     last_sweep: Duration,
     accounts: HashMap<AppId, BTreeMap<Account, Profile>>,
+    feeds: HashMap<AppId, AppFeed>,
+}
+
+/// One app's feed and webhook outbox, as the SQLite tables keep them.
+#[derive(Debug, Default)]
+struct AppFeed {
+    last_seq: u64,
+    entries: BTreeMap<u64, Kept>,
+    /// Each room with entries waiting: the first of them.
+    heads: BTreeMap<RoomId, Head>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    entry: FeedEntry,
+    state: EntryState,
+    error: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryState {
+    Done,
+    Waiting,
+    Parked,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    seq: u64,
+    attempts: u32,
+    due_ms: u64,
+}
+
+impl AppFeed {
+    fn append(&mut self, waiting: bool, mut entry: FeedEntry) {
+        self.last_seq += 1;
+        entry.seq = self.last_seq;
+        if waiting {
+            self.heads.entry(entry.room.clone()).or_insert(Head {
+                seq: entry.seq,
+                attempts: 0,
+                due_ms: entry.at_ms,
+            });
+        }
+        let state = if waiting {
+            EntryState::Waiting
+        } else {
+            EntryState::Done
+        };
+        self.entries.insert(
+            entry.seq,
+            Kept {
+                entry,
+                state,
+                error: String::new(),
+            },
+        );
+    }
+
+    fn settle(&mut self, seq: u64, outcome: Outcome) {
+        let Some(kept) = self.entries.get_mut(&seq) else {
+            return;
+        };
+        let room = kept.entry.room.clone();
+        let Some(head) = self.heads.get_mut(&room).filter(|h| h.seq == seq) else {
+            return;
+        };
+        let (state, error) = match outcome {
+            Outcome::Retry { at_ms, error } => {
+                head.attempts += 1;
+                head.due_ms = at_ms;
+                kept.error = error;
+                return;
+            }
+            Outcome::Delivered => (EntryState::Done, String::new()),
+            Outcome::Park { error } => (EntryState::Parked, error),
+        };
+        kept.state = state;
+        kept.error = error;
+        let next = self
+            .entries
+            .range(seq + 1..)
+            .find(|(_, k)| k.entry.room == room && k.state == EntryState::Waiting)
+            .map(|(&seq, k)| Head {
+                seq,
+                attempts: 0,
+                due_ms: k.entry.at_ms,
+            });
+        match next {
+            Some(next) => {
+                self.heads.insert(room, next);
+            }
+            None => {
+                self.heads.remove(&room);
+            }
+        }
+    }
+
+    fn replay(&mut self, seqs: Option<Vec<u64>>) -> u64 {
+        let seqs: Vec<u64> = match seqs {
+            Some(seqs) => seqs,
+            None => self
+                .entries
+                .iter()
+                .filter(|(_, k)| k.state == EntryState::Parked)
+                .map(|(&seq, _)| seq)
+                .collect(),
+        };
+        let mut count = 0;
+        for seq in seqs {
+            let Some(kept) = self
+                .entries
+                .get_mut(&seq)
+                .filter(|k| k.state == EntryState::Parked)
+            else {
+                continue;
+            };
+            kept.state = EntryState::Waiting;
+            kept.error.clear();
+            count += 1;
+            let fresh = Head {
+                seq,
+                attempts: 0,
+                due_ms: 0,
+            };
+            let head = self.heads.entry(kept.entry.room.clone()).or_insert(fresh);
+            if seq < head.seq {
+                *head = fresh;
+            }
+        }
+        count
+    }
+
+    /// Forgets entries past their retention, as the SQLite sweep does.
+    fn sweep(&mut self, done_cutoff_ms: u64, parked_cutoff_ms: u64) {
+        self.entries.retain(|_, k| match k.state {
+            EntryState::Done => k.entry.at_ms >= done_cutoff_ms,
+            EntryState::Parked => k.entry.at_ms >= parked_cutoff_ms,
+            EntryState::Waiting => true,
+        });
+    }
 }
 
 /// One app's RoomIds, live or destroyed, each with what its log still holds.
@@ -55,6 +198,19 @@ impl MemoryStore {
             retention,
             ..Self::default()
         }
+    }
+
+    /// A store whose feed entries wait for the webhooks `outboxes` names.
+    pub fn with_outboxes(outboxes: Outboxes) -> Self {
+        Self {
+            outboxes,
+            ..Self::default()
+        }
+    }
+
+    fn append(&self, state: &mut State, app: AppId, entry: FeedEntry) {
+        let waiting = crate::queued(&self.outboxes, app, &entry.item);
+        state.feeds.entry(app).or_default().append(waiting, entry);
     }
 
     /// Loads rooms exactly as given (times, counters and revision included), for tests and
@@ -132,9 +288,12 @@ impl MemoryStore {
             return;
         }
         state.last_sweep = now;
-        let cutoff = now
-            .saturating_sub(self.retention.destroyed_room)
-            .as_millis() as u64;
+        let cutoff = |kept: Duration| now.saturating_sub(kept).as_millis() as u64;
+        let (done, parked) = (cutoff(self.retention.feed), cutoff(self.retention.parked));
+        for feed in state.feeds.values_mut() {
+            feed.sweep(done, parked);
+        }
+        let cutoff = cutoff(self.retention.destroyed_room);
         for rooms in state.apps.values_mut() {
             rooms.retain(|_, stored| {
                 stored.slot.live.is_some()
@@ -151,6 +310,7 @@ impl RoomStore for MemoryStore {
     async fn write(
         &self,
         app: AppId,
+        by: Account,
         operation: Box<dyn RoomOperation>,
         now: Duration,
     ) -> StoreResult<Committed> {
@@ -160,6 +320,7 @@ impl RoomStore for MemoryStore {
         let stored = rooms.entry(id.clone()).or_default();
         // Committed on a copy: a refused write leaves the slot as it was.
         let mut slot = stored.slot.clone();
+        let before = slot.live.as_ref().map(|live| live.room.clone());
         let decided = operation
             .decide(&slot, now)
             .and_then(|changes| slot.commit(app, &id, changes, now));
@@ -190,6 +351,17 @@ impl RoomStore for MemoryStore {
             stored.log.pop_front();
         }
         let live = stored.slot.live.clone().map(Arc::new);
+        let after = live.as_ref().map(|l| &l.room);
+        for (event, item) in crate::feed_items(&events, before.as_ref(), after) {
+            let entry = FeedEntry {
+                seq: 0,
+                room: id.clone(),
+                at_ms: event.at_ms,
+                by: by.clone(),
+                item,
+            };
+            self.append(&mut state, app, entry);
+        }
         self.sweep(&mut state, now);
         // Published under the lock: the next write of the room cannot publish before this one
         // (docs/events.md, subscribers get batches in commit order).
@@ -331,6 +503,129 @@ impl AccountStore for MemoryStore {
     }
 }
 
+impl Feed for MemoryStore {
+    async fn record_members(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        by: Account,
+        change: MemberChange,
+        now: Duration,
+    ) -> StoreResult<()> {
+        let mut state = self.open()?;
+        let live = state
+            .apps
+            .get(&app)
+            .and_then(|rooms| rooms.get(room))
+            .is_some_and(|s| s.slot.live.is_some());
+        if !live {
+            return Err(DomainError::RoomNotFound.into());
+        }
+        let entry = FeedEntry {
+            seq: 0,
+            room: room.clone(),
+            at_ms: now.as_millis() as u64,
+            by,
+            item: FeedItem::Members(change),
+        };
+        self.append(&mut state, app, entry);
+        Ok(())
+    }
+
+    async fn feed(
+        &self,
+        app: AppId,
+        room: Option<&RoomId>,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FeedEntry>> {
+        let state = self.lock();
+        let Some(feed) = state.feeds.get(&app) else {
+            return Ok(Vec::new());
+        };
+        Ok(feed
+            .entries
+            .range(after.saturating_add(1)..)
+            .map(|(_, k)| &k.entry)
+            .filter(|e| room.is_none_or(|r| &e.room == r))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+impl Outbox for MemoryStore {
+    async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
+        let state = self.lock();
+        let Some(feed) = state.feeds.get(&app) else {
+            return Ok(Vec::new());
+        };
+        let mut due: Vec<&Head> = feed.heads.values().filter(|h| h.due_ms <= now_ms).collect();
+        due.sort_by_key(|h| h.due_ms);
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .filter_map(|h| {
+                feed.entries.get(&h.seq).map(|k| Pending {
+                    entry: k.entry.clone(),
+                    attempts: h.attempts,
+                })
+            })
+            .collect())
+    }
+
+    async fn settle(&self, app: AppId, outcomes: Vec<(u64, Outcome)>) -> StoreResult<()> {
+        let mut state = self.open()?;
+        let feed = state.feeds.entry(app).or_default();
+        for (seq, outcome) in outcomes {
+            feed.settle(seq, outcome);
+        }
+        Ok(())
+    }
+
+    async fn parked(&self, app: AppId, after: u64, limit: usize) -> StoreResult<Vec<Parked>> {
+        let state = self.lock();
+        let Some(feed) = state.feeds.get(&app) else {
+            return Ok(Vec::new());
+        };
+        Ok(feed
+            .entries
+            .range(after.saturating_add(1)..)
+            .map(|(_, k)| k)
+            .filter(|k| k.state == EntryState::Parked)
+            .take(limit)
+            .map(|k| Parked {
+                entry: k.entry.clone(),
+                error: k.error.clone(),
+            })
+            .collect())
+    }
+
+    async fn replay(&self, app: AppId, seqs: Option<Vec<u64>>) -> StoreResult<u64> {
+        let mut state = self.open()?;
+        Ok(state.feeds.entry(app).or_default().replay(seqs))
+    }
+
+    async fn backlog(&self, app: AppId) -> StoreResult<Backlog> {
+        let state = self.lock();
+        let Some(feed) = state.feeds.get(&app) else {
+            return Ok(Backlog::default());
+        };
+        let mut backlog = Backlog::default();
+        for kept in feed.entries.values() {
+            match kept.state {
+                EntryState::Waiting => {
+                    backlog.pending += 1;
+                    backlog.oldest_pending_ms.get_or_insert(kept.entry.at_ms);
+                }
+                EntryState::Parked => backlog.parked += 1,
+                EntryState::Done => {}
+            }
+        }
+        Ok(backlog)
+    }
+}
+
 impl Store for MemoryStore {
     async fn close(&self) {
         self.lock().closed = true;
@@ -343,11 +638,20 @@ mod tests {
 
     crate::conformance_tests!(Box::new(MemoryStore::new()));
 
+    mod feed {
+        use super::MemoryStore;
+
+        crate::feed_conformance!(Box::new(MemoryStore::with_outboxes(
+            crate::conformance::suite_outboxes()
+        )));
+    }
+
     #[tokio::test]
     async fn retention_bounds_the_log() {
         let retention = crate::Retention {
             events_per_room: 50,
             destroyed_room: std::time::Duration::from_secs(30),
+            ..Default::default()
         };
         let store = MemoryStore::with_retention(retention);
         crate::conformance::retention_bounds_the_log(&store, retention).await;

@@ -10,6 +10,7 @@
 
 mod cache;
 mod checkpointer;
+mod feed;
 mod sql;
 mod writer;
 
@@ -21,17 +22,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicU64;
+
 use liveroom_domain::{
-    Account, AppId, IfExists, ListPosition, Metadata, NewAccounts, Position, Profile, Room,
-    RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
+    Account, AppId, FeedEntry, IfExists, ListPosition, MemberChange, Metadata, NewAccounts,
+    Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
-    AccountStore, Committed, EventBus, EventLog, Retention, RoomStore, Since, Store, StoreError,
-    StoreResult,
+    AccountStore, Backlog, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome, Parked,
+    Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
 };
 use cache::RoomCache;
 use checkpointer::Checkpointer;
@@ -60,8 +63,10 @@ pub struct SqliteOptions {
     pub metadata_cache_bytes: u64,
     /// Writes that may wait for the writer; a caller beyond that waits for room in the queue.
     pub queue: usize,
-    /// How much history the event log keeps.
+    /// How much history the event log and the feeds keep.
     pub retention: Retention,
+    /// Which feed entries wait for a webhook.
+    pub outboxes: Outboxes,
 }
 
 impl SqliteOptions {
@@ -76,6 +81,7 @@ impl SqliteOptions {
             metadata_cache_bytes: Self::DEFAULT_METADATA_CACHE_BYTES,
             queue: 8192,
             retention: Retention::default(),
+            outboxes: Outboxes::default(),
         }
     }
 }
@@ -119,6 +125,7 @@ impl SqliteStore {
         let bus = EventBus::default();
         let context = Context {
             cache: Arc::clone(&cache),
+            outboxes: options.outboxes,
             bus: bus.clone(),
             retention: options.retention,
             max_batch: options.max_batch.max(1),
@@ -402,11 +409,13 @@ impl RoomStore for SqliteStore {
     fn write(
         &self,
         app: AppId,
+        by: Account,
         operation: Box<dyn RoomOperation>,
         now: Duration,
     ) -> impl Future<Output = StoreResult<Committed>> + Send {
         self.submit(Write::Room {
             app,
+            by,
             operation,
             now,
         })
@@ -509,6 +518,71 @@ impl AccountStore for SqliteStore {
     async fn set_profile(&self, app: AppId, account: Account, changes: Profile) -> StoreResult<()> {
         let write = AccountWrite::SetProfile { account, changes };
         self.submit(Write::Account { app, write }).await.map(drop)
+    }
+}
+
+impl Feed for SqliteStore {
+    async fn record_members(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        by: Account,
+        change: MemberChange,
+        now: Duration,
+    ) -> StoreResult<()> {
+        let room = room.clone();
+        self.submit(Write::Members {
+            app,
+            room,
+            by,
+            change,
+            now,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn feed(
+        &self,
+        app: AppId,
+        room: Option<&RoomId>,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FeedEntry>> {
+        let room = room.cloned();
+        self.read(move |conn| feed::read(conn, app, room.as_ref(), after, limit))
+            .await
+    }
+}
+
+impl Outbox for SqliteStore {
+    async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
+        self.read(move |conn| feed::due(conn, app, now_ms, limit))
+            .await
+    }
+
+    async fn settle(&self, app: AppId, outcomes: Vec<(u64, Outcome)>) -> StoreResult<()> {
+        self.submit(Write::Settle { app, outcomes }).await.map(drop)
+    }
+
+    async fn parked(&self, app: AppId, after: u64, limit: usize) -> StoreResult<Vec<Parked>> {
+        self.read(move |conn| feed::parked(conn, app, after, limit))
+            .await
+    }
+
+    async fn replay(&self, app: AppId, seqs: Option<Vec<u64>>) -> StoreResult<u64> {
+        let replayed = Arc::new(AtomicU64::new(0));
+        let write = Write::Replay {
+            app,
+            seqs,
+            replayed: Arc::clone(&replayed),
+        };
+        self.submit(write).await?;
+        Ok(replayed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    async fn backlog(&self, app: AppId) -> StoreResult<Backlog> {
+        self.read(move |conn| feed::backlog(conn, app)).await
     }
 }
 

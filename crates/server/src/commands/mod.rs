@@ -137,15 +137,16 @@ fn respond(response: &impl Serialize) -> Response {
     Some(serde_json::to_vec(response).unwrap_or_default())
 }
 
-/// Runs a room operation at the call's time.
+/// Runs a room operation at the call's time, on the caller's behalf.
 pub(crate) async fn write<S: Store>(
     state: &State<S>,
     call: &Call<'_>,
     operation: impl RoomOperation,
 ) -> Result<Committed, ApiError> {
+    let by = Account::parse("identifier", call.caller.to_owned())?;
     state
         .store
-        .write(call.app, Box::new(operation), call.now)
+        .write(call.app, by, Box::new(operation), call.now)
         .await
         .map_err(store_error)
 }

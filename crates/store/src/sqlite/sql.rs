@@ -145,7 +145,8 @@ pub(super) const SCHEMA: &str = concat!(
     list_index!(),
     log_tables!(),
     accounts_table!(),
-    people_tables!()
+    people_tables!(),
+    super::feed::feed_tables!()
 );
 
 /// Each step upgrades a database by one version, from version 1; they run in order, all in
@@ -182,6 +183,8 @@ ALTER TABLE rooms_v3 RENAME TO rooms;
     accounts_table!(),
     // 4 to 5: rooms' people and statistics.
     people_tables!(),
+    // 5 to 6: the apps' feeds and the webhook outbox.
+    super::feed::feed_tables!(),
 ];
 
 /// The room columns in the order [`room_from_row`] reads them.

@@ -43,6 +43,77 @@ fn temp_store() -> TempStore {
 
 crate::conformance_tests!(temp_store());
 
+fn store_with_outboxes() -> TempStore {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SqliteOptions::new(db_path(&dir));
+    options.outboxes = crate::conformance::suite_outboxes();
+    TempStore {
+        store: SqliteStore::open(options).unwrap(),
+        _dir: dir,
+    }
+}
+
+mod feed {
+    use super::*;
+
+    crate::feed_conformance!(store_with_outboxes());
+}
+
+/// What waits for a webhook, and the numbering, survive a restart.
+#[tokio::test]
+async fn the_outbox_survives_reopening() {
+    let TempStore { store, _dir: dir } = store_with_outboxes();
+    let app = 1_400_000_001;
+    let room = NewRoom::validate(
+        "r".into(),
+        None,
+        Some("o".into()),
+        "a",
+        RoomChanges::default(),
+    )
+    .unwrap();
+    let by = liveroom_domain::Account::parse("a", "op".into()).unwrap();
+    let now = Duration::from_secs(1_700_000_000);
+    store
+        .write(
+            app,
+            by.clone(),
+            Box::new(liveroom_domain::ops::CreateRoom(room)),
+            now,
+        )
+        .await
+        .unwrap();
+    let path = db_path(&dir);
+    store.close().await;
+    drop(store);
+    let mut options = SqliteOptions::new(&path);
+    options.outboxes = crate::conformance::suite_outboxes();
+    let reopened = SqliteStore::open(options).unwrap();
+    let due = reopened.due(app, u64::MAX >> 1, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].entry.seq, &due[0].entry.by), (1, &by));
+    reopened
+        .settle(app, vec![(1, Outcome::Delivered)])
+        .await
+        .unwrap();
+    reopened
+        .record_members(
+            app,
+            &due[0].entry.room,
+            by,
+            liveroom_domain::MemberChange {
+                cause: liveroom_domain::MemberCause::Enter,
+                accounts: Vec::new(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let feed = reopened.feed(app, None, 0, 10).await.unwrap();
+    assert_eq!(feed.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(reopened.due(app, u64::MAX >> 1, 10).await.unwrap().len() == 1);
+}
+
 /// The same suite with a metadata cache too small for more than a few rooms, so that reads
 /// keep going back to SQLite after evictions.
 mod with_a_tiny_metadata_cache {
@@ -68,6 +139,7 @@ async fn retention_bounds_the_log() {
     options.retention = crate::Retention {
         events_per_room: 50,
         destroyed_room: Duration::from_secs(30),
+        ..Default::default()
     };
     let retention = options.retention;
     let store = SqliteStore::open(options).unwrap();

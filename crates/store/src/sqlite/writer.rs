@@ -5,17 +5,20 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use liveroom_domain::{
-    Account, AppId, DomainError, IfExists, Metadata, NewAccounts, Profile, Room, RoomId,
-    RoomOperation, RoomStats,
+    Account, AppId, DomainError, FeedItem, IfExists, MemberChange, Metadata, NewAccounts, Profile,
+    Room, RoomChange, RoomId, RoomOperation, RoomStats,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::RoomCache;
 use super::checkpointer::Checkpointer;
-use super::sql;
-use crate::{Committed, EventBus, Retention, StoreError, StoreResult};
+use super::{feed, sql};
+use crate::{Committed, EventBus, Outboxes, Outcome, Retention, StoreError, StoreResult};
 
 /// One request to the writer and where its answer goes.
 pub(super) struct Job {
@@ -24,11 +27,33 @@ pub(super) struct Job {
 }
 
 pub(super) enum Write {
-    /// A domain operation on one room, decided at `now`.
+    /// A domain operation on one room, decided at `now` on behalf of `by`.
     Room {
         app: AppId,
+        by: Account,
         operation: Box<dyn RoomOperation>,
         now: Duration,
+    },
+    /// Members who came or went, for the app's feed.
+    Members {
+        app: AppId,
+        room: RoomId,
+        by: Account,
+        change: MemberChange,
+        now: Duration,
+    },
+    /// Outcomes of webhook deliveries, by feed entry.
+    Settle {
+        app: AppId,
+        outcomes: Vec<(u64, Outcome)>,
+    },
+    /// Parked entries queued again (all when `seqs` is `None`); how many, once committed, in
+    /// `replayed` (each application of the write overwrites it, and only the last one
+    /// commits).
+    Replay {
+        app: AppId,
+        seqs: Option<Vec<u64>>,
+        replayed: Arc<AtomicU64>,
     },
     Import {
         app: AppId,
@@ -62,7 +87,10 @@ impl Write {
             Write::Room { app, operation, .. } => f(*app, operation.room()),
             Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
             Write::Count { app, room, .. } => f(*app, room),
-            Write::Account { .. } => {}
+            Write::Account { .. }
+            | Write::Members { .. }
+            | Write::Settle { .. }
+            | Write::Replay { .. } => {}
             #[cfg(test)]
             Write::Hold { .. } | Write::BreakCommit => {}
         }
@@ -83,7 +111,9 @@ pub(super) enum AccountWrite {
 
 /// What the writer needs besides its connection and its queue.
 pub(super) struct Context {
-    pub(super) cache: std::sync::Arc<RoomCache>,
+    pub(super) cache: Arc<RoomCache>,
+    /// Which feed entries wait for a webhook.
+    pub(super) outboxes: Outboxes,
     pub(super) bus: EventBus,
     pub(super) retention: Retention,
     pub(super) max_batch: usize,
@@ -161,8 +191,7 @@ pub(super) fn run(
             && now.saturating_sub(last_sweep) >= SWEEP_EVERY
         {
             // A full sweep may have left more: then the next batch sweeps again.
-            let cutoff = now.saturating_sub(context.retention.destroyed_room);
-            if sweep(&conn, cutoff) < sql::SWEEP_LIMIT {
+            if !sweep(&conn, now, &context.retention) {
                 last_sweep = now;
             }
         }
@@ -174,28 +203,31 @@ pub(super) fn run(
 impl Job {
     fn now(&self) -> Option<Duration> {
         match &self.write {
-            Write::Room { now, .. } => Some(*now),
+            Write::Room { now, .. } | Write::Members { now, .. } => Some(*now),
             _ => None,
         }
     }
 }
 
-/// Forgets destroyed rooms whose retention ended before `cutoff`, in its own transaction;
-/// returns how many. Failing loses nothing: the next sweep tries again.
-fn sweep(conn: &Connection, cutoff: Duration) -> usize {
+/// Forgets destroyed rooms and feed entries whose retention ended by `now`, in its own
+/// transaction; returns whether more may be left. Failing loses nothing: the next sweep tries
+/// again.
+fn sweep(conn: &Connection, now: Duration, retention: &Retention) -> bool {
+    let cutoff = |kept: Duration| now.saturating_sub(kept).as_millis() as u64;
     let outcome = (|| {
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let swept = sql::sweep(conn, cutoff.as_millis() as u64)?;
+        let rooms = sql::sweep(conn, cutoff(retention.destroyed_room))?;
+        let more_entries = feed::sweep(conn, cutoff(retention.feed), cutoff(retention.parked))?;
         conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(swept)
+        Ok(rooms == sql::SWEEP_LIMIT || more_entries)
     })();
     outcome.unwrap_or_else(|e: rusqlite::Error| {
         let error = describe(conn, &e);
-        tracing::warn!(%error, "sqlite store: sweeping destroyed rooms failed");
+        tracing::warn!(%error, "sqlite store: sweeping destroyed rooms and old entries failed");
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        0
+        false
     })
 }
 
@@ -226,7 +258,7 @@ fn commit_batch(conn: &Connection, context: &Context, batch: &mut Vec<Job>) {
     let (mut writes, mut replies): (Vec<_>, Vec<_>) =
         batch.drain(..).map(|j| (j.write, j.reply)).unzip();
     loop {
-        let abandoned = match apply_all(conn, &writes, &context.retention) {
+        let abandoned = match apply_all(conn, &writes, context) {
             Ok(outcomes) => {
                 // Copies for subscribers only when there are any.
                 let mut committed = context.bus.is_followed().then(Vec::new);
@@ -329,13 +361,13 @@ fn spoils_transaction(error: &rusqlite::Error) -> bool {
 fn apply_all(
     conn: &Connection,
     writes: &[Write],
-    retention: &Retention,
+    context: &Context,
 ) -> Result<Vec<StoreResult<Committed>>, Abandoned> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let mut outcomes = Vec::with_capacity(writes.len());
     for (index, write) in writes.iter().enumerate() {
         conn.prepare_cached("SAVEPOINT request")?.execute([])?;
-        let outcome = match apply(conn, write, retention) {
+        let outcome = match apply(conn, write, context) {
             Ok(done) => Ok(done),
             // Some errors (I/O, full disk) make SQLite abandon the whole transaction.
             Err(Failure::Sql(e)) if conn.is_autocommit() => return Err(Abandoned::Batch(e)),
@@ -360,10 +392,11 @@ fn apply_all(
 /// One request: read the room's slot, let the operation decide, write the new state and the
 /// events. By reference, because a request is applied again when another one spoiled its
 /// batch.
-fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Committed, Failure> {
+fn apply(conn: &Connection, write: &Write, context: &Context) -> Result<Committed, Failure> {
     match write {
         Write::Room {
             app,
+            by,
             operation,
             now,
         } => {
@@ -373,16 +406,53 @@ fn apply(conn: &Connection, write: &Write, retention: &Retention) -> Result<Comm
             if changes.is_empty() {
                 return Ok(Committed {
                     events: Vec::new(),
-                    state: slot.live.map(std::sync::Arc::new),
+                    state: slot.live.map(Arc::new),
                 });
             }
+            let before = changes
+                .iter()
+                .any(|c| matches!(c, RoomChange::Destroyed))
+                .then(|| slot.live.as_ref().map(|live| live.room.clone()))
+                .flatten();
             // A failure from here on rolls the savepoint back; the slot is discarded.
             let events = slot.commit(*app, id, changes, *now)?;
-            sql::save(conn, *app, id, (&slot, tail), &events, retention)?;
+            sql::save(conn, *app, id, (&slot, tail), &events, &context.retention)?;
+            let after = slot.live.as_ref().map(|live| &live.room);
+            feed::append_events(conn, &context.outboxes, by, &events, before.as_ref(), after)?;
             Ok(Committed {
                 events,
-                state: slot.live.map(std::sync::Arc::new),
+                state: slot.live.map(Arc::new),
             })
+        }
+        Write::Members {
+            app,
+            room,
+            by,
+            change,
+            now,
+        } => {
+            if sql::load_state(conn, *app, room)?.is_none() {
+                return Err(DomainError::RoomNotFound.into());
+            }
+            let item = FeedItem::Members(change.clone());
+            let at_ms = now.as_millis() as u64;
+            feed::append(conn, &context.outboxes, *app, room, by, &item, at_ms)?;
+            Ok(nothing())
+        }
+        Write::Settle { app, outcomes } => {
+            for (seq, outcome) in outcomes {
+                feed::settle(conn, *app, *seq, outcome)?;
+            }
+            Ok(nothing())
+        }
+        Write::Replay {
+            app,
+            seqs,
+            replayed,
+        } => {
+            let count = feed::replay(conn, *app, seqs.as_deref())?;
+            replayed.store(count, Ordering::Relaxed);
+            Ok(nothing())
         }
         Write::Import { app, rooms } => {
             for (room, metadata) in rooms {
