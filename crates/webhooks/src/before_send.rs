@@ -7,8 +7,9 @@ use std::sync::Arc;
 use liveroom_domain::{AppId, Clock};
 use tokio::sync::Semaphore;
 
+use crate::http::HttpClient;
 use crate::sign::sign;
-use crate::{BeforeSendConfig, OnFailure, http_client};
+use crate::{BeforeSendConfig, OnFailure};
 
 /// What the hook decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +20,7 @@ pub enum Verdict {
 
 /// The before-send hooks of every app that has one.
 pub struct BeforeSend {
-    /// `None` when no app has a hook (or the client could not be built: then every hook's
-    /// `on_failure` decides).
-    client: Option<reqwest::Client>,
+    client: HttpClient,
     clock: Arc<dyn Clock>,
     apps: HashMap<AppId, (BeforeSendConfig, Arc<Semaphore>)>,
 }
@@ -50,15 +49,7 @@ impl BeforeSend {
                 (app, (config, permits))
             })
             .collect();
-        let client = if apps.is_empty() {
-            None
-        } else {
-            http_client()
-                .inspect_err(|error| {
-                    tracing::error!(%error, "before-send hooks: cannot build the HTTP client; on_failure decides every message");
-                })
-                .ok()
-        };
+        let client = HttpClient::new();
         Self {
             client,
             clock,
@@ -122,35 +113,24 @@ impl BeforeSend {
             ("ClientIP", ""),
             ("OptPlatform", "RESTAPI"),
         ]);
-        let client = self.client.as_ref().ok_or("no HTTP client")?;
-        let mut request = client
-            .post(url)
-            .timeout(config.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let mut headers = Vec::new();
         if let Some(key) = &config.secret {
             let id = format!("msg_{sdkappid}_{}", rand::random::<u64>());
             let signed = sign(key, &id, self.clock.unix_secs(), &body);
-            request = request
-                .header("webhook-id", signed.id)
-                .header("webhook-timestamp", signed.timestamp)
-                .header("webhook-signature", signed.signature);
+            headers.push(("webhook-id", signed.id));
+            headers.push(("webhook-timestamp", signed.timestamp));
+            headers.push(("webhook-signature", signed.signature));
         }
-        // The whole exchange, answer included, within the timeout.
-        let exchange = async {
-            let response = request
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| e.without_url().to_string())?;
-            if !response.status().is_success() {
-                return Err(format!("HTTP {}", response.status().as_u16()));
-            }
-            crate::error_code(response)
-                .await
-                .ok_or_else(|| "the answer is not JSON with an ErrorCode".to_owned())
-        };
-        tokio::time::timeout(config.timeout, exchange)
+        let answer = self
+            .client
+            .post_json(&url, headers, body, config.timeout)
             .await
-            .unwrap_or_else(|_| Err("timed out".into()))
+            .map_err(|e| e.to_string())?;
+        if !(200..300).contains(&answer.status) {
+            return Err(format!("HTTP {}", answer.status));
+        }
+        answer
+            .error_code
+            .ok_or_else(|| "the answer is not JSON with an ErrorCode".to_owned())
     }
 }

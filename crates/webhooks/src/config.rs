@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use liveroom_domain::Hooks;
-use reqwest::Url;
+use url::Url;
 
 /// Where requests go: an absolute `http` or `https` URL without credentials or fragment.
 #[derive(Clone, PartialEq, Eq)]

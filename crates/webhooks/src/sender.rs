@@ -15,8 +15,9 @@ use rand::Rng as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::WebhookConfig;
+use crate::http::{HttpClient, HttpError};
 use crate::sign::{message_id, sign};
-use crate::{WebhookConfig, http_client};
 
 /// How often an idle app's outbox is looked at for entries that no commit announced (member
 /// changes, retries coming due, entries left by a previous run).
@@ -49,13 +50,7 @@ pub async fn run<S: Store>(
     if webhooks.is_empty() {
         return;
     }
-    let client = match http_client() {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "webhooks: cannot build the HTTP client; nothing is sent");
-            return;
-        }
-    };
+    let client = HttpClient::new();
     let wakes: HashMap<AppId, Arc<Notify>> = webhooks
         .iter()
         .map(|w| (w.app, Arc::new(Notify::new())))
@@ -97,7 +92,7 @@ pub async fn run<S: Store>(
 
 struct AppSender<S> {
     store: Arc<S>,
-    client: reqwest::Client,
+    client: HttpClient,
     clock: Arc<dyn Clock>,
     app: Arc<AppWebhook>,
 }
@@ -205,7 +200,7 @@ impl<S: Store> AppSender<S> {
 
 /// One request for one entry.
 struct Attempt {
-    client: reqwest::Client,
+    client: HttpClient,
     clock: Arc<dyn Clock>,
     app: Arc<AppWebhook>,
 }
@@ -316,25 +311,30 @@ impl Attempt {
             ("ClientIP", ""),
             ("OptPlatform", platform),
         ]);
-        let mut request = self
-            .client
-            .post(url)
-            .timeout(config.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let mut headers = Vec::new();
         if let Some(key) = &config.secret {
             let id = message_id(webhook.app, entry.seq);
             let signed = sign(key, &id, self.clock.unix_secs(), &body);
-            request = request
-                .header("webhook-id", signed.id)
-                .header("webhook-timestamp", signed.timestamp)
-                .header("webhook-signature", signed.signature);
+            headers.push(("webhook-id", signed.id));
+            headers.push(("webhook-timestamp", signed.timestamp));
+            headers.push(("webhook-signature", signed.signature));
         }
-        let response = request.body(body).send().await.map_err(describe)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err((Failure::Status, format!("HTTP {}", status.as_u16())));
+        let answer = self
+            .client
+            .post_json(&url, headers, body, config.timeout)
+            .await
+            .map_err(|error| {
+                let failure = match error {
+                    HttpError::Timeout => Failure::Timeout,
+                    HttpError::Connect(_) => Failure::Connect,
+                    HttpError::Other(_) => Failure::Other,
+                };
+                (failure, error.to_string())
+            })?;
+        if !(200..300).contains(&answer.status) {
+            return Err((Failure::Status, format!("HTTP {}", answer.status)));
         }
-        if let Some(code) = crate::error_code(response).await
+        if let Some(code) = answer.error_code
             && code != 0
         {
             tracing::warn!(
@@ -357,29 +357,6 @@ fn backoff(min: Duration, max: Duration, attempts: u32) -> u64 {
     min.saturating_mul(1u64.checked_shl(attempts.min(62)).unwrap_or(u64::MAX))
         .min(max)
         .max(1)
-}
-
-/// A request error without its URL (whose query may hold a receiver's token), with its causes.
-fn describe(error: reqwest::Error) -> (Failure, String) {
-    let failure = if error.is_timeout() {
-        Failure::Timeout
-    } else if error.is_connect() {
-        Failure::Connect
-    } else {
-        Failure::Other
-    };
-    if failure == Failure::Timeout {
-        return (failure, "timed out".into());
-    }
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(&error);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    (failure, text)
 }
 
 #[cfg(test)]
