@@ -11,6 +11,11 @@ pub trait Clock: Send + Sync + 'static {
     fn unix_secs(&self) -> u64 {
         self.since_epoch().as_secs()
     }
+
+    /// Unix milliseconds, the unit of events' times.
+    fn unix_ms(&self) -> u64 {
+        self.since_epoch().as_millis() as u64
+    }
 }
 
 /// The operating system's clock.

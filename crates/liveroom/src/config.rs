@@ -11,12 +11,15 @@ use anyhow::{Context, bail, ensure};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use liveroom_domain::limits::ACCOUNT_MAX_BYTES;
+use liveroom_domain::{Hook, Hooks};
 use liveroom_protocol::Command;
+use liveroom_protocol::webhook::parse_callback_command;
 use liveroom_server::{
     AppConfig, ConnectionLimits, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig,
     TlsConfig, TrustedProxies,
 };
 use liveroom_store::{Retention, SqliteOptions};
+use liveroom_webhooks::{BeforeSendConfig, OnFailure, SigningKey, Target, WebhookConfig};
 use serde::{Deserialize, Serialize};
 
 /// The file's shape. Unknown settings are refused so that a typo cannot go unnoticed.
@@ -106,6 +109,159 @@ pub struct AppSettings {
     /// Requests per second by command name; `"*"` sets every command not named.
     #[serde(default)]
     pub rate_limits: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_send: Option<BeforeSendSettings>,
+}
+
+/// An app's webhook (docs/webhooks.md §2).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// Callback names; `"*"` is every one. Default: Tencent's seven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default = "webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "webhook_retry_for_secs")]
+    pub retry_for_secs: u64,
+    #[serde(default = "webhook_retry_min_ms")]
+    pub retry_min_ms: u64,
+    #[serde(default = "webhook_retry_max_ms")]
+    pub retry_max_ms: u64,
+    #[serde(default = "webhook_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn webhook_timeout_ms() -> u64 {
+    WebhookConfig::TIMEOUT.as_millis() as u64
+}
+fn webhook_retry_for_secs() -> u64 {
+    WebhookConfig::RETRY_FOR.as_secs()
+}
+fn webhook_retry_min_ms() -> u64 {
+    WebhookConfig::RETRY_MIN.as_millis() as u64
+}
+fn webhook_retry_max_ms() -> u64 {
+    WebhookConfig::RETRY_MAX.as_millis() as u64
+}
+fn webhook_max_in_flight() -> usize {
+    WebhookConfig::MAX_IN_FLIGHT
+}
+
+/// An app's before-send moderation hook (docs/webhooks.md §7).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeforeSendSettings {
+    pub url: String,
+    #[serde(default = "before_send_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `"allow"` or `"block"`.
+    #[serde(default = "before_send_on_failure")]
+    pub on_failure: String,
+    #[serde(default = "before_send_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn before_send_timeout_ms() -> u64 {
+    BeforeSendConfig::TIMEOUT.as_millis() as u64
+}
+fn before_send_on_failure() -> String {
+    "allow".into()
+}
+fn before_send_max_in_flight() -> usize {
+    BeforeSendConfig::MAX_IN_FLIGHT
+}
+
+impl WebhookSettings {
+    pub fn to_config(&self) -> anyhow::Result<WebhookConfig> {
+        let url = Target::parse(&self.url).map_err(|e| anyhow::anyhow!("webhook.url: {e}"))?;
+        let mut config = WebhookConfig::new(url);
+        if let Some(events) = &self.events {
+            ensure!(
+                !events.is_empty(),
+                "webhook.events: name at least one callback, or \"*\""
+            );
+            config.hooks = if events.iter().any(|e| e == "*") {
+                Hook::ALL.into_iter().collect()
+            } else {
+                events
+                    .iter()
+                    .map(|name| {
+                        parse_callback_command(name).with_context(|| {
+                            format!("webhook.events: {name:?} is not a callback liveroom sends")
+                        })
+                    })
+                    .collect::<anyhow::Result<Hooks>>()?
+            };
+        }
+        config.secret = self
+            .secret
+            .as_deref()
+            .map(SigningKey::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("webhook.secret: {e}"))?;
+        let max_timeout = WebhookConfig::MAX_TIMEOUT.as_millis() as u64;
+        ensure!(
+            (1..=max_timeout).contains(&self.timeout_ms),
+            "webhook.timeout_ms: must be 1 to {max_timeout}"
+        );
+        ensure!(
+            self.retry_for_secs >= 1,
+            "webhook.retry_for_secs: must be at least 1"
+        );
+        ensure!(
+            self.retry_min_ms >= 1,
+            "webhook.retry_min_ms: must be at least 1"
+        );
+        ensure!(
+            self.retry_max_ms >= self.retry_min_ms,
+            "webhook.retry_max_ms: must be at least retry_min_ms"
+        );
+        let limit = WebhookConfig::MAX_IN_FLIGHT_LIMIT;
+        ensure!(
+            (1..=limit).contains(&self.max_in_flight),
+            "webhook.max_in_flight: must be 1 to {limit}"
+        );
+        config.timeout = Duration::from_millis(self.timeout_ms);
+        config.retry_for = Duration::from_secs(self.retry_for_secs);
+        config.retry_min = Duration::from_millis(self.retry_min_ms);
+        config.retry_max = Duration::from_millis(self.retry_max_ms);
+        config.max_in_flight = self.max_in_flight;
+        Ok(config)
+    }
+}
+
+impl BeforeSendSettings {
+    /// Signed with `secret` (the app's webhook secret) when there is one.
+    pub fn to_config(&self, secret: Option<SigningKey>) -> anyhow::Result<BeforeSendConfig> {
+        let url = Target::parse(&self.url).map_err(|e| anyhow::anyhow!("before_send.url: {e}"))?;
+        let max_timeout = BeforeSendConfig::MAX_TIMEOUT.as_millis() as u64;
+        ensure!(
+            (1..=max_timeout).contains(&self.timeout_ms),
+            "before_send.timeout_ms: must be 1 to {max_timeout}"
+        );
+        let on_failure = match self.on_failure.as_str() {
+            "allow" => OnFailure::Allow,
+            "block" => OnFailure::Block,
+            other => bail!("before_send.on_failure: {other:?} must be \"allow\" or \"block\""),
+        };
+        ensure!(
+            self.max_in_flight >= 1,
+            "before_send.max_in_flight: must be at least 1"
+        );
+        Ok(BeforeSendConfig {
+            url,
+            timeout: Duration::from_millis(self.timeout_ms),
+            on_failure,
+            max_in_flight: self.max_in_flight,
+            secret,
+        })
+    }
 }
 
 fn enabled_by_default() -> bool {
@@ -388,6 +544,17 @@ impl AppSettings {
                 rate_limits.entry(c).or_insert(every_other);
             }
         }
+        let webhook = self
+            .webhook
+            .as_ref()
+            .map(WebhookSettings::to_config)
+            .transpose()?;
+        let secret = webhook.as_ref().and_then(|w| w.secret.clone());
+        let before_send = self
+            .before_send
+            .as_ref()
+            .map(|b| b.to_config(secret))
+            .transpose()?;
         Ok(AppConfig {
             sdkappid: self.sdkappid,
             secret_key: SecretKey::new(self.secret_key.clone()),
@@ -395,6 +562,8 @@ impl AppSettings {
             enabled: self.enabled,
             disabled_commands,
             rate_limits,
+            webhook,
+            before_send,
         })
     }
 }

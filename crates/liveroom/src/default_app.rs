@@ -47,6 +47,8 @@ fn create(path: &Path) -> anyhow::Result<()> {
         enabled: true,
         disabled_commands: Vec::new(),
         rate_limits: Default::default(),
+        webhook: None,
+        before_send: None,
     };
     let text = format!(
         "# liveroom's default app, created on first start. Keep this file secret: it holds the\n\

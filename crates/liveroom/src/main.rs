@@ -210,7 +210,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
 
     let database = settings.data_dir.join("liveroom.db");
-    let store = SqliteStore::open(settings.storage.sqlite_options(database.clone()))
+    let mut options = settings.storage.sqlite_options(database.clone());
+    options.outboxes = liveroom_webhooks::outboxes(&liveroom_server::webhooks(&apps));
+    let store = SqliteStore::open(options)
         .with_context(|| format!("cannot open the database {}", database.display()))?;
     let tls = settings.tls()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -53,6 +53,9 @@ pub enum ErrorCode {
     Banned,
     /// 10014: the room holds `MaxMemberCount` members (Tencent IM's "group is full").
     RoomFull,
+    /// 10016: the app's before-send hook blocked the message (Tencent IM's "the App backend
+    /// intercepted it through a third-party callback").
+    MessageBlocked,
     /// 10017: the sender is muted, or the room's messages are disabled (Tencent IM's
     /// "muted in the group").
     Muted,
@@ -117,6 +120,7 @@ impl ErrorCode {
             GroupNotFound => 10010,
             Banned => 10007,
             RoomFull => 10014,
+            MessageBlocked => 10016,
             Muted => 10017,
             Internal => 100001,
             InvalidParameter => 100002,

@@ -43,6 +43,10 @@ macro_rules! with_commands {
             MultiaccountImport = multiaccount_import: ImLogin, Accounts, 200, Admin;
             PortraitGet = portrait_get: Profile, Accounts, 200, Admin;
             PortraitSet = portrait_set: Profile, Accounts, 200, Admin;
+            GetFeed = get_feed: Liveroom, Events, 200, Admin;
+            GetParkedWebhooks = get_parked_webhooks: Liveroom, Events, 20, Admin;
+            ReplayWebhooks = replay_webhooks: Liveroom, Events, 20, Admin;
+            GetWebhookStats = get_webhook_stats: Liveroom, Events, 20, Admin;
         }
     };
 }
@@ -59,6 +63,9 @@ pub enum Service {
     /// `group_open_http_svc`: Chat's group messages, where a group is a room
     /// (docs/behaviour.md §15).
     ImGroup,
+    /// `liveroom_http_srv`: liveroom's own extensions, which Tencent does not have: the
+    /// change feed and the webhook outbox (docs/webhooks.md §6).
+    Liveroom,
 }
 
 /// The path segment of each service, as a literal (path lookup matches on it).
@@ -75,6 +82,9 @@ macro_rules! service_path {
     (ImGroup) => {
         "group_open_http_svc"
     };
+    (Liveroom) => {
+        "liveroom_http_srv"
+    };
 }
 
 impl Service {
@@ -84,19 +94,20 @@ impl Service {
             Service::ImLogin => service_path!(ImLogin),
             Service::Profile => service_path!(Profile),
             Service::ImGroup => service_path!(ImGroup),
+            Service::Liveroom => service_path!(Liveroom),
         }
     }
 
     /// Whether a command's answer goes beside the envelope's fields rather than under
     /// `Response`: Chat's services answer so (docs/behaviour.md §13).
     pub const fn answers_at_top_level(self) -> bool {
-        !matches!(self, Service::LiveEngine)
+        !matches!(self, Service::LiveEngine | Service::Liveroom)
     }
 
     /// The code of an invalid field: the live engine's 100002, Chat's 70402.
     pub const fn invalid_parameter(self) -> ErrorCode {
         match self {
-            Service::LiveEngine => ErrorCode::InvalidParameter,
+            Service::LiveEngine | Service::Liveroom => ErrorCode::InvalidParameter,
             Service::ImLogin | Service::Profile => ErrorCode::AccountInvalidParameters,
             Service::ImGroup => ErrorCode::GroupInvalidParameter,
         }
@@ -113,6 +124,8 @@ pub enum Family {
     Members,
     Messages,
     Accounts,
+    /// The change feed and the webhook outbox (docs/webhooks.md §6).
+    Events,
 }
 
 /// Who may call a command.

@@ -10,6 +10,7 @@ mod envelope;
 mod fields;
 mod query;
 mod rooms;
+pub mod webhook;
 
 pub use body::{MAX_BODY_BYTES, parse_body};
 pub use code::{ApiError, ErrorCode};

@@ -43,6 +43,10 @@ pub struct AppConfig {
     pub disabled_commands: HashSet<Command>,
     /// Requests per second per command; commands not named use their documented default.
     pub rate_limits: HashMap<Command, u32>,
+    /// Where the app's feed entries are delivered (docs/webhooks.md §2).
+    pub webhook: Option<liveroom_webhooks::WebhookConfig>,
+    /// Who is asked about each room message first (docs/webhooks.md §7).
+    pub before_send: Option<liveroom_webhooks::BeforeSendConfig>,
 }
 
 impl AppConfig {
@@ -55,6 +59,8 @@ impl AppConfig {
             enabled: true,
             disabled_commands: HashSet::new(),
             rate_limits: HashMap::new(),
+            webhook: None,
+            before_send: None,
         }
     }
 

@@ -31,20 +31,33 @@ pub(crate) struct ClientAddr(pub SocketAddr);
 
 /// Everything the pipeline and the handlers share.
 pub(crate) struct State<S> {
-    pub store: S,
+    pub store: Arc<S>,
     pub clock: Arc<dyn Clock>,
     pub apps: Apps,
     pub throttle: Throttle,
     pub realtime: Realtime,
+    /// The apps' before-send hooks (docs/webhooks.md §7).
+    pub before_send: liveroom_webhooks::BeforeSend,
     rate_limits: RateLimits,
     request_ids: RequestIds,
     connections: ConnectionLimits,
 }
 
 impl<S: Store> State<S> {
-    pub fn new(store: S, config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
+    /// Starts the task that writes presence into the feed: call it inside the runtime.
+    pub fn new(store: Arc<S>, config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
+        let (recorder, recording) = realtime::Recorder::start(Arc::clone(&store), clock.clone());
+        tokio::spawn(recording);
+        let before_send = liveroom_webhooks::BeforeSend::new(
+            config
+                .apps
+                .iter()
+                .filter_map(|a| a.before_send.clone().map(|b| (a.sdkappid, b))),
+            clock.clone(),
+        );
         let apps = Apps::new(config.apps);
         Self {
+            before_send,
             store,
             rate_limits: RateLimits::new(&apps, clock.clone()),
             throttle: Throttle::new(config.auth_failure_throttle),
@@ -52,7 +65,7 @@ impl<S: Store> State<S> {
             clock,
             request_ids: RequestIds::default(),
             connections: config.connections,
-            realtime: Realtime::new(config.realtime),
+            realtime: Realtime::new(config.realtime, recorder),
         }
     }
 }

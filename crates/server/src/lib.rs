@@ -44,6 +44,15 @@ pub async fn serve<S: Store>(
 ) -> std::io::Result<()> {
     let connections = config.connections.clone();
     let tls = config.tls.clone();
+    let webhooks = webhooks(&config.apps);
+    let store = Arc::new(store);
+    let (stop_webhooks, webhooks_stop) = tokio::sync::watch::channel(false);
+    let sender = tokio::spawn(liveroom_webhooks::run(
+        Arc::clone(&store),
+        webhooks,
+        clock.clone(),
+        webhooks_stop,
+    ));
     let state = Arc::new(gateway::State::new(store, config, clock));
     metrics::handle();
     let upkeep = tokio::spawn(metrics::upkeep());
@@ -53,8 +62,26 @@ pub async fn serve<S: Store>(
     state.realtime.close_all(REALTIME_CLOSE_PATIENCE).await;
     fan_out.abort();
     upkeep.abort();
+    // Attempts in flight finish (within their timeout) and are recorded before the store
+    // closes (docs/webhooks.md §5).
+    let _ = stop_webhooks.send(true);
+    let _ = sender.await;
     state.store.close().await;
     served
+}
+
+/// The apps' webhooks; the store serving them must be opened with
+/// [`liveroom_webhooks::outboxes`] of these.
+pub fn webhooks(apps: &[AppConfig]) -> Vec<liveroom_webhooks::AppWebhook> {
+    apps.iter()
+        .filter_map(|app| {
+            Some(liveroom_webhooks::AppWebhook {
+                app: app.sdkappid,
+                admins: app.admins.clone(),
+                config: app.webhook.clone()?,
+            })
+        })
+        .collect()
 }
 
 /// How long a stop waits for real-time connections to take their close frame.

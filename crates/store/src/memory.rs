@@ -208,6 +208,34 @@ impl MemoryStore {
         }
     }
 
+    fn record_members_now(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        by: Account,
+        change: MemberChange,
+        now: Duration,
+    ) -> StoreResult<()> {
+        let mut state = self.open()?;
+        let live = state
+            .apps
+            .get(&app)
+            .and_then(|rooms| rooms.get(room))
+            .is_some_and(|s| s.slot.live.is_some());
+        if !live {
+            return Err(DomainError::RoomNotFound.into());
+        }
+        let entry = FeedEntry {
+            seq: 0,
+            room: room.clone(),
+            at_ms: now.as_millis() as u64,
+            by,
+            item: FeedItem::Members(change),
+        };
+        self.append(&mut state, app, entry);
+        Ok(())
+    }
+
     fn append(&self, state: &mut State, app: AppId, entry: FeedEntry) {
         let waiting = crate::queued(&self.outboxes, app, &entry.item);
         state.feeds.entry(app).or_default().append(waiting, entry);
@@ -504,32 +532,16 @@ impl AccountStore for MemoryStore {
 }
 
 impl Feed for MemoryStore {
-    async fn record_members(
+    fn record_members(
         &self,
         app: AppId,
         room: &RoomId,
         by: Account,
         change: MemberChange,
         now: Duration,
-    ) -> StoreResult<()> {
-        let mut state = self.open()?;
-        let live = state
-            .apps
-            .get(&app)
-            .and_then(|rooms| rooms.get(room))
-            .is_some_and(|s| s.slot.live.is_some());
-        if !live {
-            return Err(DomainError::RoomNotFound.into());
-        }
-        let entry = FeedEntry {
-            seq: 0,
-            room: room.clone(),
-            at_ms: now.as_millis() as u64,
-            by,
-            item: FeedItem::Members(change),
-        };
-        self.append(&mut state, app, entry);
-        Ok(())
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        // Applied now, like the SQLite writer queues it now: in call order.
+        std::future::ready(self.record_members_now(app, room, by, change, now))
     }
 
     async fn feed(

@@ -522,24 +522,23 @@ impl AccountStore for SqliteStore {
 }
 
 impl Feed for SqliteStore {
-    async fn record_members(
+    fn record_members(
         &self,
         app: AppId,
         room: &RoomId,
         by: Account,
         change: MemberChange,
         now: Duration,
-    ) -> StoreResult<()> {
-        let room = room.clone();
-        self.submit(Write::Members {
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        // Queued now, like `write`: one caller's records apply in call order.
+        let queued = self.submit(Write::Members {
             app,
-            room,
+            room: room.clone(),
             by,
             change,
             now,
-        })
-        .await
-        .map(drop)
+        });
+        async move { queued.await.map(drop) }
     }
 
     async fn feed(

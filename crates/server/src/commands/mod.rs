@@ -185,6 +185,41 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
     }
 }
 
+/// Where a page of the feed starts and how long it is: `AfterSeq` (default 0) and `Limit`
+/// (1 to 100, default 100), docs/webhooks.md §6.
+pub(crate) struct FeedPage {
+    after: u64,
+    limit: usize,
+}
+
+impl FeedPage {
+    const LIMIT_MAX: u64 = 100;
+
+    fn parse(fields: &Fields<'_>) -> Result<Self, ApiError> {
+        let limit = fields.uint("Limit")?.unwrap_or(Self::LIMIT_MAX);
+        if !(1..=Self::LIMIT_MAX).contains(&limit) {
+            return Err(DomainError::invalid("Limit", "must be 1 to 100").into());
+        }
+        Ok(Self {
+            after: fields.uint("AfterSeq")?.unwrap_or(0),
+            limit: limit as usize,
+        })
+    }
+}
+
+/// `{"Events":[…],"NextAfterSeq":next}` from events already serialized.
+fn feed_page(events: impl Iterator<Item = Vec<u8>>, next: u64) -> Response {
+    let mut page = b"{\"Events\":[".to_vec();
+    for (i, event) in events.enumerate() {
+        if i > 0 {
+            page.push(b',');
+        }
+        page.extend_from_slice(&event);
+    }
+    page.extend_from_slice(format!("],\"NextAfterSeq\":{next}}}").as_bytes());
+    Some(page)
+}
+
 /// A room's cumulative statistics, as `get_room_stats` and `destroy_room` answer them
 /// (docs/behaviour.md §6, §14): `TotalViewers` is the room's entries and `TotalMsgCount` the
 /// messages sent into it; gifts and likes count from 0 until liveroom records them.

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use liveroom_domain::limits::{BUSINESS_ID_MAX_BYTES, MESSAGE_MAX_BYTES};
 use liveroom_domain::ops::check_sender;
 use liveroom_domain::{DomainError, RoomId, RoomStats};
-use liveroom_protocol::ApiError;
+use liveroom_protocol::webhook::{MsgElement, before_send_body};
+use liveroom_protocol::{ApiError, ErrorCode};
 use liveroom_store::Store;
+use liveroom_webhooks::Verdict;
 use serde_json::{Map, Value};
 
 use super::frames;
@@ -92,7 +94,8 @@ fn number(now_ms: u64) -> Sent {
 }
 
 /// Sends `body` into `room` from `call.caller`: refused when the room does not exist
-/// (100004) or the sender may not speak (muted, or messages disabled: 10017). Counted before
+/// (100004), the sender may not speak (muted, or messages disabled: 10017), or the app's
+/// before-send hook blocks it (10016, docs/webhooks.md §7). Counted before
 /// it is delivered, so a message a member saw is always in the statistics.
 pub(crate) async fn send<S: Store>(
     state: &State<S>,
@@ -103,6 +106,24 @@ pub(crate) async fn send<S: Store>(
 ) -> Result<Sent, ApiError> {
     let room_state = existing_room(state, call, room).await?;
     check_sender(&room_state, call.caller, call.now)?;
+    if state.before_send.asks(call.app) {
+        let element = match &body {
+            Body::Text { text, .. } => MsgElement::Text(text),
+            Body::Custom { business_id, data } => MsgElement::Custom {
+                data,
+                desc: business_id,
+            },
+        };
+        // `Random` only tells questions apart.
+        let random = call.now.subsec_nanos();
+        let question = before_send_body(room.as_str(), call.caller, random, element);
+        if state.before_send.ask(call.app, question).await == Verdict::Block {
+            return Err(ApiError::new(
+                ErrorCode::MessageBlocked,
+                "the app's before-send hook blocked the message",
+            ));
+        }
+    }
     let counted = RoomStats {
         viewers: 0,
         messages: 1,

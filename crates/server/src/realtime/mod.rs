@@ -9,6 +9,7 @@ mod fanout;
 pub(crate) mod frames;
 pub(crate) mod messages;
 pub(crate) mod presence;
+mod recorder;
 mod rooms;
 mod session;
 
@@ -27,6 +28,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::RealtimeConfig;
 use crate::gateway::{ClientAddr, State};
 pub(crate) use fanout::{EventFeed, Hub};
+pub(crate) use recorder::Recorder;
 pub(crate) use rooms::member_info;
 
 pub(crate) const PATH: &str = "/v1/realtime";
@@ -39,6 +41,8 @@ pub(crate) struct Realtime {
     pub config: RealtimeConfig,
     pub hub: Arc<Hub>,
     pub presence: Arc<presence::Presence>,
+    /// Presence into the app's feed.
+    pub recorder: Recorder,
     /// One permit per open connection.
     slots: Arc<Semaphore>,
     /// Flipped once, when the server stops: every connection closes with 4100.
@@ -46,8 +50,9 @@ pub(crate) struct Realtime {
 }
 
 impl Realtime {
-    pub fn new(config: RealtimeConfig) -> Self {
+    pub fn new(config: RealtimeConfig, recorder: Recorder) -> Self {
         Self {
+            recorder,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             presence: Arc::new(presence::Presence::new(config.presence_grace)),
             config,

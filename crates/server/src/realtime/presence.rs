@@ -13,30 +13,8 @@ use liveroom_domain::{Account, AppId, DomainError, RoomId};
 
 use super::fanout::ConnectionId;
 
-/// Why a member came or went: Tencent's `EventCause` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cause {
-    Enter,
-    Leave,
-    /// The connection died (no `pong`, lost, too slow) without exiting.
-    HeartbeatInterrupt,
-    /// Back within the grace period after an interrupt.
-    HeartbeatRecover,
-    /// Removed by a ban.
-    Kicked,
-}
-
-impl Cause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Enter => "Enter",
-            Cause::Leave => "Leave",
-            Cause::HeartbeatInterrupt => "HeartbeatInterrupt",
-            Cause::HeartbeatRecover => "HeartbeatRecover",
-            Cause::Kicked => "Kicked",
-        }
-    }
-}
+/// Why a member came or went.
+pub(crate) use liveroom_domain::MemberCause as Cause;
 
 /// What the server knows of a member to show others: from its account's profile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

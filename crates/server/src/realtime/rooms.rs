@@ -358,6 +358,7 @@ impl<S: Store> Session<S> {
             }
         }
         if let Some(cause) = entered.cause {
+            realtime.recorder.record(self.app, room, &self.user, cause);
             self.announce(room, "member.enter", &info, cause, entered.members);
         }
         Ok(())
@@ -386,6 +387,10 @@ impl<S: Store> Session<S> {
         let info = presence.info(self.app, room, &self.user);
         let left = presence.leave(self.app, room, &self.user, self.id, cause, Instant::now());
         if let Some(members) = left {
+            self.state
+                .realtime
+                .recorder
+                .record(self.app, room, &self.user, cause);
             self.announce(room, "member.leave", &info, cause, members);
         }
     }

@@ -1,0 +1,397 @@
+//! The webhook sender (docs/webhooks.md §5): for each app with a webhook, a task that asks the
+//! store's outbox for the rooms whose first waiting entry is due, sends each one (up to
+//! `max_in_flight` rooms at once, one entry per room at a time), and records every outcome
+//! durably. It holds no more than `2 × max_in_flight` entries whatever the backlog: the
+//! backlog stays on disk.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use liveroom_domain::{AppId, Clock, FeedEntry, RoomId};
+use liveroom_protocol::webhook::{callback_body, callback_command};
+use liveroom_store::{Outcome, Pending, Store};
+use rand::Rng as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::sign::{message_id, sign};
+use crate::{WebhookConfig, http_client};
+
+/// How often an idle app's outbox is looked at for entries that no commit announced (member
+/// changes, retries coming due, entries left by a previous run).
+const POLL: Duration = Duration::from_millis(100);
+/// How often the backlog gauges are refreshed.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// One app's webhook, with what its requests need to know of the app.
+#[derive(Debug, Clone)]
+pub struct AppWebhook {
+    pub app: AppId,
+    /// The app's administrators: their entries say `OptPlatform=RESTAPI`.
+    pub admins: Vec<String>,
+    pub config: WebhookConfig,
+}
+
+/// The outbox filter the store must be opened with, for these webhooks.
+pub fn outboxes(webhooks: &[AppWebhook]) -> liveroom_store::Outboxes {
+    Arc::new(webhooks.iter().map(|w| (w.app, w.config.hooks)).collect())
+}
+
+/// Delivers every app's webhook until `stop` turns true; then lets attempts in flight finish
+/// (each within its timeout) and records them before returning.
+pub async fn run<S: Store>(
+    store: Arc<S>,
+    webhooks: Vec<AppWebhook>,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) {
+    if webhooks.is_empty() {
+        return;
+    }
+    let client = match http_client() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "webhooks: cannot build the HTTP client; nothing is sent");
+            return;
+        }
+    };
+    let wakes: HashMap<AppId, Arc<Notify>> = webhooks
+        .iter()
+        .map(|w| (w.app, Arc::new(Notify::new())))
+        .collect();
+    let mut apps = JoinSet::new();
+    for webhook in webhooks {
+        let wake = Arc::clone(&wakes[&webhook.app]);
+        let sender = AppSender {
+            store: Arc::clone(&store),
+            client: client.clone(),
+            clock: Arc::clone(&clock),
+            app: Arc::new(webhook),
+        };
+        apps.spawn(sender.run(wake, stop.clone()));
+    }
+    // Commits wake their app's sender at once; the poll catches whatever this misses.
+    let mut commits = store.subscribe();
+    let mut stopping = stop.clone();
+    loop {
+        tokio::select! {
+            batch = commits.recv() => match batch {
+                Ok(events) => {
+                    for app in events.iter().map(|e| e.app) {
+                        if let Some(wake) = wakes.get(&app) {
+                            wake.notify_one();
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    wakes.values().for_each(|w| w.notify_one());
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            _ = stopping.wait_for(|stop| *stop) => break,
+        }
+    }
+    while apps.join_next().await.is_some() {}
+}
+
+struct AppSender<S> {
+    store: Arc<S>,
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    app: Arc<AppWebhook>,
+}
+
+/// An attempt's result: the entry, and what became of it.
+struct Attempted {
+    seq: u64,
+    room: RoomId,
+    outcome: Outcome,
+}
+
+impl<S: Store> AppSender<S> {
+    async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        let app = self.app.app;
+        let limit = self.app.config.max_in_flight;
+        let mut running: JoinSet<Attempted> = JoinSet::new();
+        let mut in_flight: HashSet<RoomId> = HashSet::new();
+        let mut gauges = tokio::time::interval(GAUGES_EVERY);
+        loop {
+            let stopping = *stop.borrow();
+            if stopping && running.is_empty() {
+                return;
+            }
+            if !stopping && in_flight.len() < limit {
+                self.start_due(&mut running, &mut in_flight).await;
+            }
+            tokio::select! {
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let mut finished = Vec::new();
+                    finished.extend(done.ok());
+                    while let Some(done) = running.try_join_next() {
+                        finished.extend(done.ok());
+                    }
+                    self.record(finished, &mut in_flight).await;
+                }
+                _ = wake.notified(), if !stopping => {}
+                _ = tokio::time::sleep(POLL), if !stopping => {}
+                _ = gauges.tick() => self.refresh_gauges().await,
+                _ = stop.changed(), if !stopping => {
+                    tracing::debug!(app, in_flight = in_flight.len(), "webhooks: stopping");
+                }
+            }
+        }
+    }
+
+    /// Starts an attempt for each due room not already being delivered to, up to the limit.
+    async fn start_due(&self, running: &mut JoinSet<Attempted>, in_flight: &mut HashSet<RoomId>) {
+        let limit = self.app.config.max_in_flight;
+        // Twice the limit: the rooms in flight are among the due ones, and the others must
+        // still fill every free slot.
+        let due = match self
+            .store
+            .due(self.app.app, self.clock.unix_ms(), 2 * limit)
+            .await
+        {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(app = self.app.app, %error, "webhooks: cannot read the outbox");
+                return;
+            }
+        };
+        for pending in due {
+            if in_flight.len() >= limit {
+                break;
+            }
+            if in_flight.insert(pending.entry.room.clone()) {
+                let attempt = Attempt {
+                    client: self.client.clone(),
+                    clock: Arc::clone(&self.clock),
+                    app: Arc::clone(&self.app),
+                };
+                running.spawn(attempt.run(pending));
+            }
+        }
+    }
+
+    /// Records finished attempts in one store write. If that fails, the entries stay first in
+    /// their rooms and are sent again: at least once.
+    async fn record(&self, finished: Vec<Attempted>, in_flight: &mut HashSet<RoomId>) {
+        let mut outcomes = Vec::with_capacity(finished.len());
+        for done in finished {
+            in_flight.remove(&done.room);
+            outcomes.push((done.seq, done.outcome));
+        }
+        if let Err(error) = self.store.settle(self.app.app, outcomes).await {
+            tracing::error!(app = self.app.app, %error, "webhooks: cannot record deliveries; they will be sent again");
+        }
+    }
+
+    async fn refresh_gauges(&self) {
+        let Ok(backlog) = self.store.backlog(self.app.app).await else {
+            return;
+        };
+        let app = self.app.app.to_string();
+        metrics::gauge!("liveroom_webhook_pending", "app" => app.clone())
+            .set(backlog.pending as f64);
+        metrics::gauge!("liveroom_webhook_parked", "app" => app.clone()).set(backlog.parked as f64);
+        let age_ms = backlog
+            .oldest_pending_ms
+            .map_or(0, |ms| self.clock.unix_ms().saturating_sub(ms));
+        metrics::gauge!("liveroom_webhook_oldest_pending_seconds", "app" => app)
+            .set(age_ms as f64 / 1000.0);
+    }
+}
+
+/// One request for one entry.
+struct Attempt {
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    app: Arc<AppWebhook>,
+}
+
+/// Why an attempt failed, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Timeout,
+    Connect,
+    Status,
+    Other,
+}
+
+impl Failure {
+    fn label(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Connect => "connect",
+            Failure::Status => "status",
+            Failure::Other => "other",
+        }
+    }
+}
+
+impl Attempt {
+    async fn run(self, pending: Pending) -> Attempted {
+        let Pending { entry, attempts } = pending;
+        let result = self.send(&entry).await;
+        let app = self.app.app.to_string();
+        let now_ms = self.clock.unix_ms();
+        let outcome = match result {
+            Ok(()) => {
+                let latency = now_ms.saturating_sub(entry.at_ms) as f64 / 1000.0;
+                metrics::histogram!("liveroom_webhook_delivery_seconds", "app" => app.clone())
+                    .record(latency);
+                Outcome::Delivered
+            }
+            Err((failure, error)) => {
+                metrics::counter!("liveroom_webhook_failures_total", "app" => app.clone(), "reason" => failure.label())
+                    .increment(1);
+                let outcome = self.after_failure(&entry, attempts, now_ms, error);
+                match &outcome {
+                    Outcome::Park { error } => tracing::error!(
+                        app = self.app.app, seq = entry.seq, room = entry.room.as_str(),
+                        attempt = attempts + 1, %error, "webhooks: entry parked"
+                    ),
+                    Outcome::Retry { error, .. } => tracing::warn!(
+                        app = self.app.app, seq = entry.seq, room = entry.room.as_str(),
+                        attempt = attempts + 1, %error, "webhooks: attempt failed"
+                    ),
+                    Outcome::Delivered => {}
+                }
+                outcome
+            }
+        };
+        let label = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Park { .. } => "parked",
+        };
+        metrics::counter!("liveroom_webhook_attempts_total", "app" => app, "outcome" => label)
+            .increment(1);
+        Attempted {
+            seq: entry.seq,
+            room: entry.room,
+            outcome,
+        }
+    }
+
+    /// A retry after an exponential, jittered delay; parked once the entry's time is up.
+    fn after_failure(
+        &self,
+        entry: &FeedEntry,
+        attempts: u32,
+        now_ms: u64,
+        error: String,
+    ) -> Outcome {
+        let config = &self.app.config;
+        let deadline = entry
+            .at_ms
+            .saturating_add(config.retry_for.as_millis() as u64);
+        if now_ms >= deadline {
+            return Outcome::Park { error };
+        }
+        let delay = backoff(config.retry_min, config.retry_max, attempts);
+        let jittered = rand::rng().random_range(delay / 2..=delay);
+        Outcome::Retry {
+            at_ms: now_ms.saturating_add(jittered).min(deadline),
+            error,
+        }
+    }
+
+    async fn send(&self, entry: &FeedEntry) -> Result<(), (Failure, String)> {
+        let webhook = &self.app;
+        let config = &webhook.config;
+        let body = callback_body(entry);
+        let command = callback_command(entry.item.hook());
+        let sdkappid = webhook.app.to_string();
+        let platform = if webhook.admins.iter().any(|a| a == entry.by.as_str()) {
+            "RESTAPI"
+        } else {
+            "Unknown"
+        };
+        let url = config.url.with_query([
+            ("SdkAppid", sdkappid.as_str()),
+            ("CallbackCommand", command),
+            ("contenttype", "json"),
+            ("ClientIP", ""),
+            ("OptPlatform", platform),
+        ]);
+        let mut request = self
+            .client
+            .post(url)
+            .timeout(config.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &config.secret {
+            let id = message_id(webhook.app, entry.seq);
+            let signed = sign(key, &id, self.clock.unix_secs(), &body);
+            request = request
+                .header("webhook-id", signed.id)
+                .header("webhook-timestamp", signed.timestamp)
+                .header("webhook-signature", signed.signature);
+        }
+        let response = request.body(body).send().await.map_err(describe)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err((Failure::Status, format!("HTTP {}", status.as_u16())));
+        }
+        if let Some(code) = crate::error_code(response).await
+            && code != 0
+        {
+            tracing::warn!(
+                app = webhook.app,
+                seq = entry.seq,
+                code,
+                "webhooks: the receiver answered 2xx with a non-zero ErrorCode; delivered, not retried"
+            );
+            metrics::counter!("liveroom_webhook_rejected_total", "app" => webhook.app.to_string())
+                .increment(1);
+        }
+        Ok(())
+    }
+}
+
+/// `retry_min × 2^attempts`, at most `retry_max`, in milliseconds.
+fn backoff(min: Duration, max: Duration, attempts: u32) -> u64 {
+    let min = min.as_millis() as u64;
+    let max = (max.as_millis() as u64).max(min);
+    min.saturating_mul(1u64.checked_shl(attempts.min(62)).unwrap_or(u64::MAX))
+        .min(max)
+        .max(1)
+}
+
+/// A request error without its URL (whose query may hold a receiver's token), with its causes.
+fn describe(error: reqwest::Error) -> (Failure, String) {
+    let failure = if error.is_timeout() {
+        Failure::Timeout
+    } else if error.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Other
+    };
+    if failure == Failure::Timeout {
+        return (failure, "timed out".into());
+    }
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    (failure, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        let delays: Vec<u64> = (0..6).map(|a| backoff(min, max, a)).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(min, max, u32::MAX), 1000);
+        assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 3), 1);
+    }
+}
