@@ -176,7 +176,13 @@ pub enum MsgElement<'a> {
 
 /// The body of IM's `Group.CallbackBeforeSendMsg` for a message of `from` into `room`
 /// (docs/webhooks.md §7).
-pub fn before_send_body(room: &str, from: &str, random: u32, element: MsgElement<'_>) -> Vec<u8> {
+pub fn before_send_body(
+    room: &str,
+    from: &str,
+    operator: &str,
+    random: u32,
+    element: MsgElement<'_>,
+) -> Vec<u8> {
     let msg = match element {
         MsgElement::Text(text) => serde_json::json!({
             "MsgType": "TIMTextElem", "MsgContent": {"Text": text}
@@ -190,7 +196,7 @@ pub fn before_send_body(room: &str, from: &str, random: u32, element: MsgElement
         group_id: room,
         kind: "AVChatRoom",
         from_account: from,
-        operator_account: from,
+        operator_account: operator,
         random,
         msg_body: [msg],
     })

@@ -11,6 +11,16 @@ use crate::gateway::State;
 
 pub(crate) struct Handler;
 
+/// An event's fields before its `Body`, in the documented order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ParkedHead<'a> {
+    seq: u64,
+    room_id: &'a str,
+    callback_command: &'a str,
+    error: &'a str,
+}
+
 impl super::Handler for Handler {
     type Request = FeedPage;
 
@@ -30,15 +40,14 @@ impl super::Handler for Handler {
             .map_err(store_error)?;
         let next = parked.last().map_or(after, |p| p.entry.seq);
         let events = parked.iter().map(|p| {
-            let head = serde_json::json!({
-                "Seq": p.entry.seq,
-                "RoomId": p.entry.room.as_str(),
-                "CallbackCommand": callback_command(p.entry.item.hook()),
-                "Error": p.error,
-            })
-            .to_string();
+            let head = ParkedHead {
+                seq: p.entry.seq,
+                room_id: p.entry.room.as_str(),
+                callback_command: callback_command(p.entry.item.hook()),
+                error: &p.error,
+            };
             // `head` is an object: its fields, then `Body`.
-            let mut event = head.into_bytes();
+            let mut event = serde_json::to_vec(&head).unwrap_or_default();
             event.pop();
             event.extend_from_slice(b",\"Body\":");
             event.extend_from_slice(&callback_body(&p.entry));

@@ -53,5 +53,5 @@ pub(super) async fn send_as<S: Store>(
         now: call.now,
     };
     let info = crate::realtime::member_info(state, call.app, send.sender.as_str()).await;
-    crate::realtime::messages::send(state, &sender, &send.room, &info, send.body).await
+    crate::realtime::messages::send(state, &sender, call.caller, &send.room, &info, send.body).await
 }

@@ -96,10 +96,12 @@ fn number(now_ms: u64) -> Sent {
 /// Sends `body` into `room` from `call.caller`: refused when the room does not exist
 /// (100004), the sender may not speak (muted, or messages disabled: 10017), or the app's
 /// before-send hook blocks it (10016, docs/webhooks.md §7). Counted before
-/// it is delivered, so a message a member saw is always in the statistics.
+/// it is delivered, so a message a member saw is always in the statistics. `operator` made
+/// the request: the sender itself, or the administrator sending on its behalf.
 pub(crate) async fn send<S: Store>(
     state: &State<S>,
     call: &Call<'_>,
+    operator: &str,
     room: &RoomId,
     sender_info: &MemberInfo,
     body: Body,
@@ -116,7 +118,7 @@ pub(crate) async fn send<S: Store>(
         };
         // `Random` only tells questions apart.
         let random = call.now.subsec_nanos();
-        let question = before_send_body(room.as_str(), call.caller, random, element);
+        let question = before_send_body(room.as_str(), call.caller, operator, random, element);
         if state.before_send.ask(call.app, question).await == Verdict::Block {
             return Err(ApiError::new(
                 ErrorCode::MessageBlocked,

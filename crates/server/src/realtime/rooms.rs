@@ -253,7 +253,7 @@ impl<S: Store> Session<S> {
             .realtime
             .presence
             .info(self.app, room, &self.user);
-        let sent = messages::send(&self.state, &self.call(), room, &info, body).await?;
+        let sent = messages::send(&self.state, &self.call(), &self.user, room, &info, body).await?;
         Ok(json!({"mid": sent.mid}))
     }
 
