@@ -22,6 +22,7 @@ use crate::report::{
 };
 use crate::scenarios::{self, Api, Scenario};
 use crate::system::{self, ChildGuard, FdLimit, THIS_EXE};
+use crate::webhooks;
 use crate::{Options, Switch};
 
 /// How long a server child may take to print its address.
@@ -151,6 +152,39 @@ fn executable(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The `liveroom` binary for the webhook scenarios (--liveroom, or the one beside this
+/// executable), copied into `root` so that a rebuild during the run cannot swap it between
+/// the starts that are compared.
+fn liveroom_binary(options: &Options, root: &Path) -> anyhow::Result<PathBuf> {
+    let path = match &options.liveroom {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("liveroom"),
+    };
+    let path = executable(&path).with_context(|| {
+        format!(
+            "the webhook scenarios start the liveroom binary {}: build it (`cargo build -p \
+             liveroom`, with --release for a release run) or name one with --liveroom",
+            path.display()
+        )
+    })?;
+    let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(binary), Some(bench)) = (built(&path), built(&std::env::current_exe()?))
+        && let Ok(older) = bench.duration_since(binary)
+        && older > Duration::from_secs(60)
+    {
+        eprintln!(
+            "webhooks: {} was built {:.0} min before this benchmark: if liveroom changed since, \
+             rebuild it",
+            path.display(),
+            older.as_secs_f64() / 60.0
+        );
+    }
+    let copy = root.join("liveroom");
+    std::fs::copy(&path, &copy)
+        .with_context(|| format!("cannot copy {} into the run's directory", path.display()))?;
+    Ok(copy)
+}
+
 /// A server child and where it listens.
 struct Server {
     /// As the report names it.
@@ -217,7 +251,7 @@ fn stderr_file(data_dir: &Path) -> PathBuf {
 }
 
 /// The last lines of a child's stderr file, to show why it failed.
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     const LINES: usize = 10;
     let text = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
@@ -455,6 +489,35 @@ async fn bench(
     } else {
         None
     };
+    let webhooks = if webhooks::NAMES.iter().any(|name| wanted(name)) {
+        let binary = liveroom_binary(options, root.path())?;
+        let (off_dir, on_dir) = (
+            root.path().join("webhooks-off"),
+            root.path().join("webhooks-on"),
+        );
+        let off = wanted(webhooks::OVERHEAD).then_some(off_dir.as_path());
+        for dir in off.into_iter().chain([on_dir.as_path()]) {
+            this.preload(dir, options.rooms, allowed).await?;
+        }
+        let settings = webhooks::Settings {
+            binary,
+            quick: options.quick,
+            repeat: options.repeat,
+            warmup: Duration::from_secs_f64(options.warmup),
+            duration: Duration::from_secs_f64(options.duration),
+            connections: options.connections,
+            rooms: options.rooms,
+            backlog: options
+                .webhook_backlog
+                .unwrap_or(if options.quick { 200 } else { 10_000 }),
+            workers: setup.workers,
+            cpus: setup.cpus.clone(),
+        };
+        let dirs = webhooks::Dirs { off, on: &on_dir };
+        Some(webhooks::run(&settings, &dirs, &api, &wanted).await?)
+    } else {
+        None
+    };
     // What the request log wrote: production's cost of it, and proof that it was on.
     let request_log_mb = this.request_log.then(|| {
         [&main_dir, &scale_dir, &realtime_dir]
@@ -476,7 +539,9 @@ async fn bench(
         request_log_mb,
         against: options.against.as_ref().map(|p| p.display().to_string()),
     };
-    Ok(Report::new(machine, settings, scenarios, scale, realtime))
+    Ok(Report::new(
+        machine, settings, scenarios, scale, realtime, webhooks,
+    ))
 }
 
 /// Runs every scenario `--repeat` times on every server, back to back; returns

@@ -24,7 +24,7 @@ pub const SECRET_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3f
 pub const ADMIN: &str = "administrator";
 
 /// High enough that the limiter never answers 60007: the benchmark measures the server.
-const RATE_LIMIT: u32 = 10_000_000;
+pub const RATE_LIMIT: u32 = 10_000_000;
 
 /// `[realtime] max_connections` of the benchmark's server: above any number of connections
 /// the real-time scenarios open, which the open-file limit bounds first (docs/protocol.md,

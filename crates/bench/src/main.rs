@@ -12,6 +12,7 @@ mod realtime;
 mod report;
 mod scenarios;
 mod system;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,7 +66,8 @@ pub struct Options {
     #[arg(long, value_name = "M", default_value_t = 10_000)]
     rt_members: usize,
     /// Only scenarios whose name contains this text (`scale` for the scale scenario;
-    /// `rt-connections`, `rt-fanout`, `rt-latency` for the real-time ones, `rt-` for all three).
+    /// `rt-connections`, `rt-fanout`, `rt-latency` for the real-time ones, `rt-` for all three;
+    /// `webhooks-overhead`, `webhooks-delivery`, `webhooks-` for both).
     #[arg(long)]
     only: Option<String>,
     /// Print the results as one JSON document instead of tables.
@@ -77,6 +79,14 @@ pub struct Options {
     /// liveroom's request log: `on` is production's (info, one line per request, to a file).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     request_log: Switch,
+    /// The `liveroom` binary the webhook scenarios start [default: `liveroom` beside this
+    /// executable, as `cargo build -p liveroom` leaves it].
+    #[arg(long, value_name = "PATH")]
+    liveroom: Option<PathBuf>,
+    /// Writes made while the webhook scenarios' receiver is down [default: 10,000; 200 with
+    /// --quick].
+    #[arg(long, value_name = "N")]
+    webhook_backlog: Option<u64>,
     /// Another (older) liveroom-bench executable whose liveroom is measured beside this one's.
     #[arg(long, value_name = "PATH")]
     against: Option<PathBuf>,

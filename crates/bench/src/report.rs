@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::load::Outcome;
 use crate::realtime::RealtimeReport;
 use crate::scenarios::Target;
+use crate::webhooks::WebhooksReport;
 
 const MB: f64 = 1_000_000.0;
 
@@ -319,8 +320,10 @@ pub struct Report {
     pub scale: Option<ScaleReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realtime: Option<RealtimeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<WebhooksReport>,
     pub targets: Vec<TargetCheck>,
-    /// Failed requests (and real-time failures) over the whole run; must be 0.
+    /// Failed requests (and real-time and webhook failures) over the whole run; must be 0.
     pub errors: u64,
 }
 
@@ -331,22 +334,26 @@ impl Report {
         scenarios: Vec<ScenarioReport>,
         scale: Option<ScaleReport>,
         realtime: Option<RealtimeReport>,
+        webhooks: Option<WebhooksReport>,
     ) -> Self {
         let mut targets = scenario_targets(&scenarios);
         targets.extend(against_target(&scenarios, settings.request_log));
         targets.extend(scale.as_ref().map(scale_targets).into_iter().flatten());
         targets.extend(realtime.iter().flat_map(RealtimeReport::targets));
+        targets.extend(webhooks.iter().flat_map(WebhooksReport::targets));
         let mut report = Self {
             machine,
             settings,
             scenarios,
             scale,
             realtime,
+            webhooks,
             targets,
             errors: 0,
         };
         report.errors = report.runs().map(|r| r.errors).sum::<u64>()
-            + report.realtime.as_ref().map_or(0, |r| r.errors);
+            + report.realtime.as_ref().map_or(0, |r| r.errors)
+            + report.webhooks.as_ref().map_or(0, |w| w.errors);
         report
     }
 
@@ -376,6 +383,7 @@ impl Report {
         self.runs()
             .find_map(|r| r.first_error.as_deref())
             .or_else(|| self.realtime.as_ref()?.first_error.as_deref())
+            .or_else(|| self.webhooks.as_ref()?.first_error.as_deref())
     }
 
     pub fn to_markdown(&self) -> String {
@@ -543,6 +551,9 @@ impl Report {
         }
         if let Some(realtime) = &self.realtime {
             out.push_str(&realtime.to_markdown());
+        }
+        if let Some(webhooks) = &self.webhooks {
+            out.push_str(&webhooks.to_markdown());
         }
         out.push('\n');
         out.push_str("| target | required | measured | |\n|---|---|---|---|\n");

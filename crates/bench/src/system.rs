@@ -171,6 +171,12 @@ impl ChildGuard {
     }
 }
 
+impl From<Child> for ChildGuard {
+    fn from(child: Child) -> Self {
+        Self { child }
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         // Already exited is fine; waiting reaps it either way.
