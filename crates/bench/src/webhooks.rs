@@ -1058,8 +1058,15 @@ async fn delivery(
     })
 }
 
-/// Waits for the deliveries of `writes`, then measures them.
-async fn phase(receiver: &Receiver, writes: &Writes, name: &str, failures: &mut Failures) -> Phase {
+/// Waits for the deliveries of `writes`, counting failed writes and missing deliveries as
+/// failures of phase `name`; returns how many writes were acknowledged and how many of them
+/// were never delivered.
+async fn await_writes(
+    receiver: &Receiver,
+    writes: &Writes,
+    name: &str,
+    failures: &mut Failures,
+) -> (u64, u64) {
     let acked = writes.acked.len() as u64;
     let missing = receiver
         .await_deliveries(&writes.acked, patience(acked))
@@ -1073,6 +1080,12 @@ async fn phase(receiver: &Receiver, writes: &Writes, name: &str, failures: &mut 
     failures.add(missing, || {
         format!("{DELIVERY} ({name}): {missing} of {acked} acknowledged writes never delivered")
     });
+    (acked, missing)
+}
+
+/// Waits for the deliveries of `writes`, then measures them.
+async fn phase(receiver: &Receiver, writes: &Writes, name: &str, failures: &mut Failures) -> Phase {
+    let (acked, missing) = await_writes(receiver, writes, name, failures).await;
     let log = receiver.log();
     let (mut answer, mut event) = (histogram(), histogram());
     let (mut before_answer, mut last) = (0, writes.started);
@@ -1142,19 +1155,7 @@ async fn drain(
     receiver.set_up(true);
     let up = Instant::now();
     let refused_attempts = receiver.log().refused - refused_before;
-    let acked = writes.acked.len() as u64;
-    let missing = receiver
-        .await_deliveries(&writes.acked, patience(acked))
-        .await;
-    failures.add(writes.failed, || {
-        format!(
-            "{DELIVERY} (backlog): {}",
-            writes.first_error.as_deref().unwrap_or("a write failed")
-        )
-    });
-    failures.add(missing, || {
-        format!("{DELIVERY} (backlog): {missing} of {acked} acknowledged writes never delivered")
-    });
+    let (acked, missing) = await_writes(receiver, &writes, "backlog", failures).await;
     let log = receiver.log();
     let times: Vec<Instant> = writes
         .acked

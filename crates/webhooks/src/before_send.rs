@@ -113,14 +113,10 @@ impl BeforeSend {
             ("ClientIP", ""),
             ("OptPlatform", "RESTAPI"),
         ]);
-        let mut headers = Vec::new();
-        if let Some(key) = &config.secret {
+        let headers = config.secret.as_ref().map_or_else(Vec::new, |key| {
             let id = format!("msg_{sdkappid}_{}", rand::random::<u64>());
-            let signed = sign(key, &id, self.clock.unix_secs(), &body);
-            headers.push(("webhook-id", signed.id));
-            headers.push(("webhook-timestamp", signed.timestamp));
-            headers.push(("webhook-signature", signed.signature));
-        }
+            sign(key, &id, self.clock.unix_secs(), &body).headers()
+        });
         let answer = self
             .client
             .post_json(&url, headers, body, config.timeout)

@@ -311,14 +311,10 @@ impl Attempt {
             ("ClientIP", ""),
             ("OptPlatform", platform),
         ]);
-        let mut headers = Vec::new();
-        if let Some(key) = &config.secret {
+        let headers = config.secret.as_ref().map_or_else(Vec::new, |key| {
             let id = message_id(webhook.app, entry.seq);
-            let signed = sign(key, &id, self.clock.unix_secs(), &body);
-            headers.push(("webhook-id", signed.id));
-            headers.push(("webhook-timestamp", signed.timestamp));
-            headers.push(("webhook-signature", signed.signature));
-        }
+            sign(key, &id, self.clock.unix_secs(), &body).headers()
+        });
         let answer = self
             .client
             .post_json(&url, headers, body, config.timeout)

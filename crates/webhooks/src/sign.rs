@@ -34,6 +34,17 @@ pub fn sign(key: &SigningKey, id: &str, timestamp: u64, body: &[u8]) -> Signed {
     }
 }
 
+impl Signed {
+    /// The request headers that carry the signature.
+    pub(crate) fn headers(self) -> Vec<(&'static str, String)> {
+        vec![
+            ("webhook-id", self.id),
+            ("webhook-timestamp", self.timestamp),
+            ("webhook-signature", self.signature),
+        ]
+    }
+}
+
 /// The `webhook-id` of the feed entry `seq` of app `sdkappid`: the same on every attempt.
 pub fn message_id(sdkappid: u32, seq: u64) -> String {
     format!("evt_{sdkappid}_{seq}")
