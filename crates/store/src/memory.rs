@@ -310,6 +310,11 @@ impl MemoryStore {
         view(self.lock().apps.get(&app))
     }
 
+    /// What `view` finds in the app's feed; the default when the app has none yet.
+    fn read_feed<T: Default>(&self, app: AppId, view: impl FnOnce(&AppFeed) -> T) -> T {
+        self.lock().feeds.get(&app).map(view).unwrap_or_default()
+    }
+
     /// Forgets destroyed rooms whose retention has passed, once a minute at most.
     fn sweep(&self, state: &mut State, now: Duration) {
         if now.saturating_sub(state.last_sweep) < Duration::from_secs(60) {
@@ -348,7 +353,6 @@ impl RoomStore for MemoryStore {
         let stored = rooms.entry(id.clone()).or_default();
         // Committed on a copy: a refused write leaves the slot as it was.
         let mut slot = stored.slot.clone();
-        let before = slot.live.as_ref().map(|live| live.room.clone());
         let decided = operation
             .decide(&slot, now)
             .and_then(|changes| slot.commit(app, &id, changes, now));
@@ -361,7 +365,8 @@ impl RoomStore for MemoryStore {
                 return Err(error.into());
             }
         };
-        stored.slot = slot;
+        // The slot as it was stays for the feed: a destroy's entry keeps the room it ended.
+        let previous = std::mem::replace(&mut stored.slot, slot);
         if let Some(first) = events.first()
             && stored
                 .log
@@ -380,7 +385,8 @@ impl RoomStore for MemoryStore {
         }
         let live = stored.slot.live.clone().map(Arc::new);
         let after = live.as_ref().map(|l| &l.room);
-        for (event, item) in crate::feed_items(&events, before.as_ref(), after) {
+        let before = previous.live.as_ref().map(|l| &l.room);
+        for (event, item) in crate::feed_items(&events, before, after) {
             let entry = FeedEntry {
                 seq: 0,
                 room: id.clone(),
@@ -551,39 +557,33 @@ impl Feed for MemoryStore {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<FeedEntry>> {
-        let state = self.lock();
-        let Some(feed) = state.feeds.get(&app) else {
-            return Ok(Vec::new());
-        };
-        Ok(feed
-            .entries
-            .range(after.saturating_add(1)..)
-            .map(|(_, k)| &k.entry)
-            .filter(|e| room.is_none_or(|r| &e.room == r))
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.read_feed(app, |feed| {
+            feed.entries
+                .range(after.saturating_add(1)..)
+                .map(|(_, k)| &k.entry)
+                .filter(|e| room.is_none_or(|r| &e.room == r))
+                .take(limit)
+                .cloned()
+                .collect()
+        }))
     }
 }
 
 impl Outbox for MemoryStore {
     async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
-        let state = self.lock();
-        let Some(feed) = state.feeds.get(&app) else {
-            return Ok(Vec::new());
-        };
-        let mut due: Vec<&Head> = feed.heads.values().filter(|h| h.due_ms <= now_ms).collect();
-        due.sort_by_key(|h| h.due_ms);
-        Ok(due
-            .into_iter()
-            .take(limit)
-            .filter_map(|h| {
-                feed.entries.get(&h.seq).map(|k| Pending {
-                    entry: k.entry.clone(),
-                    attempts: h.attempts,
+        Ok(self.read_feed(app, |feed| {
+            let mut due: Vec<&Head> = feed.heads.values().filter(|h| h.due_ms <= now_ms).collect();
+            due.sort_by_key(|h| h.due_ms);
+            due.into_iter()
+                .take(limit)
+                .filter_map(|h| {
+                    feed.entries.get(&h.seq).map(|k| Pending {
+                        entry: k.entry.clone(),
+                        attempts: h.attempts,
+                    })
                 })
-            })
-            .collect())
+                .collect()
+        }))
     }
 
     async fn settle(&self, app: AppId, outcomes: Vec<(u64, Outcome)>) -> StoreResult<()> {
@@ -596,21 +596,18 @@ impl Outbox for MemoryStore {
     }
 
     async fn parked(&self, app: AppId, after: u64, limit: usize) -> StoreResult<Vec<Parked>> {
-        let state = self.lock();
-        let Some(feed) = state.feeds.get(&app) else {
-            return Ok(Vec::new());
-        };
-        Ok(feed
-            .entries
-            .range(after.saturating_add(1)..)
-            .map(|(_, k)| k)
-            .filter(|k| k.state == EntryState::Parked)
-            .take(limit)
-            .map(|k| Parked {
-                entry: k.entry.clone(),
-                error: k.error.clone(),
-            })
-            .collect())
+        Ok(self.read_feed(app, |feed| {
+            feed.entries
+                .range(after.saturating_add(1)..)
+                .map(|(_, k)| k)
+                .filter(|k| k.state == EntryState::Parked)
+                .take(limit)
+                .map(|k| Parked {
+                    entry: k.entry.clone(),
+                    error: k.error.clone(),
+                })
+                .collect()
+        }))
     }
 
     async fn replay(&self, app: AppId, seqs: Option<Vec<u64>>) -> StoreResult<u64> {
@@ -619,22 +616,20 @@ impl Outbox for MemoryStore {
     }
 
     async fn backlog(&self, app: AppId) -> StoreResult<Backlog> {
-        let state = self.lock();
-        let Some(feed) = state.feeds.get(&app) else {
-            return Ok(Backlog::default());
-        };
-        let mut backlog = Backlog::default();
-        for kept in feed.entries.values() {
-            match kept.state {
-                EntryState::Waiting => {
-                    backlog.pending += 1;
-                    backlog.oldest_pending_ms.get_or_insert(kept.entry.at_ms);
+        Ok(self.read_feed(app, |feed| {
+            let mut backlog = Backlog::default();
+            for kept in feed.entries.values() {
+                match kept.state {
+                    EntryState::Waiting => {
+                        backlog.pending += 1;
+                        backlog.oldest_pending_ms.get_or_insert(kept.entry.at_ms);
+                    }
+                    EntryState::Parked => backlog.parked += 1,
+                    EntryState::Done => {}
                 }
-                EntryState::Parked => backlog.parked += 1,
-                EntryState::Done => {}
             }
-        }
-        Ok(backlog)
+            backlog
+        }))
     }
 }
 

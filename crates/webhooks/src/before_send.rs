@@ -105,16 +105,11 @@ impl BeforeSend {
         config: &BeforeSendConfig,
         body: Vec<u8>,
     ) -> Result<i64, String> {
-        let sdkappid = app.to_string();
-        let url = config.url.with_query([
-            ("SdkAppid", sdkappid.as_str()),
-            ("CallbackCommand", "Group.CallbackBeforeSendMsg"),
-            ("contenttype", "json"),
-            ("ClientIP", ""),
-            ("OptPlatform", "RESTAPI"),
-        ]);
+        let url = config
+            .url
+            .callback_url(app, "Group.CallbackBeforeSendMsg", "RESTAPI");
         let headers = config.secret.as_ref().map_or_else(Vec::new, |key| {
-            let id = format!("msg_{sdkappid}_{}", rand::random::<u64>());
+            let id = format!("msg_{app}_{}", rand::random::<u64>());
             sign(key, &id, self.clock.unix_secs(), &body).headers()
         });
         let answer = self

@@ -30,13 +30,16 @@ impl Target {
         Ok(Self(url))
     }
 
-    /// The URL with Tencent's parameters after its own query (docs/webhooks.md §3).
-    pub(crate) fn with_query<'a>(
-        &self,
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Url {
+    /// The URL of one callback request: Tencent's parameters after the URL's own query
+    /// (docs/webhooks.md §3, §7). liveroom records no client address: `ClientIP` is empty.
+    pub(crate) fn callback_url(&self, sdkappid: u32, command: &str, platform: &str) -> Url {
         let mut url = self.0.clone();
-        url.query_pairs_mut().extend_pairs(pairs);
+        url.query_pairs_mut()
+            .append_pair("SdkAppid", &sdkappid.to_string())
+            .append_pair("CallbackCommand", command)
+            .append_pair("contenttype", "json")
+            .append_pair("ClientIP", "")
+            .append_pair("OptPlatform", platform);
         url
     }
 }
@@ -172,8 +175,13 @@ mod tests {
         }
         let target = Target::parse("https://b.example/cb?token=secret").unwrap();
         assert_eq!(format!("{target:?}"), "https://b.example/cb");
-        let url = target.with_query([("SdkAppid", "1"), ("ClientIP", "")]);
-        assert_eq!(url.query(), Some("token=secret&SdkAppid=1&ClientIP="));
+        let url = target.callback_url(1, "Live.X", "RESTAPI");
+        assert_eq!(
+            url.query(),
+            Some(
+                "token=secret&SdkAppid=1&CallbackCommand=Live.X&contenttype=json&ClientIP=&OptPlatform=RESTAPI"
+            )
+        );
     }
 
     #[test]

@@ -26,6 +26,17 @@ pub(crate) enum HttpError {
     Other(String),
 }
 
+impl HttpError {
+    /// How `liveroom_webhook_failures_total` labels it (docs/webhooks.md §6).
+    pub fn label(&self) -> &'static str {
+        match self {
+            HttpError::Timeout => "timeout",
+            HttpError::Connect(_) => "connect",
+            HttpError::Other(_) => "other",
+        }
+    }
+}
+
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

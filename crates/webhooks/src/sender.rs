@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::WebhookConfig;
-use crate::http::{HttpClient, HttpError};
+use crate::http::HttpClient;
 use crate::sign::{message_id, sign};
 
 /// How often an idle app's outbox is looked at for entries that no commit announced (member
@@ -205,26 +205,6 @@ struct Attempt {
     app: Arc<AppWebhook>,
 }
 
-/// Why an attempt failed, as metrics label it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    Timeout,
-    Connect,
-    Status,
-    Other,
-}
-
-impl Failure {
-    fn label(self) -> &'static str {
-        match self {
-            Failure::Timeout => "timeout",
-            Failure::Connect => "connect",
-            Failure::Status => "status",
-            Failure::Other => "other",
-        }
-    }
-}
-
 impl Attempt {
     async fn run(self, pending: Pending) -> Attempted {
         let Pending { entry, attempts } = pending;
@@ -238,8 +218,8 @@ impl Attempt {
                     .record(latency);
                 Outcome::Delivered
             }
-            Err((failure, error)) => {
-                metrics::counter!("liveroom_webhook_failures_total", "app" => app.clone(), "reason" => failure.label())
+            Err((reason, error)) => {
+                metrics::counter!("liveroom_webhook_failures_total", "app" => app.clone(), "reason" => reason)
                     .increment(1);
                 let outcome = self.after_failure(&entry, attempts, now_ms, error);
                 match &outcome {
@@ -293,24 +273,18 @@ impl Attempt {
         }
     }
 
-    async fn send(&self, entry: &FeedEntry) -> Result<(), (Failure, String)> {
+    /// Delivers `entry`, or says why not: the failure's metrics label and its description.
+    async fn send(&self, entry: &FeedEntry) -> Result<(), (&'static str, String)> {
         let webhook = &self.app;
         let config = &webhook.config;
         let body = callback_body(entry);
         let command = callback_command(entry.item.hook());
-        let sdkappid = webhook.app.to_string();
         let platform = if webhook.admins.iter().any(|a| a == entry.by.as_str()) {
             "RESTAPI"
         } else {
             "Unknown"
         };
-        let url = config.url.with_query([
-            ("SdkAppid", sdkappid.as_str()),
-            ("CallbackCommand", command),
-            ("contenttype", "json"),
-            ("ClientIP", ""),
-            ("OptPlatform", platform),
-        ]);
+        let url = config.url.callback_url(webhook.app, command, platform);
         let headers = config.secret.as_ref().map_or_else(Vec::new, |key| {
             let id = message_id(webhook.app, entry.seq);
             sign(key, &id, self.clock.unix_secs(), &body).headers()
@@ -319,16 +293,9 @@ impl Attempt {
             .client
             .post_json(&url, headers, body, config.timeout)
             .await
-            .map_err(|error| {
-                let failure = match error {
-                    HttpError::Timeout => Failure::Timeout,
-                    HttpError::Connect(_) => Failure::Connect,
-                    HttpError::Other(_) => Failure::Other,
-                };
-                (failure, error.to_string())
-            })?;
+            .map_err(|error| (error.label(), error.to_string()))?;
         if !(200..300).contains(&answer.status) {
-            return Err((Failure::Status, format!("HTTP {}", answer.status)));
+            return Err(("status", format!("HTTP {}", answer.status)));
         }
         if let Some(code) = answer.error_code
             && code != 0

@@ -107,19 +107,35 @@ pub(super) fn append_events(
     Ok(())
 }
 
-fn entry_from(seq: i64, room: String, at_ms: i64, text: &str) -> rusqlite::Result<FeedEntry> {
+/// The entry of a row whose first columns are `entry_columns!()`.
+fn entry_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<FeedEntry> {
+    let (seq, room, at_ms, text): (i64, String, i64, String) =
+        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
     let room = RoomId::parse(room).map_err(|e| corrupt(e.to_string()))?;
-    codec::decode_feed(text, seq as u64, room, at_ms as u64).map_err(|e| corrupt(e.to_string()))
+    codec::decode_feed(&text, seq as u64, room, at_ms as u64).map_err(|e| corrupt(e.to_string()))
+}
+
+/// The columns [`entry_of`] reads, first in every statement that reads entries.
+macro_rules! entry_columns {
+    () => {
+        "f.seq, f.room_id, f.at_ms, f.entry"
+    };
 }
 
 fn corrupt(why: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into())
 }
 
-const FEED_OF_APP: &str = "SELECT seq, room_id, at_ms, entry FROM feed \
-    WHERE app = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
-const FEED_OF_ROOM: &str = "SELECT seq, room_id, at_ms, entry FROM feed \
-    WHERE app = ?1 AND room_id = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3";
+const FEED_OF_APP: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM feed f WHERE app = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+);
+const FEED_OF_ROOM: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM feed f WHERE app = ?1 AND room_id = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
+);
 
 pub(super) fn read(
     conn: &Connection,
@@ -128,25 +144,17 @@ pub(super) fn read(
     after: u64,
     limit: usize,
 ) -> rusqlite::Result<Vec<FeedEntry>> {
-    let entry = |row: &rusqlite::Row<'_>| {
-        entry_from(
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            &row.get::<_, String>(3)?,
-        )
-    };
     let (after, limit) = (clamp(after), limit as i64);
     match room {
         Some(room) => conn
             .prepare_cached(FEED_OF_ROOM)?
             .query(params![app, after, limit, room.as_str()])?
-            .mapped(entry)
+            .mapped(entry_of)
             .collect(),
         None => conn
             .prepare_cached(FEED_OF_APP)?
             .query(params![app, after, limit])?
-            .mapped(entry)
+            .mapped(entry_of)
             .collect(),
     }
 }
@@ -156,9 +164,12 @@ fn clamp(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-const DUE: &str = "SELECT o.seq, o.attempts, f.room_id, f.at_ms, f.entry \
-    FROM outbox o JOIN feed f ON f.app = o.app AND f.seq = o.seq \
-    WHERE o.app = ?1 AND o.due_ms <= ?2 ORDER BY o.due_ms LIMIT ?3";
+const DUE: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    ", o.attempts FROM outbox o JOIN feed f ON f.app = o.app AND f.seq = o.seq \
+     WHERE o.app = ?1 AND o.due_ms <= ?2 ORDER BY o.due_ms LIMIT ?3"
+);
 
 pub(super) fn due(
     conn: &Connection,
@@ -170,19 +181,14 @@ pub(super) fn due(
         .query(params![app, clamp(now_ms), limit as i64])?
         .mapped(|row| {
             Ok(Pending {
-                entry: entry_from(
-                    row.get(0)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    &row.get::<_, String>(4)?,
-                )?,
-                attempts: row.get(1)?,
+                entry: entry_of(row)?,
+                attempts: row.get(4)?,
             })
         })
         .collect()
 }
 
-const HEAD_OF_ENTRY: &str = "SELECT o.room_id, o.attempts FROM feed f \
+const HEAD_OF_ENTRY: &str = "SELECT o.room_id FROM feed f \
     JOIN outbox o ON o.app = f.app AND o.room_id = f.room_id AND o.seq = f.seq \
     WHERE f.app = ?1 AND f.seq = ?2";
 const SET_STATE: &str = "UPDATE feed SET state = ?3, error = ?4 WHERE app = ?1 AND seq = ?2";
@@ -202,11 +208,11 @@ pub(super) fn settle(
     outcome: &Outcome,
 ) -> rusqlite::Result<()> {
     let seq = clamp(seq);
-    let head: Option<(String, i64)> = conn
+    let head: Option<String> = conn
         .prepare_cached(HEAD_OF_ENTRY)?
-        .query_row(params![app, seq], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(params![app, seq], |row| row.get(0))
         .optional()?;
-    let Some((room, _)) = head else {
+    let Some(room) = head else {
         return Ok(());
     };
     let finished = match outcome {
@@ -239,8 +245,11 @@ pub(super) fn settle(
     Ok(())
 }
 
-const PARKED_AFTER: &str = "SELECT seq, room_id, at_ms, entry, error FROM feed \
-    WHERE app = ?1 AND state = 2 AND seq > ?2 ORDER BY seq LIMIT ?3";
+const PARKED_AFTER: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    ", f.error FROM feed f WHERE app = ?1 AND state = 2 AND seq > ?2 ORDER BY seq LIMIT ?3"
+);
 
 pub(super) fn parked(
     conn: &Connection,
@@ -252,12 +261,7 @@ pub(super) fn parked(
         .query(params![app, clamp(after), limit as i64])?
         .mapped(|row| {
             Ok(Parked {
-                entry: entry_from(
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    &row.get::<_, String>(3)?,
-                )?,
+                entry: entry_of(row)?,
                 error: row.get(4)?,
             })
         })
