@@ -60,6 +60,7 @@ pub async fn serve<S: Store>(
     let fan_out = tokio::spawn(state.realtime.fan_out(state.store.subscribe()));
     let served = listener::run(listener, state.clone(), &connections, tls, shutdown).await;
     state.realtime.close_all(REALTIME_CLOSE_PATIENCE).await;
+    state.realtime.recorder.flush().await;
     fan_out.abort();
     upkeep.abort();
     // Attempts in flight finish (within their timeout) and are recorded before the store

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use liveroom_domain::{Account, AppId, Clock, MemberCause, MemberChange, RoomId};
 use liveroom_store::{Store, StoreError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Presence changes waiting to be written; beyond that, new ones are dropped (and counted).
 const QUEUE: usize = 65_536;
@@ -21,9 +21,16 @@ struct Change {
     cause: MemberCause,
 }
 
+/// What the writing task is handed, in order.
+enum Queued {
+    Change(Change),
+    /// Answered once every change queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
 /// Where sessions hand their members' comings and goings.
 #[derive(Clone)]
-pub(crate) struct Recorder(mpsc::Sender<Change>);
+pub(crate) struct Recorder(mpsc::Sender<Queued>);
 
 impl Recorder {
     /// A recorder and the task that writes what it is given into `store`, until every
@@ -47,7 +54,7 @@ impl Recorder {
             member,
             cause,
         };
-        if self.0.try_send(change).is_err() {
+        if self.0.try_send(Queued::Change(change)).is_err() {
             metrics::counter!("liveroom_feed_presence_dropped_total").increment(1);
             tracing::warn!(
                 app,
@@ -56,18 +63,31 @@ impl Recorder {
             );
         }
     }
+
+    /// Returns once everything recorded so far is written: before the store closes, so that
+    /// the departures of a stop are in the feed.
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.0.send(Queued::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
 }
 
-async fn write<S: Store>(
-    store: Arc<S>,
-    clock: Arc<dyn Clock>,
-    mut changes: mpsc::Receiver<Change>,
-) {
+async fn write<S: Store>(store: Arc<S>, clock: Arc<dyn Clock>, mut queued: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while changes.recv_many(&mut batch, BATCH).await > 0 {
+    while queued.recv_many(&mut batch, BATCH).await > 0 {
         let now = clock.since_epoch();
+        let mut flushes = Vec::new();
+        let changes = batch.drain(..).filter_map(|q| match q {
+            Queued::Change(change) => Some(change),
+            Queued::Flush(done) => {
+                flushes.push(done);
+                None
+            }
+        });
         // Polled in order, so queued in order: the store applies one caller's writes so.
-        let writes = batch.drain(..).map(|c| {
+        let writes = changes.map(|c| {
             let change = MemberChange {
                 cause: c.cause,
                 accounts: vec![c.member.clone()],
@@ -85,5 +105,8 @@ async fn write<S: Store>(
             }
         });
         futures_util::future::join_all(writes).await;
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }
