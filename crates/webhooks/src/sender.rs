@@ -22,6 +22,9 @@ use crate::sign::{message_id, sign};
 /// How often an idle app's outbox is looked at for entries that no commit announced (member
 /// changes, retries coming due, entries left by a previous run).
 const POLL: Duration = Duration::from_millis(100);
+/// How long a finished attempt may wait to be recorded with others while attempts are
+/// running; its room gets its next entry only once it is recorded.
+const RECORD_WITHIN: Duration = Duration::from_millis(5);
 /// How often the backlog gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
@@ -108,26 +111,42 @@ impl<S: Store> AppSender<S> {
     async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let app = self.app.app;
         let limit = self.app.config.max_in_flight;
+        // Under load, finished attempts are recorded and free slots refilled a quarter of the
+        // slots at a time, so that one outbox read and one store write serve many deliveries.
+        let batch = (limit / 4).max(1);
         let mut running: JoinSet<Attempted> = JoinSet::new();
         let mut in_flight: HashSet<RoomId> = HashSet::new();
+        let mut finished: Vec<Attempted> = Vec::new();
+        let mut record_by = tokio::time::Instant::now();
         let mut gauges = tokio::time::interval(GAUGES_EVERY);
         loop {
             let stopping = *stop.borrow();
-            if stopping && running.is_empty() {
+            if !finished.is_empty()
+                && (running.is_empty()
+                    || stopping
+                    || finished.len() >= batch
+                    || tokio::time::Instant::now() >= record_by)
+            {
+                self.record(std::mem::take(&mut finished), &mut in_flight)
+                    .await;
+            }
+            if stopping && running.is_empty() && finished.is_empty() {
                 return;
             }
-            if !stopping && in_flight.len() < limit {
+            if !stopping && (running.is_empty() || in_flight.len() + batch <= limit) {
                 self.start_due(&mut running, &mut in_flight).await;
             }
             tokio::select! {
                 Some(done) = running.join_next(), if !running.is_empty() => {
-                    let mut finished = Vec::new();
+                    if finished.is_empty() {
+                        record_by = tokio::time::Instant::now() + RECORD_WITHIN;
+                    }
                     finished.extend(done.ok());
                     while let Some(done) = running.try_join_next() {
                         finished.extend(done.ok());
                     }
-                    self.record(finished, &mut in_flight).await;
                 }
+                _ = tokio::time::sleep_until(record_by), if !finished.is_empty() => {}
                 _ = wake.notified(), if !stopping => {}
                 _ = tokio::time::sleep(POLL), if !stopping => {}
                 _ = gauges.tick() => self.refresh_gauges().await,
@@ -141,11 +160,11 @@ impl<S: Store> AppSender<S> {
     /// Starts an attempt for each due room not already being delivered to, up to the limit.
     async fn start_due(&self, running: &mut JoinSet<Attempted>, in_flight: &mut HashSet<RoomId>) {
         let limit = self.app.config.max_in_flight;
-        // Twice the limit: the rooms in flight are among the due ones, and the others must
-        // still fill every free slot.
+        // The rooms in flight are due too, and are at most `in_flight.len()` of the first
+        // `limit` due rooms: the rest are enough to fill every free slot.
         let due = match self
             .store
-            .due(self.app.app, self.clock.unix_ms(), 2 * limit)
+            .due(self.app.app, self.clock.unix_ms(), limit)
             .await
         {
             Ok(due) => due,
