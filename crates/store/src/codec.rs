@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use liveroom_domain::{
     Account, AppId, Ban, FeedEntry, FeedItem, ListOp, MemberCause, MemberChange, Metadata,
-    Position, Room, RoomChange, RoomChanges, RoomEvent, RoomFields, RoomId, RoomPeople,
-    TakeSeatMode,
+    Position, Profile, ProfileTag, ProfileValue, Room, RoomChange, RoomChanges, RoomEvent,
+    RoomFields, RoomId, RoomPeople, TakeSeatMode,
 };
 use serde_json::{Map, Value, json};
 
@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 /// damaged.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed event in the log: {0}")]
-pub(crate) struct Malformed(&'static str);
+pub(crate) struct Malformed(pub(crate) &'static str);
 
 pub(crate) fn encode(change: &RoomChange) -> String {
     // Metadata changes, the common case, serialize straight from the domain's values; maps and
@@ -248,6 +248,11 @@ pub(crate) fn decode_feed(
     })
 }
 
+/// The change [`encode`] stored.
+pub(crate) fn decode_change(text: &str) -> Result<RoomChange, Malformed> {
+    decode(&serde_json::from_str(text).map_err(|_| Malformed("change is not JSON"))?)
+}
+
 fn decode(value: &Value) -> Result<RoomChange, Malformed> {
     let (kind, body) = value
         .as_object()
@@ -292,6 +297,62 @@ fn decode(value: &Value) -> Result<RoomChange, Malformed> {
         "owner" => RoomChange::OwnerChanged(decode_account(body)?),
         _ => return Err(Malformed("unknown change")),
     })
+}
+
+/// A whole room (its fields, counters and revision) as one JSON object.
+pub(crate) fn encode_room_text(room: &Room) -> String {
+    encode_room(room).to_string()
+}
+
+pub(crate) fn decode_room_text(text: &str) -> Result<Room, Malformed> {
+    decode_room(&serde_json::from_str(text).map_err(|_| Malformed("room is not JSON"))?)
+}
+
+/// A room's metadata: one JSON object of strings.
+pub(crate) fn encode_metadata(metadata: &Metadata) -> String {
+    // A map of strings always serializes.
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+}
+
+pub(crate) fn decode_metadata(text: &str) -> Result<Metadata, Malformed> {
+    serde_json::from_str(text).map_err(|_| Malformed("metadata is not an object of strings"))
+}
+
+/// `{"<tag name>": <string or number>}`, each value of the JSON type it was given in.
+pub(crate) fn encode_profile(profile: &Profile) -> String {
+    let object: Map<String, Value> = profile
+        .iter()
+        .map(|(tag, value)| {
+            let value = match value {
+                ProfileValue::Text(text) => Value::from(text.as_str()),
+                ProfileValue::Number(number) => Value::from(*number),
+            };
+            (tag.name().to_owned(), value)
+        })
+        .collect();
+    Value::Object(object).to_string()
+}
+
+pub(crate) fn decode_profile(text: &str) -> Result<Profile, Malformed> {
+    let object: Map<String, Value> =
+        serde_json::from_str(text).map_err(|_| Malformed("profile is not an object"))?;
+    let items = object
+        .into_iter()
+        .map(|(name, value)| {
+            let tag = ProfileTag::parse(&name).ok_or(Malformed("unknown profile tag"))?;
+            let value = match value {
+                Value::String(text) => ProfileValue::Text(text),
+                Value::Number(n) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(ProfileValue::Number)
+                    .ok_or(Malformed("profile number out of range"))?,
+                _ => return Err(Malformed("profile value neither string nor number")),
+            };
+            Ok((tag, value))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Profile::new(items).map_err(|_| Malformed("profile breaks its rules"))
 }
 
 fn encode_room(room: &Room) -> Value {

@@ -20,7 +20,9 @@ use liveroom_domain::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::{MemoryStore, RoomStore, Since, SqliteStore, Store, StoreError, StoreResult};
+use crate::{
+    MemoryStore, PostgresStore, RoomStore, Since, SqliteStore, Store, StoreError, StoreResult,
+};
 use liveroom_domain::ops::{CreateRoom, DeleteMetadata, DestroyRoom, SetMetadata, UpdateRoom};
 use liveroom_domain::{
     DeleteKeys, MetadataEntries, Position, RoomChange, RoomEvent, RoomOperation, ValidChanges,
@@ -176,8 +178,12 @@ macro_rules! room_store_conformance {
 
         #[test]
         fn metadata_matches_model() {
-            let store = $make;
-            $crate::conformance::metadata_matches_model(&*store);
+            let runtime = ::tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let store = runtime.block_on(async { $make });
+            $crate::conformance::metadata_matches_model(&runtime, &*store);
         }
     };
 }
@@ -224,6 +230,16 @@ pub trait Seed: Store {
 }
 
 impl Seed for MemoryStore {
+    fn seed(
+        &self,
+        app: AppId,
+        rooms: Vec<(Room, Metadata)>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.import_rooms(app, rooms)
+    }
+}
+
+impl Seed for PostgresStore {
     fn seed(
         &self,
         app: AppId,
@@ -1138,10 +1154,7 @@ async fn agrees_with_model<S: Store>(
 
 /// Random sequences of metadata writes against [`Model`]: after every step the store and the
 /// model agree on the outcome, the metadata and the revision. Each case uses a fresh room.
-pub fn metadata_matches_model<S: Store>(store: &S) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+pub fn metadata_matches_model<S: Store>(runtime: &tokio::runtime::Runtime, store: &S) {
     let mut runner = TestRunner::new(Config {
         cases: 64,
         failure_persistence: None,

@@ -7,7 +7,8 @@
 //! is durable; subscribers then receive the events in commit order (docs/events.md).
 //!
 //! Backends: [`SqliteStore`] (the default: WAL, `synchronous=FULL`, one writer thread doing
-//! group commit) and [`MemoryStore`] (for tests). `conformance` holds the suites every
+//! group commit), [`PostgresStore`] (several nodes on one PostgreSQL database,
+//! docs/cluster.md) and [`MemoryStore`] (for tests). `conformance` holds the suites every
 //! backend must pass, one per trait.
 
 use std::future::Future;
@@ -27,9 +28,11 @@ mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Why a store call failed. Nothing was applied in either case.

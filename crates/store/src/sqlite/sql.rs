@@ -2,9 +2,9 @@
 //! writer thread and the readers go through these functions, always with cached statements.
 
 use liveroom_domain::{
-    Account, AppId, DomainError, ListPosition, Metadata, Position, Profile, ProfileTag,
-    ProfileValue, Room, RoomChange, RoomEvent, RoomFields, RoomId, RoomPeople, RoomSlot, RoomState,
-    RoomStats, TakeSeatMode, Tombstone,
+    Account, AppId, DomainError, ListPosition, Metadata, Position, Profile, Room, RoomChange,
+    RoomEvent, RoomFields, RoomId, RoomPeople, RoomSlot, RoomState, RoomStats, TakeSeatMode,
+    Tombstone,
 };
 use rusqlite::types::ToSql;
 use rusqlite::types::Type;
@@ -362,48 +362,17 @@ pub(super) fn save_profile(
         .map(drop)
 }
 
-/// `{"<tag name>": <string or number>}`, each value of the JSON type it was given in.
 fn encode_profile(profile: &Profile) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = profile
-        .iter()
-        .map(|(tag, value)| {
-            let value = match value {
-                ProfileValue::Text(text) => serde_json::Value::from(text.as_str()),
-                ProfileValue::Number(number) => serde_json::Value::from(*number),
-            };
-            (tag.name().to_owned(), value)
-        })
-        .collect();
-    serde_json::Value::Object(object).to_string()
+    codec::encode_profile(profile)
 }
 
 fn decode_profile(text: &str) -> rusqlite::Result<Profile> {
-    let malformed = |why: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            Type::Text,
-            format!("malformed profile: {why}").into(),
-        )
-    };
-    let object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| malformed(&e.to_string()))?;
-    let items = object
-        .into_iter()
-        .map(|(name, value)| {
-            let tag = ProfileTag::parse(&name).ok_or_else(|| malformed("unknown tag"))?;
-            let value = match value {
-                serde_json::Value::String(text) => ProfileValue::Text(text),
-                serde_json::Value::Number(n) => n
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .map(ProfileValue::Number)
-                    .ok_or_else(|| malformed("number out of range"))?,
-                _ => return Err(malformed("value neither string nor number")),
-            };
-            Ok((tag, value))
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Profile::new(items).map_err(|e| malformed(&e.to_string()))
+    codec::decode_profile(text).map_err(|e| malformed(0, e))
+}
+
+/// A stored value that does not decode, as rusqlite reports a column it cannot convert.
+fn malformed(column: usize, error: codec::Malformed) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(error))
 }
 
 fn corrupt(column: usize, kind: Type, error: DomainError) -> rusqlite::Error {
@@ -426,18 +395,11 @@ fn decode_category(text: &str) -> Option<Vec<i64>> {
 }
 
 fn encode_metadata(metadata: &Metadata) -> String {
-    // A map of strings always serializes.
-    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+    codec::encode_metadata(metadata)
 }
 
 fn decode_metadata(text: &str) -> rusqlite::Result<Metadata> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            Type::Text,
-            format!("malformed metadata: {e}").into(),
-        )
-    })
+    codec::decode_metadata(text).map_err(|e| malformed(0, e))
 }
 
 fn room_from_row(row: &Row<'_>) -> rusqlite::Result<Room> {
@@ -496,8 +458,7 @@ fn state_from_row(row: &Row<'_>) -> rusqlite::Result<RoomState> {
     let text: String = row.get(20)?;
     let people = match row.get::<_, Option<String>>(21)? {
         None => RoomPeople::default(),
-        Some(text) => codec::decode_people(&text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(21, Type::Text, Box::new(e)))?,
+        Some(text) => codec::decode_people(&text).map_err(|e| malformed(21, e))?,
     };
     Ok(RoomState {
         room: room_from_row(row)?,

@@ -1,0 +1,1376 @@
+//! The cluster backend: PostgreSQL ≥ 14, shared by any number of liveroom nodes
+//! (docs/cluster.md).
+//!
+//! Every write is one transaction on a pooled connection: lock the room's row, let the domain
+//! decide, write the room, its events, its feed entries and its webhook queue, and COMMIT with
+//! `synchronous_commit = on` before anything is answered. The room's row lock orders its
+//! writes, so its positions are gap-free in commit order on every node; the app's feed row
+//! (`feed_apps`) numbers its feed entries the same way. Nodes keep no cache: every read sees
+//! every node's last commit.
+//!
+//! Other nodes' commits reach this node's subscribers through the feed (`follow`): a task
+//! reads every app's new entries in order, woken by this node's commits, by `NOTIFY` from the
+//! others, and by a periodic poll that alone guarantees progress (notifications are lost across
+//! reconnects and through transaction-mode poolers).
+
+mod follow;
+mod schema;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use liveroom_domain::{
+    Account, AppId, DomainError, FeedEntry, FeedItem, IfExists, ListPosition, MemberChange,
+    Metadata, NewAccounts, Position, Profile, Room, RoomChange, RoomEvent, RoomId, RoomOperation,
+    RoomPeople, RoomSlot, RoomState, RoomStats, Tombstone,
+};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row, Transaction};
+
+use crate::codec::{self, Malformed};
+use crate::{
+    AccountStore, Backlog, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome, Parked,
+    Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+};
+
+/// Where and how to reach the database.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// A libpq connection string or `postgres://` URL.
+    pub url: String,
+    /// The schema liveroom's tables live in (created if missing); `None`: the connection's
+    /// default (`public`).
+    pub schema: Option<String>,
+    /// Connections in the pool; requests beyond wait for one, up to `connect_timeout`.
+    pub pool_size: usize,
+    /// How long opening a connection, or waiting for a free one, may take.
+    pub connect_timeout: Duration,
+    /// How long one statement may run before the server cancels it.
+    pub statement_timeout: Duration,
+    /// Whether commits `NOTIFY` the other nodes and this node `LISTEN`s; off for poolers in
+    /// transaction mode (the poll alone then carries other nodes' changes).
+    pub notify: bool,
+    /// How often the feed is read for other nodes' changes whatever the notifications say.
+    pub poll: Duration,
+    /// How long a node keeps a room's webhook entry to itself once it took it for delivery;
+    /// must exceed the webhook's timeout.
+    pub lease: Duration,
+    /// This node's name in webhook leases (and logs).
+    pub node: String,
+    pub retention: Retention,
+    pub outboxes: Outboxes,
+}
+
+impl PostgresOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: None,
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            notify: true,
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+            node: String::from("liveroom"),
+            retention: Retention::default(),
+            outboxes: Outboxes::default(),
+        }
+    }
+}
+
+/// Writes that may be in progress at once, far above any pool; `close` takes them all.
+const GATE: u32 = 1 << 30;
+/// Times a transaction that lost a race (serialization failure, deadlock, a concurrent create
+/// of the same row) is tried again before it answers `Unavailable`.
+const ATTEMPTS: usize = 8;
+/// Rooms per transaction when importing.
+const IMPORT_CHUNK: usize = 1000;
+/// Member records that may wait for their transaction; a caller beyond waits for room.
+const MEMBERS_QUEUE: usize = 65_536;
+/// Member records committed together.
+const MEMBERS_BATCH: usize = 512;
+/// How often writes sweep what retention let go (from any node; sweeps are idempotent).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Tombstones, and entries of each kind, one sweep removes at most.
+const SWEEP_LIMIT: i64 = 2000;
+/// The channel commits notify on; its payload is the app.
+const CHANNEL: &str = "liveroom_feed";
+
+/// The PostgreSQL store of one node.
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+    /// Record of members' coming and going, applied in call order by one task.
+    members: RwLock<Option<mpsc::Sender<MembersJob>>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the store's tasks share with it.
+struct Inner {
+    pool: Pool,
+    bus: EventBus,
+    retention: Retention,
+    outboxes: Outboxes,
+    notify: bool,
+    lease: Duration,
+    node: String,
+    /// Wakes the follower after this node's commits.
+    committed: Arc<Notify>,
+    /// Every write holds a permit; closing takes them all.
+    gate: Semaphore,
+    last_sweep_ms: AtomicU64,
+}
+
+struct MembersJob {
+    app: AppId,
+    room: RoomId,
+    by: Account,
+    change: MemberChange,
+    now: Duration,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
+
+/// Why one attempt failed.
+enum Failure {
+    Rule(DomainError),
+    Sql(tokio_postgres::Error),
+    Malformed(Malformed),
+    Pool(String),
+}
+
+impl From<DomainError> for Failure {
+    fn from(e: DomainError) -> Self {
+        Self::Rule(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<Malformed> for Failure {
+    fn from(e: Malformed) -> Self {
+        Self::Malformed(e)
+    }
+}
+
+/// `error` with the server's code and message when it has them.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+/// Whether trying the same transaction again may succeed: it lost a race with another one.
+fn lost_race(error: &tokio_postgres::Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("store is closed".into())
+}
+
+/// A u64 as PostgreSQL's BIGINT; values beyond i64::MAX (never produced) saturate.
+fn big(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl PostgresStore {
+    /// Connects, migrates the schema (under an advisory lock, so nodes may start together),
+    /// and starts following the feed.
+    pub async fn open(options: PostgresOptions) -> StoreResult<Self> {
+        let mut config: tokio_postgres::Config = options.url.parse().map_err(|e| {
+            StoreError::Unavailable(format!("the PostgreSQL URL is not valid: {e}"))
+        })?;
+        let mut settings = vec![
+            format!(
+                "-c statement_timeout={}",
+                options.statement_timeout.as_millis().max(1)
+            ),
+            // Durable means committed to disk (and to synchronous replicas) before the answer,
+            // whatever the server's default.
+            "-c synchronous_commit=on".to_owned(),
+        ];
+        if let Some(schema) = &options.schema {
+            if schema.is_empty()
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(StoreError::Unavailable(format!(
+                    "the PostgreSQL schema {schema:?} must be lower-case letters, digits and _"
+                )));
+            }
+            settings.push(format!("-c search_path={schema}"));
+        }
+        if let Some(own) = config.get_options() {
+            settings.insert(0, own.to_owned());
+        }
+        config.options(settings.join(" "));
+        if config.get_application_name().is_none() {
+            config.application_name("liveroom");
+        }
+        config.connect_timeout(options.connect_timeout);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot make the pool: {e}")))?;
+        if let Some(schema) = &options.schema {
+            // Created before anything uses the search path; IF NOT EXISTS still races between
+            // nodes, so a lost race is tried again.
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+            let mut attempts = 0;
+            loop {
+                let client = get(&pool).await?;
+                match client.batch_execute(&sql).await {
+                    Ok(()) => break,
+                    Err(e) if lost_race(&e) && attempts < ATTEMPTS => attempts += 1,
+                    Err(e) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "cannot create the schema {schema}: {}",
+                            describe(&e)
+                        )));
+                    }
+                }
+            }
+        }
+        let mut client = get(&pool).await?;
+        schema::migrate(&mut client).await?;
+        let cursors = follow::cursors(&client).await?;
+        drop(client);
+
+        let inner = Arc::new(Inner {
+            pool,
+            bus: EventBus::default(),
+            retention: options.retention,
+            outboxes: options.outboxes,
+            notify: options.notify,
+            lease: options.lease,
+            node: options.node,
+            committed: Arc::new(Notify::new()),
+            gate: Semaphore::new(GATE as usize),
+            last_sweep_ms: AtomicU64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let (members, queue) = mpsc::channel(MEMBERS_QUEUE);
+        let mut tasks = vec![tokio::spawn(record_members(Arc::clone(&inner), queue))];
+        let follower = follow::Follower {
+            pool: inner.pool.clone(),
+            bus: inner.bus.clone(),
+            committed: Arc::clone(&inner.committed),
+            poll: options.poll,
+            cursors,
+        };
+        let listen = options.notify.then_some(config);
+        tasks.push(tokio::spawn(follower.run(listen, stopped)));
+        Ok(Self {
+            inner,
+            members: RwLock::new(Some(members)),
+            stop,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// Loads rooms exactly as given (times, counters and revision included) into `app`, in
+    /// transactions of 1,000 rooms, each all or nothing; on an error (a RoomId that exists,
+    /// metadata over the limits) the transactions before it stay. Returns how many were loaded.
+    pub async fn import_rooms<I>(&self, app: AppId, rooms: I) -> StoreResult<usize>
+    where
+        I: IntoIterator<Item = (Room, Metadata)>,
+    {
+        let _writing = self.inner.enter()?;
+        let mut rooms = rooms.into_iter();
+        let mut imported = 0;
+        loop {
+            let chunk: Vec<_> = rooms.by_ref().take(IMPORT_CHUNK).collect();
+            if chunk.is_empty() {
+                return Ok(imported);
+            }
+            let rooms = &chunk;
+            self.inner
+                .transact(
+                    "import",
+                    |client| committed!(client, tx => { import_chunk(&tx, app, rooms).await }),
+                )
+                .await?;
+            imported += chunk.len();
+        }
+    }
+}
+
+async fn get(pool: &Pool) -> StoreResult<Object> {
+    pool.get().await.map_err(|e| {
+        StoreError::Unavailable(format!("cannot reach PostgreSQL: {}", pool_error(&e)))
+    })
+}
+
+fn pool_error(error: &deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
+    }
+}
+
+impl Inner {
+    fn enter(&self) -> StoreResult<tokio::sync::SemaphorePermit<'_>> {
+        self.gate.try_acquire().map_err(|_| closed())
+    }
+
+    /// Runs `attempt` on a pooled connection, again when it lost a race with another
+    /// transaction; each attempt makes its own transaction ([`committed!`]).
+    async fn transact<T, F, Fut>(&self, what: &str, mut attempt: F) -> StoreResult<T>
+    where
+        F: FnMut(Object) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let outcome = match self.client().await {
+                Ok(client) => attempt(client).await,
+                Err(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(Failure::Rule(e)) => return Err(e.into()),
+                Err(Failure::Sql(e)) if lost_race(&e) && tries < ATTEMPTS => continue,
+                Err(failure) => return Err(self.unavailable(what, failure)),
+            }
+        }
+    }
+
+    async fn client(&self) -> Result<Object, Failure> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Failure::Pool(format!("cannot reach PostgreSQL: {}", pool_error(&e))))
+    }
+
+    fn unavailable(&self, what: &str, failure: Failure) -> StoreError {
+        let error = match failure {
+            Failure::Rule(e) => return e.into(),
+            Failure::Sql(e) => describe(&e),
+            Failure::Malformed(e) => e.to_string(),
+            Failure::Pool(e) => e,
+        };
+        tracing::error!(%error, node = %self.node, "postgres store: {what} failed");
+        StoreError::Unavailable(format!("{what} failed: {error}"))
+    }
+
+    /// Runs `read` on a pooled connection (no transaction: one statement sees one snapshot).
+    async fn read<T, F, Fut>(&self, what: &str, read: F) -> StoreResult<T>
+    where
+        F: FnOnce(Object) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let outcome = match self.client().await {
+            Ok(client) => read(client).await,
+            Err(failure) => Err(failure),
+        };
+        outcome.map_err(|f| self.unavailable(what, f))
+    }
+
+    /// Sweeps what retention let go, at most once a minute per node; failing loses nothing.
+    async fn sweep(&self, now: Duration) {
+        let now_ms = now.as_millis() as u64;
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < SWEEP_EVERY.as_millis() as u64
+            || self
+                .last_sweep_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let cutoff = |kept: Duration| big(now.saturating_sub(kept).as_millis() as u64);
+        let (rooms, done, parked) = (
+            cutoff(self.retention.destroyed_room),
+            cutoff(self.retention.feed),
+            cutoff(self.retention.parked),
+        );
+        let swept = self
+            .transact("sweep", |client| {
+                committed!(client, tx => {
+                    tx.execute(SWEEP_ROOMS, &[&rooms, &SWEEP_LIMIT]).await?;
+                    tx.execute(SWEEP_FEED, &[&0i16, &done, &SWEEP_LIMIT]).await?;
+                    tx.execute(SWEEP_FEED, &[&2i16, &parked, &SWEEP_LIMIT])
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await;
+        if let Err(error) = swept {
+            tracing::warn!(%error, "postgres store: sweeping destroyed rooms and old entries failed");
+        }
+    }
+}
+
+/// `$body` (a block that may use `$tx`, `?` and `return`, answering a `Result`) in a transaction of the pooled
+/// connection `$client`, committed when it succeeds: an attempt for [`Inner::transact`].
+macro_rules! committed {
+    ($client:ident, $tx:ident => $body:block) => {
+        async move {
+            let mut $client = $client;
+            let $tx = $client.transaction().await?;
+            let value: Result<_, Failure> = async { $body }.await;
+            let value = value?;
+            $tx.commit().await?;
+            Ok::<_, Failure>(value)
+        }
+    };
+}
+use committed;
+
+// ---- rooms -------------------------------------------------------------------------------
+
+/// A live room's columns, in the order [`state_of`] reads them.
+const STATE_COLUMNS: &str = "room, metadata, people, incarnation, seq, view_count";
+
+fn state_of(row: &Row) -> Result<RoomState, Malformed> {
+    let mut room = codec::decode_room_text(row.get(0))?;
+    room.view_count = unsigned(row.get(5));
+    let people = match row.get::<_, Option<&str>>(2) {
+        None => RoomPeople::default(),
+        Some(text) => codec::decode_people(text)?,
+    };
+    Ok(RoomState {
+        room,
+        metadata: codec::decode_metadata(row.get(1))?,
+        people,
+        position: Position {
+            incarnation: unsigned(row.get(3)),
+            seq: unsigned(row.get(4)),
+        },
+    })
+}
+
+fn select_state(lock: &str) -> String {
+    format!("SELECT {STATE_COLUMNS} FROM rooms WHERE app = $1 AND room_id = $2{lock}")
+}
+
+const SELECT_TOMBSTONE: &str = "SELECT incarnation, destroyed_at_ms FROM room_tombstones \
+    WHERE app = $1 AND room_id = $2";
+const INSERT_ROOM: &str = "INSERT INTO rooms (app, room_id, room, metadata, people, \
+    incarnation, seq, is_public, view_count, create_time) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const UPDATE_ROOM: &str = "UPDATE rooms SET room = $3, metadata = $4, people = $5, seq = $6, \
+    is_public = $7 WHERE app = $1 AND room_id = $2";
+const DELETE_ROOM: &str = "DELETE FROM rooms WHERE app = $1 AND room_id = $2";
+const UPSERT_TOMBSTONE: &str = "INSERT INTO room_tombstones VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (app, room_id) DO UPDATE SET incarnation = $3, destroyed_at_ms = $4";
+const INSERT_EVENT: &str = "INSERT INTO room_events VALUES ($1, $2, $3, $4, $5, $6)";
+/// Events of the incarnation beyond the newest ones retention keeps.
+const PRUNE_EVENTS: &str = "DELETE FROM room_events \
+    WHERE app = $1 AND room_id = $2 AND incarnation = $3 AND seq <= $4";
+/// A RoomId created again: its earlier incarnations' events can no longer be resumed.
+const DROP_EARLIER_EVENTS: &str = "DELETE FROM room_events \
+    WHERE app = $1 AND room_id = $2 AND incarnation < $3";
+const SELECT_EVENTS: &str = "SELECT seq, at_ms, change FROM room_events \
+    WHERE app = $1 AND room_id = $2 AND incarnation = $3 AND seq > $4 ORDER BY seq LIMIT $5";
+const SELECT_HEAD: &str = "SELECT incarnation, seq FROM rooms WHERE app = $1 AND room_id = $2";
+const COUNT: &str = "UPDATE rooms SET view_count = view_count + $3, messages = messages + $4 \
+    WHERE app = $1 AND room_id = $2";
+const SELECT_STATS: &str = "SELECT view_count, messages FROM rooms WHERE app = $1 AND room_id = $2";
+const LIST_FIRST: &str = "SELECT room, view_count FROM rooms WHERE app = $1 AND is_public \
+    ORDER BY view_count DESC, create_time DESC, room_id LIMIT $2";
+const LIST_AFTER: &str = "SELECT room, view_count FROM rooms WHERE app = $1 AND is_public \
+    AND (view_count < $2 OR (view_count = $2 AND (create_time < $3 \
+         OR (create_time = $3 AND room_id > $4)))) \
+    ORDER BY view_count DESC, create_time DESC, room_id LIMIT $5";
+/// Destroyed rooms past their retention: their tombstones and last events.
+const SWEEP_ROOMS: &str = "WITH gone AS (DELETE FROM room_tombstones WHERE (app, room_id) IN \
+    (SELECT app, room_id FROM room_tombstones WHERE destroyed_at_ms < $1 \
+     ORDER BY destroyed_at_ms LIMIT $2) RETURNING app, room_id, incarnation) \
+    DELETE FROM room_events e USING gone g \
+    WHERE e.app = g.app AND e.room_id = g.room_id AND e.incarnation = g.incarnation";
+
+fn people_text(people: &RoomPeople) -> Option<String> {
+    (!people.is_empty()).then(|| codec::encode_people(people))
+}
+
+/// One room write: read and lock the room's slot, let the operation decide, write the new state,
+/// the events and the feed entries.
+async fn apply_room(
+    tx: &Transaction<'_>,
+    inner: &Inner,
+    app: AppId,
+    by: &Account,
+    operation: &dyn RoomOperation,
+    now: Duration,
+) -> Result<Committed, Failure> {
+    let id = operation.room();
+    let key: [&(dyn ToSql + Sync); 2] = [&i64::from(app), &id.as_str()];
+    let live = match tx.query_opt(&select_state(" FOR UPDATE"), &key).await? {
+        Some(row) => Some(state_of(&row)?),
+        None => None,
+    };
+    let tombstone = match &live {
+        Some(_) => None,
+        None => tx
+            .query_opt(SELECT_TOMBSTONE, &key)
+            .await?
+            .map(|row| Tombstone {
+                incarnation: unsigned(row.get(0)),
+                destroyed_at_ms: unsigned(row.get(1)),
+            }),
+    };
+    let mut slot = RoomSlot { live, tombstone };
+    let changes = operation.decide(&slot, now)?;
+    if changes.is_empty() {
+        return Ok(Committed {
+            events: Vec::new(),
+            state: slot.live.map(Arc::new),
+        });
+    }
+    let was_live = slot.live.is_some();
+    let before = changes
+        .iter()
+        .any(|c| matches!(c, RoomChange::Destroyed))
+        .then(|| slot.live.as_ref().map(|live| live.room.clone()))
+        .flatten();
+    let events = slot.commit(app, id, changes, now)?;
+    save(tx, app, id, was_live, &slot, &events, &inner.retention).await?;
+    let after = slot.live.as_ref().map(|live| &live.room);
+    let items: Vec<(u64, FeedItem)> = crate::feed_items(&events, before.as_ref(), after)
+        .map(|(event, item)| (event.at_ms, item))
+        .collect();
+    append_feed(tx, inner, app, id, by, items).await?;
+    Ok(Committed {
+        events,
+        state: slot.live.map(Arc::new),
+    })
+}
+
+/// Writes what `events` did to the room, now as `slot` holds it, and appends them to its log.
+async fn save(
+    tx: &Transaction<'_>,
+    app: AppId,
+    id: &RoomId,
+    was_live: bool,
+    slot: &RoomSlot,
+    events: &[RoomEvent],
+    retention: &Retention,
+) -> Result<(), Failure> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(());
+    };
+    let app = i64::from(app);
+    let incarnation = big(first.position.incarnation);
+    match &slot.live {
+        Some(now) if !was_live => {
+            let room = &now.room;
+            tx.execute(
+                INSERT_ROOM,
+                &[
+                    &app,
+                    &id.as_str(),
+                    &codec::encode_room_text(room),
+                    &codec::encode_metadata(&now.metadata),
+                    &people_text(&now.people),
+                    &big(now.position.incarnation),
+                    &big(now.position.seq),
+                    &room.fields.is_public_visible,
+                    &big(room.view_count),
+                    &big(room.create_time),
+                ],
+            )
+            .await?;
+            tx.execute(DROP_EARLIER_EVENTS, &[&app, &id.as_str(), &incarnation])
+                .await?;
+        }
+        Some(now) => {
+            tx.execute(
+                UPDATE_ROOM,
+                &[
+                    &app,
+                    &id.as_str(),
+                    &codec::encode_room_text(&now.room),
+                    &codec::encode_metadata(&now.metadata),
+                    &people_text(&now.people),
+                    &big(now.position.seq),
+                    &now.room.fields.is_public_visible,
+                ],
+            )
+            .await?;
+        }
+        None => {
+            tx.execute(DELETE_ROOM, &[&app, &id.as_str()]).await?;
+            if let Some(t) = slot.tombstone {
+                tx.execute(
+                    UPSERT_TOMBSTONE,
+                    &[
+                        &app,
+                        &id.as_str(),
+                        &big(t.incarnation),
+                        &big(t.destroyed_at_ms),
+                    ],
+                )
+                .await?;
+            }
+        }
+    }
+    for event in events {
+        tx.execute(
+            INSERT_EVENT,
+            &[
+                &app,
+                &id.as_str(),
+                &big(event.position.incarnation),
+                &big(event.position.seq),
+                &big(event.at_ms),
+                &codec::encode(&event.change),
+            ],
+        )
+        .await?;
+    }
+    if let Some(beyond) = last.position.seq.checked_sub(retention.events_per_room)
+        && beyond > 0
+    {
+        tx.execute(
+            PRUNE_EVENTS,
+            &[&app, &id.as_str(), &incarnation, &big(beyond)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn import_chunk(
+    tx: &Transaction<'_>,
+    app: AppId,
+    rooms: &[(Room, Metadata)],
+) -> Result<(), Failure> {
+    for (room, metadata) in rooms {
+        crate::check_imported_metadata(metadata)?;
+        let key: [&(dyn ToSql + Sync); 2] = [&i64::from(app), &room.id.as_str()];
+        if let Some(row) = tx.query_opt(&select_state(""), &key).await? {
+            let existing = state_of(&row)?;
+            return Err(DomainError::RoomExists {
+                same_owner: existing.room.owner == room.owner,
+            }
+            .into());
+        }
+        let position = crate::imported_position(room);
+        tx.execute(
+            INSERT_ROOM,
+            &[
+                &i64::from(app),
+                &room.id.as_str(),
+                &codec::encode_room_text(room),
+                &codec::encode_metadata(metadata),
+                &None::<String>,
+                &big(position.incarnation),
+                &big(position.seq),
+                &room.fields.is_public_visible,
+                &big(room.view_count),
+                &big(room.create_time),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+// ---- feed and outbox ----------------------------------------------------------------------
+
+const DONE: i16 = 0;
+const WAITING: i16 = 1;
+const PARKED: i16 = 2;
+
+/// Takes `$2` numbers of the app's feed, in commit order: the row stays locked until COMMIT.
+const NEXT_SEQS: &str = "INSERT INTO feed_apps VALUES ($1, $2) ON CONFLICT (app) \
+    DO UPDATE SET last_seq = feed_apps.last_seq + EXCLUDED.last_seq RETURNING last_seq";
+const INSERT_ENTRY: &str = "INSERT INTO feed (app, seq, room_id, at_ms, entry, state) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
+/// A room's first waiting entry, unless it has one already. The existing row is locked all the
+/// same (`DO UPDATE … WHERE false`), so that a delivery settling concurrently either sees this
+/// entry or finishes first; without the lock it could drop the room from the queue while this
+/// entry waits behind it.
+const QUEUE_ROOM: &str = "INSERT INTO outbox (app, room_id, seq, attempts, due_ms) \
+    VALUES ($1, $2, $3, 0, $4) ON CONFLICT (app, room_id) DO UPDATE SET seq = outbox.seq \
+    WHERE false";
+const ENTRY_COLUMNS: &str = "seq, room_id, at_ms, entry";
+/// Rooms whose first entry is due and not leased to another node, leased to this one.
+const DUE: &str = "WITH picked AS (SELECT app, room_id FROM outbox \
+    WHERE app = $1 AND due_ms <= $2 AND (lease_until_ms <= $2 OR lease_node = $3) \
+    ORDER BY due_ms LIMIT $4 FOR UPDATE SKIP LOCKED) \
+    UPDATE outbox o SET lease_node = $3, lease_until_ms = $5 FROM picked p, feed f \
+    WHERE o.app = p.app AND o.room_id = p.room_id AND f.app = o.app AND f.seq = o.seq \
+    RETURNING f.seq, f.room_id, f.at_ms, f.entry, o.attempts, o.due_ms";
+const HEAD_ROOM: &str = "SELECT room_id FROM outbox WHERE app = $1 AND seq = $2 FOR UPDATE";
+const SET_STATE: &str = "UPDATE feed SET state = $3, error = $4 WHERE app = $1 AND seq = $2";
+const RETRY_AT: &str = "UPDATE outbox SET attempts = attempts + 1, due_ms = $3, \
+    lease_until_ms = 0 WHERE app = $1 AND room_id = $2";
+const NEXT_WAITING: &str = "SELECT seq, at_ms FROM feed \
+    WHERE app = $1 AND room_id = $2 AND seq > $3 AND state = 1 ORDER BY seq LIMIT 1";
+const MOVE_HEAD: &str = "UPDATE outbox SET seq = $3, attempts = 0, due_ms = $4, \
+    lease_until_ms = 0 WHERE app = $1 AND room_id = $2";
+const DROP_HEAD: &str = "DELETE FROM outbox WHERE app = $1 AND room_id = $2";
+const ALL_PARKED: &str = "SELECT seq, room_id FROM feed WHERE app = $1 AND state = 2 ORDER BY seq";
+const SOME_PARKED: &str =
+    "SELECT seq, room_id FROM feed WHERE app = $1 AND state = 2 AND seq = ANY($2) ORDER BY seq";
+/// A replayed entry becomes its room's first unless an earlier one waits.
+const REQUEUE: &str = "INSERT INTO outbox (app, room_id, seq, attempts, due_ms) \
+    VALUES ($1, $2, $3, 0, 0) ON CONFLICT (app, room_id) DO UPDATE \
+    SET seq = EXCLUDED.seq, attempts = 0, due_ms = 0, lease_until_ms = 0 \
+    WHERE outbox.seq > EXCLUDED.seq";
+const BACKLOG: &str = "SELECT \
+    (SELECT COUNT(*) FROM feed WHERE app = $1 AND state = 1), \
+    (SELECT COUNT(*) FROM feed WHERE app = $1 AND state = 2), \
+    (SELECT at_ms FROM feed WHERE app = $1 AND state = 1 ORDER BY seq LIMIT 1)";
+const SWEEP_FEED: &str = "DELETE FROM feed WHERE (app, seq) IN \
+    (SELECT app, seq FROM feed WHERE state = $1 AND at_ms < $2 LIMIT $3)";
+
+/// The entry of a row of [`ENTRY_COLUMNS`] (from `at`).
+fn entry_of(row: &Row, at: usize) -> Result<FeedEntry, Failure> {
+    let room = RoomId::parse(row.get::<_, String>(at + 1))
+        .map_err(|_| Failure::Malformed(Malformed("room id")))?;
+    Ok(codec::decode_feed(
+        row.get(at + 3),
+        unsigned(row.get(at)),
+        room,
+        unsigned(row.get(at + 2)),
+    )?)
+}
+
+/// Appends entries of one room to the app's feed, numbered in commit order, queues the room
+/// for the webhook when one of them waits for it, and tells the other nodes.
+async fn append_feed(
+    tx: &Transaction<'_>,
+    inner: &Inner,
+    app: AppId,
+    room: &RoomId,
+    by: &Account,
+    items: Vec<(u64, FeedItem)>,
+) -> Result<(), Failure> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let app64 = i64::from(app);
+    let count = items.len() as i64;
+    let last: i64 = tx.query_one(NEXT_SEQS, &[&app64, &count]).await?.get(0);
+    let mut seq = last - count;
+    let mut first_waiting = None;
+    for (at_ms, item) in items {
+        seq += 1;
+        let waiting = crate::queued(&inner.outboxes, app, &item);
+        let state = if waiting { WAITING } else { DONE };
+        tx.execute(
+            INSERT_ENTRY,
+            &[
+                &app64,
+                &seq,
+                &room.as_str(),
+                &big(at_ms),
+                &codec::encode_feed(by, &item),
+                &state,
+            ],
+        )
+        .await?;
+        if waiting && first_waiting.is_none() {
+            first_waiting = Some((seq, at_ms));
+        }
+    }
+    if let Some((seq, at_ms)) = first_waiting {
+        tx.execute(QUEUE_ROOM, &[&app64, &room.as_str(), &seq, &big(at_ms)])
+            .await?;
+    }
+    if inner.notify {
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &app.to_string()])
+            .await?;
+    }
+    Ok(())
+}
+
+async fn settle_one(
+    tx: &Transaction<'_>,
+    app: i64,
+    seq: i64,
+    outcome: &Outcome,
+) -> Result<(), Failure> {
+    let Some(row) = tx.query_opt(HEAD_ROOM, &[&app, &seq]).await? else {
+        return Ok(());
+    };
+    let room: String = row.get(0);
+    let (state, error) = match outcome {
+        Outcome::Retry { at_ms, error } => {
+            tx.execute(SET_STATE, &[&app, &seq, &WAITING, error])
+                .await?;
+            tx.execute(RETRY_AT, &[&app, &room, &big(*at_ms)]).await?;
+            return Ok(());
+        }
+        Outcome::Delivered => (DONE, ""),
+        Outcome::Park { error } => (PARKED, error.as_str()),
+    };
+    tx.execute(SET_STATE, &[&app, &seq, &state, &error]).await?;
+    match tx.query_opt(NEXT_WAITING, &[&app, &room, &seq]).await? {
+        Some(next) => {
+            let (next, at_ms): (i64, i64) = (next.get(0), next.get(1));
+            tx.execute(MOVE_HEAD, &[&app, &room, &next, &at_ms]).await?
+        }
+        None => tx.execute(DROP_HEAD, &[&app, &room]).await?,
+    };
+    Ok(())
+}
+
+/// Applies queued member records in call order, a batch per transaction.
+async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>) {
+    let mut batch = Vec::with_capacity(MEMBERS_BATCH);
+    while queue.recv_many(&mut batch, MEMBERS_BATCH).await > 0 {
+        let jobs = std::mem::take(&mut batch);
+        let outcome = inner
+            .transact("recording members", |client| {
+                let (inner, jobs) = (&*inner, &jobs);
+                committed!(client, tx => {
+                    let mut found = Vec::with_capacity(jobs.len());
+                    for job in jobs {
+                        let app = i64::from(job.app);
+                        let exists = tx
+                            .query_opt(SELECT_HEAD, &[&app, &job.room.as_str()])
+                            .await?
+                            .is_some();
+                        if exists {
+                            let item = FeedItem::Members(job.change.clone());
+                            let at_ms = job.now.as_millis() as u64;
+                            append_feed(&tx, inner, job.app, &job.room, &job.by, vec![(at_ms, item)])
+                                .await?;
+                        }
+                        found.push(exists);
+                    }
+                    Ok(found)
+                })
+            })
+            .await;
+        match outcome {
+            Ok(found) => {
+                inner.committed.notify_one();
+                for (job, exists) in jobs.into_iter().zip(found) {
+                    let answer = if exists {
+                        Ok(())
+                    } else {
+                        Err(DomainError::RoomNotFound.into())
+                    };
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+// ---- the traits ---------------------------------------------------------------------------
+
+impl RoomStore for PostgresStore {
+    async fn write(
+        &self,
+        app: AppId,
+        by: Account,
+        operation: Box<dyn RoomOperation>,
+        now: Duration,
+    ) -> StoreResult<Committed> {
+        let inner = &*self.inner;
+        let _writing = inner.enter()?;
+        let (by, operation) = (&by, &*operation);
+        let committed = inner
+            .transact("write", |client| {
+                committed!(client, tx => { apply_room(&tx, inner, app, by, operation, now).await })
+            })
+            .await?;
+        if !committed.events.is_empty() {
+            inner.committed.notify_one();
+        }
+        inner.sweep(now).await;
+        Ok(committed)
+    }
+
+    async fn room(&self, app: AppId, room: &RoomId) -> StoreResult<Option<Arc<RoomState>>> {
+        let sql = select_state("");
+        self.inner
+            .read("read", |client| async move {
+                let row = client
+                    .query_opt(&sql, &[&i64::from(app), &room.as_str()])
+                    .await?;
+                match row {
+                    Some(row) => Ok(Some(Arc::new(state_of(&row)?))),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn count(&self, app: AppId, room: &RoomId, counted: RoomStats) -> StoreResult<()> {
+        let _writing = self.inner.enter()?;
+        let params = (big(counted.viewers), big(counted.messages));
+        self.inner
+            .transact("count", |client| {
+                committed!(client, tx => {
+                    let found = tx
+                        .execute(
+                            COUNT,
+                            &[&i64::from(app), &room.as_str(), &params.0, &params.1],
+                        )
+                        .await?;
+                    if found == 0 {
+                        return Err(DomainError::RoomNotFound.into());
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn stats(&self, app: AppId, room: &RoomId) -> StoreResult<Option<RoomStats>> {
+        self.inner
+            .read("read", |client| async move {
+                let row = client
+                    .query_opt(SELECT_STATS, &[&i64::from(app), &room.as_str()])
+                    .await?;
+                Ok(row.map(|row| RoomStats {
+                    viewers: unsigned(row.get(0)),
+                    messages: unsigned(row.get(1)),
+                }))
+            })
+            .await
+    }
+
+    async fn list_rooms(
+        &self,
+        app: AppId,
+        after: Option<ListPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<Room>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.inner
+            .read("list", |client| async move {
+                let app = i64::from(app);
+                let rows = match &after {
+                    None => client.query(LIST_FIRST, &[&app, &limit]).await?,
+                    Some(p) => {
+                        let (views, created) = (big(p.view_count), big(p.create_time));
+                        let id = p.room_id.as_str();
+                        client
+                            .query(LIST_AFTER, &[&app, &views, &created, &id, &limit])
+                            .await?
+                    }
+                };
+                rows.iter()
+                    .map(|row| {
+                        let mut room = codec::decode_room_text(row.get(0))?;
+                        room.view_count = unsigned(row.get(1));
+                        Ok(room)
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+impl EventLog for PostgresStore {
+    async fn events_after(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<Since> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let inner = &*self.inner;
+        let mut client = get(&inner.pool).await?;
+        let outcome = async {
+            // One snapshot for the events and the head they are compared with.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let app = i64::from(app);
+            let rows = tx
+                .query(
+                    SELECT_EVENTS,
+                    &[
+                        &app,
+                        &room.as_str(),
+                        &big(after.incarnation),
+                        &big(after.seq),
+                        &limit,
+                    ],
+                )
+                .await?;
+            let head = tx
+                .query_opt(SELECT_HEAD, &[&app, &room.as_str()])
+                .await?
+                .map(|row| Position {
+                    incarnation: unsigned(row.get(0)),
+                    seq: unsigned(row.get(1)),
+                });
+            tx.commit().await?;
+            let held = rows
+                .iter()
+                .map(|row| {
+                    Ok(RoomEvent {
+                        app: app as AppId,
+                        room: room.clone(),
+                        position: Position {
+                            incarnation: after.incarnation,
+                            seq: unsigned(row.get(0)),
+                        },
+                        at_ms: unsigned(row.get(1)),
+                        change: codec::decode_change(row.get(2))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, Failure>>()?;
+            Ok::<_, Failure>(crate::since(after, held, head))
+        }
+        .await;
+        outcome.map_err(|f| inner.unavailable("read", f))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[RoomEvent]>> {
+        self.inner.bus.subscribe()
+    }
+}
+
+impl AccountStore for PostgresStore {
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: NewAccounts,
+        if_exists: IfExists,
+    ) -> StoreResult<()> {
+        let _writing = self.inner.enter()?;
+        let accounts = &accounts;
+        self.inner
+            .transact("import accounts", |client| {
+                committed!(client, tx => {
+                    let app = i64::from(app);
+                    let names: Vec<&str> = accounts.iter().map(|(a, _)| a.as_str()).collect();
+                    let known: Vec<String> = tx
+                        .query(
+                            "SELECT user_id FROM accounts WHERE app = $1 AND user_id = ANY($2)",
+                            &[&app, &names],
+                        )
+                        .await?
+                        .iter()
+                        .map(|row| row.get(0))
+                        .collect();
+                    let create = liveroom_domain::accounts_to_create(accounts, if_exists, |a| {
+                        known.iter().any(|k| k == a.as_str())
+                    })?;
+                    for (account, profile) in create {
+                        tx.execute(
+                            "INSERT INTO accounts VALUES ($1, $2, $3)",
+                            &[&app, &account.as_str(), &codec::encode_profile(profile)],
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn profiles(
+        &self,
+        app: AppId,
+        accounts: Vec<Account>,
+    ) -> StoreResult<Vec<Option<Profile>>> {
+        self.inner
+            .read("read", |client| async move {
+                let names: Vec<&str> = accounts.iter().map(Account::as_str).collect();
+                let rows = client
+                    .query(
+                        "SELECT user_id, profile FROM accounts WHERE app = $1 AND user_id = ANY($2)",
+                        &[&i64::from(app), &names],
+                    )
+                    .await?;
+                let mut found = HashMap::with_capacity(rows.len());
+                for row in &rows {
+                    let user: &str = row.get(0);
+                    found.insert(user.to_owned(), codec::decode_profile(row.get(1))?);
+                }
+                Ok(names.iter().map(|name| found.get(*name).cloned()).collect())
+            })
+            .await
+    }
+
+    async fn set_profile(&self, app: AppId, account: Account, changes: Profile) -> StoreResult<()> {
+        let _writing = self.inner.enter()?;
+        let (account, changes) = (&account, &changes);
+        self.inner
+            .transact("set profile", |client| committed!(client, tx => {
+                let key: [&(dyn ToSql + Sync); 2] = [&i64::from(app), &account.as_str()];
+                let row = tx
+                    .query_opt(
+                        "SELECT profile FROM accounts WHERE app = $1 AND user_id = $2 FOR UPDATE",
+                        &key,
+                    )
+                    .await?
+                    .ok_or(DomainError::AccountNotFound)?;
+                let mut profile = codec::decode_profile(row.get(0))?;
+                profile.merge(changes);
+                tx.execute(
+                    "UPDATE accounts SET profile = $3 WHERE app = $1 AND user_id = $2",
+                    &[key[0], key[1], &codec::encode_profile(&profile)],
+                )
+                .await?;
+                Ok(())
+            }))
+            .await
+    }
+}
+
+impl Feed for PostgresStore {
+    fn record_members(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        by: Account,
+        change: MemberChange,
+        now: Duration,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        // Queued now, like SQLite's writes: one caller's records apply in call order.
+        let (reply, answer) = oneshot::channel();
+        let job = MembersJob {
+            app,
+            room: room.clone(),
+            by,
+            change,
+            now,
+            reply,
+        };
+        let queue = self
+            .members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let waiting = match queue {
+            None => Err(closed()),
+            Some(queue) => match queue.try_send(job) {
+                Ok(()) => Ok(None),
+                Err(mpsc::error::TrySendError::Full(job)) => Ok(Some((queue, job))),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
+            },
+        };
+        async move {
+            if let Some((queue, job)) = waiting? {
+                queue.send(job).await.map_err(|_| closed())?;
+            }
+            answer.await.unwrap_or_else(|_| Err(closed()))
+        }
+    }
+
+    async fn feed(
+        &self,
+        app: AppId,
+        room: Option<&RoomId>,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FeedEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.inner
+            .read("read", |client| async move {
+                let (app, after) = (i64::from(app), big(after));
+                let rows = match room {
+                    None => {
+                        let sql = format!(
+                            "SELECT {ENTRY_COLUMNS} FROM feed WHERE app = $1 AND seq > $2 \
+                             ORDER BY seq LIMIT $3"
+                        );
+                        client.query(&sql, &[&app, &after, &limit]).await?
+                    }
+                    Some(room) => {
+                        let sql = format!(
+                            "SELECT {ENTRY_COLUMNS} FROM feed WHERE app = $1 AND room_id = $4 \
+                             AND seq > $2 ORDER BY seq LIMIT $3"
+                        );
+                        client
+                            .query(&sql, &[&app, &after, &limit, &room.as_str()])
+                            .await?
+                    }
+                };
+                rows.iter().map(|row| entry_of(row, 0)).collect()
+            })
+            .await
+    }
+}
+
+impl Outbox for PostgresStore {
+    async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
+        let inner = &*self.inner;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let until = big(now_ms.saturating_add(inner.lease.as_millis() as u64));
+        let mut due = inner
+            .transact("reading the outbox", |client| {
+                committed!(client, tx => {
+                    // A lease lost in a crash only lets another node send the entry again, which
+                    // at-least-once allows: not worth an fsync per read.
+                    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                    let rows = tx
+                        .query(
+                            DUE,
+                            &[&i64::from(app), &big(now_ms), &inner.node, &limit, &until],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            let pending = Pending {
+                                entry: entry_of(row, 0)?,
+                                attempts: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+                            };
+                            Ok((row.get::<_, i64>(5), pending))
+                        })
+                        .collect::<Result<Vec<_>, Failure>>()
+                })
+            })
+            .await?;
+        due.sort_by_key(|(due_ms, pending)| (*due_ms, pending.entry.seq));
+        Ok(due.into_iter().map(|(_, pending)| pending).collect())
+    }
+
+    async fn settle(&self, app: AppId, outcomes: Vec<(u64, Outcome)>) -> StoreResult<()> {
+        let _writing = self.inner.enter()?;
+        let outcomes = &outcomes;
+        self.inner
+            .transact("recording deliveries", |client| {
+                committed!(client, tx => {
+                    for (seq, outcome) in outcomes {
+                        settle_one(&tx, i64::from(app), big(*seq), outcome).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn parked(&self, app: AppId, after: u64, limit: usize) -> StoreResult<Vec<Parked>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.inner
+            .read("read", |client| async move {
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS}, error FROM feed WHERE app = $1 AND state = 2 \
+                     AND seq > $2 ORDER BY seq LIMIT $3"
+                );
+                let rows = client
+                    .query(&sql, &[&i64::from(app), &big(after), &limit])
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Parked {
+                            entry: entry_of(row, 0)?,
+                            error: row.get(4),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn replay(&self, app: AppId, seqs: Option<Vec<u64>>) -> StoreResult<u64> {
+        let _writing = self.inner.enter()?;
+        let seqs: Option<Vec<i64>> = seqs.map(|s| s.into_iter().map(big).collect());
+        let seqs = &seqs;
+        self.inner
+            .transact("replay", |client| {
+                committed!(client, tx => {
+                    let app = i64::from(app);
+                    let rows = match seqs {
+                        None => tx.query(ALL_PARKED, &[&app]).await?,
+                        Some(seqs) => tx.query(SOME_PARKED, &[&app, seqs]).await?,
+                    };
+                    for row in &rows {
+                        let (seq, room): (i64, &str) = (row.get(0), row.get(1));
+                        tx.execute(SET_STATE, &[&app, &seq, &WAITING, &""]).await?;
+                        tx.execute(REQUEUE, &[&app, &room, &seq]).await?;
+                    }
+                    Ok(rows.len() as u64)
+                })
+            })
+            .await
+    }
+
+    async fn backlog(&self, app: AppId) -> StoreResult<Backlog> {
+        self.inner
+            .read("read", |client| async move {
+                let row = client.query_one(BACKLOG, &[&i64::from(app)]).await?;
+                Ok(Backlog {
+                    pending: unsigned(row.get(0)),
+                    parked: unsigned(row.get(1)),
+                    oldest_pending_ms: row.get::<_, Option<i64>>(2).map(unsigned),
+                })
+            })
+            .await
+    }
+}
+
+impl Store for PostgresStore {
+    async fn close(&self) {
+        // Waits for the writes in progress, and lets no new one start.
+        if let Ok(all) = self.inner.gate.acquire_many(GATE).await {
+            all.forget();
+            self.inner.gate.close();
+        }
+        self.members
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("node", &self.inner.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests;

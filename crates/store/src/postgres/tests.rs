@@ -1,0 +1,128 @@
+//! The conformance suites against a real PostgreSQL server: the one `LIVEROOM_TEST_POSTGRES`
+//! names (`scripts/test` starts a throwaway one). Each test gets a schema of its own.
+
+use std::sync::atomic::AtomicUsize;
+
+use super::*;
+use crate::conformance::Shorthand;
+use liveroom_domain::{NewRoom, RoomChanges};
+
+/// The test server's connection string. Without one the tests fail, saying how to get one:
+/// a PostgreSQL test that passes without PostgreSQL would prove nothing.
+pub(crate) fn test_url() -> String {
+    std::env::var("LIVEROOM_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "LIVEROOM_TEST_POSTGRES is not set: run the tests with scripts/test (or \
+             scripts/with-postgres.sh cargo test …), which starts a throwaway PostgreSQL"
+        )
+    })
+}
+
+/// A schema no other test uses.
+fn fresh_schema() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos()
+    )
+}
+
+fn options() -> PostgresOptions {
+    let mut options = PostgresOptions::new(test_url());
+    options.schema = Some(fresh_schema());
+    options.pool_size = 4;
+    options.poll = Duration::from_millis(50);
+    options
+}
+
+async fn store() -> Box<PostgresStore> {
+    Box::new(PostgresStore::open(options()).await.unwrap())
+}
+
+async fn store_with_outboxes() -> Box<PostgresStore> {
+    let mut options = options();
+    options.outboxes = crate::conformance::suite_outboxes();
+    Box::new(PostgresStore::open(options).await.unwrap())
+}
+
+crate::conformance_tests!(store().await);
+
+mod feed {
+    use super::*;
+
+    crate::feed_conformance!(store_with_outboxes().await);
+}
+
+#[tokio::test]
+async fn retention_bounds_the_log() {
+    let retention = Retention {
+        events_per_room: 5,
+        ..Retention::default()
+    };
+    let mut options = options();
+    options.retention = retention;
+    let store = PostgresStore::open(options).await.unwrap();
+    crate::conformance::retention_bounds_the_log(&store, retention).await;
+}
+
+/// Two stores on one schema are two nodes: each sees the other's writes, and its subscribers
+/// get them in order.
+#[tokio::test]
+async fn nodes_see_each_other_commits() {
+    let a_options = options();
+    let mut b_options = PostgresOptions::new(test_url());
+    b_options.schema = a_options.schema.clone();
+    b_options.poll = Duration::from_secs(3600);
+    let a = PostgresStore::open(a_options).await.unwrap();
+    let b = PostgresStore::open(b_options).await.unwrap();
+    let mut followed = b.subscribe();
+    let app = 1_400_000_001;
+    let room = NewRoom::validate(
+        "r".into(),
+        None,
+        Some("o".into()),
+        "admin",
+        RoomChanges::default(),
+    )
+    .unwrap();
+    a.create_room(app, room, 1_700_000_000).await.unwrap();
+    let id = RoomId::parse("r".into()).unwrap();
+    assert!(
+        b.room(app, &id).await.unwrap().is_some(),
+        "read on the other node"
+    );
+    // Only NOTIFY (the poll is an hour) can bring these to b in time.
+    for i in 0..5 {
+        let op = liveroom_domain::ops::SetMetadata {
+            room: id.clone(),
+            entries: liveroom_domain::MetadataEntries::new(vec![
+                liveroom_domain::MetadataEntry::new("k".into(), i.to_string()).unwrap(),
+            ])
+            .unwrap(),
+        };
+        a.write(
+            app,
+            Account::parse("UserID", "admin".into()).unwrap(),
+            Box::new(op),
+            Duration::from_secs(1_700_000_002),
+        )
+        .await
+        .unwrap();
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 6 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), followed.recv())
+            .await
+            .expect("b hears of a's commits")
+            .unwrap();
+        seqs.extend(batch.iter().map(|e| e.position.seq));
+    }
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    a.close().await;
+    b.close().await;
+}
