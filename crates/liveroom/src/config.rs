@@ -18,7 +18,7 @@ use liveroom_server::{
     AppConfig, ConnectionLimits, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig,
     TlsConfig, TrustedProxies,
 };
-use liveroom_store::{Retention, SqliteOptions};
+use liveroom_store::{PostgresOptions, Retention, SqliteOptions};
 use liveroom_webhooks::{BeforeSendConfig, OnFailure, SigningKey, Target, WebhookConfig};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     pub listen: String,
     pub data_dir: PathBuf,
+    /// This node's name in logs, metrics and webhook leases; empty: `<host name>-<process id>`.
+    #[serde(default)]
+    pub node_id: String,
     pub auth_failure_throttle: ThrottleSettings,
     pub connections: ConnectionSettings,
     pub storage: StorageSettings,
@@ -84,6 +87,9 @@ pub struct RealtimeSettings {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSettings {
+    /// `sqlite` (one node, the default) or `postgres` (a cluster, docs/cluster.md).
+    pub backend: Backend,
+    pub postgres: PostgresSettings,
     /// Memory kept for rooms, so that reads skip the database; 0 turns it off.
     pub metadata_cache_mb: u64,
     /// Events kept in each room's log (docs/events.md).
@@ -94,6 +100,46 @@ pub struct StorageSettings {
     pub feed_retention_secs: u64,
     /// How long a parked webhook entry waits for a replay.
     pub parked_retention_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// `[storage.postgres]` (docs/cluster.md §2).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// A libpq connection string or `postgres://` URL; empty: the `DATABASE_URL` variable.
+    pub url: String,
+    /// The schema of liveroom's tables; empty: the connection's default.
+    pub schema: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    /// Commits wake the other nodes with NOTIFY; off behind a transaction-mode pooler.
+    pub notify: bool,
+    /// How often each node reads the feed for other nodes' commits, notified or not.
+    pub poll_ms: u64,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        let defaults = PostgresOptions::new("");
+        Self {
+            url: String::new(),
+            schema: String::new(),
+            pool_size: defaults.pool_size,
+            connect_timeout_ms: defaults.connect_timeout.as_millis() as u64,
+            statement_timeout_ms: defaults.statement_timeout.as_millis() as u64,
+            notify: defaults.notify,
+            poll_ms: defaults.poll.as_millis() as u64,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -273,6 +319,7 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("liveroom-data"),
+            node_id: String::new(),
             auth_failure_throttle: ThrottleSettings::default(),
             connections: ConnectionSettings::default(),
             storage: StorageSettings::default(),
@@ -343,6 +390,8 @@ impl Default for StorageSettings {
     fn default() -> Self {
         let retention = Retention::default();
         Self {
+            backend: Backend::default(),
+            postgres: PostgresSettings::default(),
             metadata_cache_mb: SqliteOptions::DEFAULT_METADATA_CACHE_BYTES >> 20,
             events_per_room: retention.events_per_room,
             destroyed_room_secs: retention.destroyed_room.as_secs(),
@@ -356,13 +405,44 @@ impl StorageSettings {
     pub fn sqlite_options(&self, path: PathBuf) -> SqliteOptions {
         let mut options = SqliteOptions::new(path);
         options.metadata_cache_bytes = self.metadata_cache_mb.saturating_mul(1 << 20);
-        options.retention = Retention {
+        options.retention = self.retention();
+        options
+    }
+
+    /// The PostgreSQL store's options for the node `node`; `database_url` is the
+    /// `DATABASE_URL` variable, used when `url` is empty.
+    pub fn postgres_options(
+        &self,
+        node: &str,
+        database_url: Option<String>,
+    ) -> anyhow::Result<PostgresOptions> {
+        let pg = &self.postgres;
+        let url = match (pg.url.is_empty(), database_url) {
+            (false, _) => pg.url.clone(),
+            (true, Some(url)) if !url.is_empty() => url,
+            _ => bail!(
+                "storage.postgres.url: backend = \"postgres\" needs a connection URL (or DATABASE_URL)"
+            ),
+        };
+        let mut options = PostgresOptions::new(url);
+        options.schema = (!pg.schema.is_empty()).then(|| pg.schema.clone());
+        options.pool_size = pg.pool_size;
+        options.connect_timeout = Duration::from_millis(pg.connect_timeout_ms);
+        options.statement_timeout = Duration::from_millis(pg.statement_timeout_ms);
+        options.notify = pg.notify;
+        options.poll = Duration::from_millis(pg.poll_ms);
+        options.node = node.to_owned();
+        options.retention = self.retention();
+        Ok(options)
+    }
+
+    fn retention(&self) -> Retention {
+        Retention {
             events_per_room: self.events_per_room,
             destroyed_room: Duration::from_secs(self.destroyed_room_secs),
             feed: Duration::from_secs(self.feed_retention_secs),
             parked: Duration::from_secs(self.parked_retention_secs),
-        };
-        options
+        }
     }
 }
 
@@ -437,6 +517,22 @@ impl Settings {
             ("auth_failure_throttle.window_secs", t.window_secs, off),
             ("auth_failure_throttle.block_secs", t.block_secs, off),
             ("storage.events_per_room", st.events_per_room, ""),
+            (
+                "storage.postgres.pool_size",
+                st.postgres.pool_size as u64,
+                "",
+            ),
+            (
+                "storage.postgres.connect_timeout_ms",
+                st.postgres.connect_timeout_ms,
+                "",
+            ),
+            (
+                "storage.postgres.statement_timeout_ms",
+                st.postgres.statement_timeout_ms,
+                "",
+            ),
+            ("storage.postgres.poll_ms", st.postgres.poll_ms, ""),
             ("realtime.max_connections", rt.max_connections as u64, ""),
             ("realtime.hello_timeout_secs", rt.hello_timeout_secs, ""),
             ("realtime.ping_interval_secs", rt.ping_interval_secs, ""),
@@ -452,6 +548,22 @@ impl Settings {
             ensure!(value > 0, "{source}: {setting}: must be at least 1{hint}");
         }
         Ok(())
+    }
+
+    /// `node_id`, or `<host name>-<process id>`: unique among nodes sharing a database.
+    pub fn node(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        let mut name = [0u8; 256];
+        // SAFETY: gethostname writes at most `name.len()` bytes into the buffer it is given.
+        let named = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } == 0;
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        let host = match std::str::from_utf8(&name[..end]) {
+            Ok(host) if named && !host.is_empty() => host,
+            _ => "liveroom",
+        };
+        format!("{host}-{}", std::process::id())
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {

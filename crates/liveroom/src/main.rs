@@ -7,14 +7,15 @@ mod default_app;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use clap::{Args, Parser, Subcommand};
 use liveroom_domain::{Clock, SystemClock};
-use liveroom_server::SecretKey;
-use liveroom_store::SqliteStore;
+use liveroom_server::{AppConfig, SecretKey};
+use liveroom_store::{PostgresStore, SqliteStore, Store};
 
-use crate::config::{Overrides, Settings};
+use crate::config::{AppSettings, Backend, Overrides, Settings};
 
 /// A self-hosted server for Tencent Cloud's live-room REST API (/v4/live_engine_http_srv/*).
 #[derive(Parser)]
@@ -202,6 +203,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .map(|app| app.to_config())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let default_app = if apps.is_empty() {
+        ensure!(
+            settings.storage.backend == Backend::Sqlite,
+            "backend = \"postgres\" needs its apps configured ([[apps]]): every node of a \
+             cluster must serve the same ones"
+        );
         let (app, path) = default_app::load_or_create(&settings.data_dir)?;
         apps.push(app.to_config()?);
         Some((app, path))
@@ -209,11 +215,73 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
 
-    let database = settings.data_dir.join("liveroom.db");
-    let mut options = settings.storage.sqlite_options(database.clone());
-    options.outboxes = liveroom_webhooks::outboxes(&liveroom_server::webhooks(&apps));
-    let store = SqliteStore::open(options)
-        .with_context(|| format!("cannot open the database {}", database.display()))?;
+    let node = settings.node();
+    let outboxes = liveroom_webhooks::outboxes(&liveroom_server::webhooks(&apps));
+    match settings.storage.backend {
+        Backend::Sqlite => {
+            let database = settings.data_dir.join("liveroom.db");
+            let mut options = settings.storage.sqlite_options(database.clone());
+            options.outboxes = outboxes;
+            let store = SqliteStore::open(options)
+                .with_context(|| format!("cannot open the database {}", database.display()))?;
+            let place = format!("data in {}", settings.data_dir.display());
+            run(
+                settings,
+                store,
+                apps,
+                default_app,
+                &place,
+                &node,
+                clock,
+                shutdown,
+            )
+            .await
+        }
+        Backend::Postgres => {
+            let mut options = settings
+                .storage
+                .postgres_options(&node, std::env::var("DATABASE_URL").ok())?;
+            options.outboxes = outboxes;
+            // A node keeps a webhook entry to itself long enough for its slowest attempt.
+            options.lease = apps
+                .iter()
+                .filter_map(|app| app.webhook.as_ref().map(|w| w.timeout))
+                .max()
+                .unwrap_or_default()
+                + WEBHOOK_LEASE_MARGIN;
+            let store = PostgresStore::open(options)
+                .await
+                .context("cannot open the PostgreSQL database")?;
+            run(
+                settings,
+                store,
+                apps,
+                None,
+                "data in PostgreSQL",
+                &node,
+                clock,
+                shutdown,
+            )
+            .await
+        }
+    }
+}
+
+/// How much longer than the slowest webhook attempt a node's lease on an entry lasts.
+const WEBHOOK_LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Listens, says where, and serves `store` until `shutdown`.
+#[allow(clippy::too_many_arguments)]
+async fn run<S: Store>(
+    settings: Settings,
+    store: S,
+    apps: Vec<AppConfig>,
+    default_app: Option<(AppSettings, PathBuf)>,
+    place: &str,
+    node: &str,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let tls = settings.tls()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = settings.listen_addr()?;
@@ -223,18 +291,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
 
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "liveroom listening on {scheme}://{local} (data in {})",
-        settings.data_dir.display()
-    )?;
+    writeln!(out, "liveroom listening on {scheme}://{local} ({place})")?;
     if let Some((app, path)) = &default_app {
         default_app::print_credentials(&mut out, app, path, scheme, local, clock.unix_secs())?;
     }
     out.flush()?;
     drop(out);
 
-    tracing::info!(%local, apps = settings.apps.len().max(1), "serving");
+    tracing::info!(%local, node, apps = apps.len(), "serving");
     liveroom_server::serve(
         listener,
         store,
@@ -243,7 +307,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         shutdown,
     )
     .await?;
-    tracing::info!("stopped");
+    tracing::info!(node, "stopped");
     Ok(())
 }
 

@@ -71,7 +71,8 @@ impl<S: Store> State<S> {
 }
 
 /// Every request of a connection: `/v4/…` to the pipeline, `GET /v1/realtime` to the
-/// real-time gateway, `GET /metrics` to the metrics, anything else 404. A plain `match`, not a
+/// real-time gateway, `GET /metrics` to the metrics, `GET /healthz` and `/readyz` to the
+/// health checks, anything else 404. A plain `match`, not a
 /// router: one route carries all the traffic.
 pub(crate) async fn route<S: Store>(state: &Arc<State<S>>, request: HttpRequest) -> Response {
     let path = request.uri().path();
@@ -83,7 +84,16 @@ pub(crate) async fn route<S: Store>(state: &Arc<State<S>>, request: HttpRequest)
     }
     let response = match (path, request.method()) {
         ("/metrics", &Method::GET | &Method::HEAD) => metrics::render().into_response(),
-        ("/metrics", _) | (realtime::PATH, _) => (
+        // Liveness: the process answers. Readiness: and its store can serve (docs/cluster.md §6).
+        ("/healthz", &Method::GET | &Method::HEAD) => "ok\n".into_response(),
+        ("/readyz", &Method::GET | &Method::HEAD) => match state.store.ready().await {
+            Ok(()) => "ready\n".into_response(),
+            Err(error) => {
+                tracing::warn!(%error, "readiness check failed");
+                (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response()
+            }
+        },
+        ("/metrics" | "/healthz" | "/readyz", _) | (realtime::PATH, _) => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(
                 header::ALLOW,

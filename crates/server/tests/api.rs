@@ -7,7 +7,7 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn server_with_room(room: &str) -> TestServer {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     server
         .ok("create_room", json!({"RoomInfo": {"RoomId": room}}))
         .await;
@@ -53,7 +53,7 @@ async fn seed_sample_request_and_response() {
 
 #[tokio::test]
 async fn room_lifecycle() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let created = server
         .ok(
             "create_room",
@@ -123,7 +123,7 @@ async fn room_lifecycle() {
 
 #[tokio::test]
 async fn create_room_defaults_and_conflicts() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     server
         .ok("create_room", json!({"RoomInfo": {"RoomId": "r1"}}))
         .await;
@@ -194,7 +194,7 @@ async fn create_room_defaults_and_conflicts() {
 
 #[tokio::test]
 async fn room_list_pages_walk_every_visible_room_once() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let mut expected = Vec::new();
     for i in 0..45 {
         let public = i % 4 != 0;
@@ -470,7 +470,7 @@ async fn destroy_removes_metadata() {
 
 #[tokio::test]
 async fn metadata_writes_may_be_compare_and_set_on_the_revision() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     server
         .ok("create_room", json!({"RoomInfo": {"RoomId": "r"}}))
         .await;

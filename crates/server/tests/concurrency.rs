@@ -63,6 +63,18 @@ fn group_tag(metadata: &[(String, String)]) -> Result<Option<String>, String> {
     }
 }
 
+/// The test app, with rate limits out of the way of the load.
+fn unlimited() -> liveroom_server::ServerConfig {
+    let mut app = app();
+    for command in liveroom_protocol::Command::ALL {
+        app.rate_limits.insert(command, 1_000_000);
+    }
+    liveroom_server::ServerConfig {
+        apps: vec![app],
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_of_one_room() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,31 +82,35 @@ async fn concurrent_writers_of_one_room() {
         dir.path().join("db"),
     ))
     .unwrap();
-    let mut app = app();
-    for command in liveroom_protocol::Command::ALL {
-        app.rate_limits.insert(command, 1_000_000);
-    }
-    let server = Arc::new(
-        TestServer::start(
-            store,
-            liveroom_server::ServerConfig {
-                apps: vec![app],
-                ..Default::default()
-            },
-        )
-        .await,
-    );
+    let server = TestServer::start(store, unlimited()).await;
+    writers_of_one_room(vec![Arc::new(server)]).await;
+}
+
+/// The same through three nodes of a cluster: each client talks to one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_of_one_room_across_nodes() {
+    let nodes = TestServer::cluster(3, unlimited(), true).await;
+    writers_of_one_room(nodes.into_iter().map(Arc::new).collect()).await;
+}
+
+/// Writers and fillers take turns among `servers` (which share their rooms); the reader reads
+/// from each in turn.
+async fn writers_of_one_room(servers: Vec<Arc<TestServer>>) {
+    let server = &servers[0];
+    let node = |i: usize| Arc::clone(&servers[i % servers.len()]);
     server
         .ok("create_room", json!({"RoomInfo": {"RoomId": "hot"}}))
         .await;
-    let set_url = server.url("set_room_metadata");
-    let del_url = server.url("del_room_metadata");
-    let get_url = server.url("get_room_metadata");
 
     // Group writers: set x, y, z to one tag, or delete all three.
     let mut writers = Vec::new();
     for w in 0..6 {
-        let (http, set_url, del_url) = (server.http.clone(), set_url.clone(), del_url.clone());
+        let on = node(w);
+        let (http, set_url, del_url) = (
+            on.http.clone(),
+            on.url("set_room_metadata"),
+            on.url("del_room_metadata"),
+        );
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0..40 {
@@ -138,7 +154,12 @@ async fn concurrent_writers_of_one_room() {
     // Filler writers push against the limits: up to 7 more keys, values up to 2048 bytes.
     let mut fillers = Vec::new();
     for f in 0..3 {
-        let (http, set_url, del_url) = (server.http.clone(), set_url.clone(), del_url.clone());
+        let on = node(f + 1);
+        let (http, set_url, del_url) = (
+            on.http.clone(),
+            on.url("set_room_metadata"),
+            on.url("del_room_metadata"),
+        );
         fillers.push(tokio::spawn(async move {
             for i in 0..60 {
                 let key = format!("f{}", (f * 7 + i) % 9);
@@ -154,11 +175,13 @@ async fn concurrent_writers_of_one_room() {
     // A reader checks the invariants at every moment it looks.
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
-        let (http, get_url, done) = (server.http.clone(), get_url.clone(), done.clone());
+        let get_urls: Vec<String> = servers.iter().map(|s| s.url("get_room_metadata")).collect();
+        let (http, done) = (server.http.clone(), done.clone());
         tokio::spawn(async move {
             let mut looks = 0;
             while !done.load(Ordering::SeqCst) {
-                let answer = answer(&http, &get_url, json!({"RoomId": "hot", "Keys": []})).await;
+                let get_url = &get_urls[looks % get_urls.len()];
+                let answer = answer(&http, get_url, json!({"RoomId": "hot", "Keys": []})).await;
                 let metadata = metadata_of(&answer);
                 assert!(metadata.len() <= 10, "{} keys", metadata.len());
                 assert!(metadata.iter().map(|(_, v)| v.len()).sum::<usize>() <= 16384);
@@ -194,8 +217,10 @@ async fn concurrent_writers_of_one_room() {
         candidates.iter().any(|a| a.tag == final_tag),
         "final {final_tag:?} is not the last write of any serial order; candidates {candidates:?}"
     );
-    match Arc::try_unwrap(server) {
-        Ok(server) => server.stop().await,
-        Err(_) => panic!("server still shared"),
+    for server in servers {
+        match Arc::try_unwrap(server) {
+            Ok(server) => server.stop().await,
+            Err(_) => panic!("server still shared"),
+        }
     }
 }

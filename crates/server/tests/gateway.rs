@@ -285,7 +285,7 @@ async fn rate_limit_per_app_and_command() {
 
 #[tokio::test]
 async fn auth_failure_throttle_blocks_then_lifts() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let app = APP.to_string();
     let wrong = query(
         &app,

@@ -37,7 +37,7 @@ fn check(actual: String, expected: &str) {
 /// `create_room` answers `Response.RoomId`, whatever else the request sets.
 #[tokio::test]
 async fn create_room() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     check(
         server.answer("create_room", EVERY_FIELD).await,
         r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"RoomId":"live-room"}}"#,
@@ -54,7 +54,7 @@ async fn create_room() {
 /// (`SeatTemplate` and `IsUnlimitedRoomEnabled` last, present because they were set).
 #[tokio::test]
 async fn get_room_info_with_every_field_set() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", EVERY_FIELD).await;
     check(
         server
@@ -68,7 +68,7 @@ async fn get_room_info_with_every_field_set() {
 /// without `SeatTemplate` and `IsUnlimitedRoomEnabled`.
 #[tokio::test]
 async fn get_room_info_with_defaults() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"r1"}}"#).await;
     check(
         server.answer("get_room_info", r#"{"RoomId":"r1"}"#).await,
@@ -79,7 +79,7 @@ async fn get_room_info_with_defaults() {
 /// `update_room_info` answers the bare envelope; the fields named change, the others stay.
 #[tokio::test]
 async fn update_room_info() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", EVERY_FIELD).await;
     check(
         server
@@ -101,7 +101,7 @@ async fn update_room_info() {
 /// `destroy_room` answers `Response.Statistic`, all zeros.
 #[tokio::test]
 async fn destroy_room() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"r1"}}"#).await;
     check(
         server.answer("destroy_room", r#"{"RoomId":"r1"}"#).await,
@@ -169,7 +169,7 @@ async fn get_room_stats() {
 /// Unix-second ends, only what is in force.
 #[tokio::test]
 async fn moderation_commands() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"test"}}"#).await;
     let empty = [
         (
@@ -257,7 +257,7 @@ async fn moderation_commands() {
 /// (docs/behaviour.md §14).
 #[tokio::test]
 async fn admin_and_robot_commands() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"mix1"}}"#).await;
     given(
         &server,
@@ -336,7 +336,7 @@ async fn admin_and_robot_commands() {
 /// One answer per kind of failure of the room-people commands (docs/behaviour.md §14).
 #[tokio::test]
 async fn room_people_failures() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"r1"}}"#).await;
     let fail = |code: u32, info: &str| {
         format!(
@@ -462,7 +462,7 @@ async fn room_people_failures() {
 /// `get_room_list`: an empty list, then two pages (`Next` a cursor, then `""`).
 #[tokio::test]
 async fn get_room_list() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     check(
         server.answer("get_room_list", r#"{}"#).await,
         r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"RequestId":"<ID>","Response":{"Next":"","RoomList":[]}}"#,
@@ -497,7 +497,7 @@ async fn get_room_list() {
 /// characters and non-ASCII text is escaped.
 #[tokio::test]
 async fn metadata_commands() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(&server, "create_room", r#"{"RoomInfo":{"RoomId":"r1"}}"#).await;
     check(
         server
@@ -550,7 +550,7 @@ async fn metadata_commands() {
 /// method, body, UserSig, identifier.
 #[tokio::test]
 async fn gateway_failures() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let body = r#"{"RoomId":"r1"}"#;
     let app = APP.to_string();
     let query = |sdkappid: &str, identifier: &str, usersig: &str| {
@@ -654,7 +654,7 @@ async fn gateway_failures() {
 /// One answer per failure of the room commands (docs/behaviour.md §6).
 #[tokio::test]
 async fn room_failures() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     // 100002, naming the field.
     check(
         server
@@ -736,7 +736,7 @@ async fn room_failures() {
 /// second, and the clock does not move.
 #[tokio::test]
 async fn rate_limit_failure() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     for _ in 0..10 {
         check(
             server.answer("get_room_list", "{}").await,
@@ -752,7 +752,7 @@ async fn rate_limit_failure() {
 /// One answer per failure of the metadata commands (docs/behaviour.md §7).
 #[tokio::test]
 async fn metadata_failures() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     // 100004.
     check(
         server
@@ -834,7 +834,7 @@ async fn metadata_failures() {
 /// Every answer, success or failure, carries its own `RequestId`.
 #[tokio::test]
 async fn request_ids_differ() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let mut ids = Vec::new();
     for command in ["get_room_list", "get_room_info", "no_such_command"] {
         let answer = server
@@ -873,7 +873,7 @@ fn request_id_shape() {
 /// keeps the first profile (docs/behaviour.md §13).
 #[tokio::test]
 async fn account_import() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let body = r#"{"UserID":"anchor1","Nick":"Ann \"A\"","FaceUrl":"https://x/a.png"}"#;
     check(
         server
@@ -911,7 +911,7 @@ async fn account_import() {
 /// the entries that are no valid UserID. Existing accounts are no failure.
 #[tokio::test]
 async fn multiaccount_import() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(
         &server,
         "im_open_login_svc/account_import",
@@ -944,7 +944,7 @@ async fn multiaccount_import() {
 /// set with, unset tags left out, and 70107 as the `ResultCode` of an account never imported.
 #[tokio::test]
 async fn portrait_set_and_get() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     given(
         &server,
         "im_open_login_svc/account_import",
@@ -976,7 +976,7 @@ async fn portrait_set_and_get() {
 /// a value of the wrong type or range, and list bounds (70402).
 #[tokio::test]
 async fn portrait_failures() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let fail = |code: u32, info: &str| {
         format!(
             r#"{{"ActionStatus":"FAIL","ErrorInfo":"{info}","ErrorCode":{code},"RequestId":"<ID>"}}"#

@@ -53,7 +53,7 @@ async fn stats(server: &TestServer, room: &str) -> Value {
 
 #[tokio::test]
 async fn entering_makes_a_member_that_others_see_come_and_go() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     import(&server, "bob", "Bob").await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
@@ -130,7 +130,7 @@ async fn entering_makes_a_member_that_others_see_come_and_go() {
 
 #[tokio::test]
 async fn the_newer_connection_of_a_user_wins_the_room() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
     within(alice.enter("r")).await.unwrap();
@@ -165,7 +165,7 @@ async fn the_newer_connection_of_a_user_wins_the_room() {
 
 #[tokio::test]
 async fn a_lost_connection_is_an_interrupt_and_coming_back_a_recovery() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
     within(alice.enter("r")).await.unwrap();
@@ -224,7 +224,7 @@ async fn without_a_grace_period_coming_back_is_a_new_entry() {
 
 #[tokio::test]
 async fn a_full_room_refuses_newcomers_but_not_its_members_or_watchers() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     server
         .ok(
             "create_room",
@@ -252,7 +252,7 @@ async fn a_full_room_refuses_newcomers_but_not_its_members_or_watchers() {
 
 #[tokio::test]
 async fn messages_reach_the_members_connected_now_and_are_counted() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     import(&server, "alice", "Alice").await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
@@ -341,7 +341,7 @@ async fn messages_reach_the_members_connected_now_and_are_counted() {
 
 #[tokio::test]
 async fn refused_messages_get_their_codes_and_are_not_counted() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
     let mut bob = server.connect("bob").await;
@@ -417,7 +417,7 @@ async fn refused_messages_get_their_codes_and_are_not_counted() {
 
 #[tokio::test]
 async fn the_owner_can_be_handed_to_a_member_only() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut bob = server.connect("bob").await;
     within(bob.enter("r")).await.unwrap();
@@ -491,7 +491,7 @@ async fn big_rooms_send_counts_instead_of_each_entry() {
 
 #[tokio::test]
 async fn a_destroyed_room_has_no_members() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut bob = server.connect("bob").await;
     within(bob.enter("r")).await.unwrap();
@@ -513,7 +513,7 @@ async fn a_destroyed_room_has_no_members() {
 
 #[tokio::test]
 async fn a_ban_removes_the_member_everywhere_and_bars_its_return() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
     within(alice.enter("r")).await.unwrap();
@@ -576,7 +576,7 @@ async fn a_ban_removes_the_member_everywhere_and_bars_its_return() {
 
 #[tokio::test]
 async fn muted_members_cannot_speak_and_administrators_may_write_metadata() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut bob = server.connect("bob").await;
     within(bob.enter("r")).await.unwrap();
@@ -640,7 +640,7 @@ async fn muted_members_cannot_speak_and_administrators_may_write_metadata() {
 
 #[tokio::test]
 async fn robots_are_members_and_may_own_the_room() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     import(&server, "bot", "Bot").await;
     server
         .ok(

@@ -12,7 +12,7 @@ use liveroom_client::Mode;
 use serde_json::{Value, json};
 
 async fn server_with_room(room: &str) -> TestServer {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     server
         .ok("create_room", json!({"RoomInfo": {"RoomId": room}}))
         .await;
@@ -100,7 +100,7 @@ fn valid_requests() -> Vec<(&'static str, Value)> {
 /// `RoomId` before it looks for the room.
 #[tokio::test]
 async fn missing_rooms_and_room_ids() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     for (command, body) in valid_requests() {
         assert_eq!(
             server.code(command, body.clone()).await,

@@ -26,7 +26,7 @@ fn realtime(config: RealtimeConfig) -> ServerConfig {
 
 #[tokio::test]
 async fn any_user_of_the_app_says_hello_and_gets_its_session() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let mut client = server.connect("alice").await;
     let session = client.session.clone();
     assert_eq!(session["user"], "alice");
@@ -120,7 +120,7 @@ async fn failed_hellos_count_toward_the_address_throttle() {
 
 #[tokio::test]
 async fn entering_gives_a_snapshot_then_every_change_in_order() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     rest_set(&server, "r", "a", "1").await;
     let mut alice = server.connect("alice").await;
@@ -167,7 +167,7 @@ async fn entering_gives_a_snapshot_then_every_change_in_order() {
 
 #[tokio::test]
 async fn only_the_owner_writes_metadata_and_everyone_sees_it() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut alice = server.connect("alice").await;
     let mut bob = server.connect("bob").await;
@@ -225,7 +225,7 @@ async fn only_the_owner_writes_metadata_and_everyone_sees_it() {
 
 #[tokio::test]
 async fn resuming_with_since_gives_exactly_the_missed_events() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut client = server.connect("bob").await;
     within(client.enter("r")).await.unwrap();
@@ -288,7 +288,7 @@ async fn a_since_the_log_no_longer_holds_gets_a_snapshot() {
     assert_eq!(entered.rev, 71);
     assert_eq!(entered.state["metadata"], json!({"k": "69"}));
     // More missed events than a delta holds: a snapshot too.
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     for i in 0..65 {
         rest_set(&server, "r", "k", &i.to_string()).await;
@@ -304,7 +304,7 @@ async fn a_since_the_log_no_longer_holds_gets_a_snapshot() {
 
 #[tokio::test]
 async fn destroy_ends_the_subscription_and_a_recreated_room_is_a_new_epoch() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut client = server.connect("bob").await;
     let entered = within(client.enter("r")).await.unwrap();
@@ -472,7 +472,7 @@ async fn closed_with(
 
 #[tokio::test]
 async fn hostile_frames_are_refused_and_change_nothing() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     rest_set(&server, "r", "k", "v").await;
     let expect_unchanged = || async {
@@ -556,7 +556,7 @@ async fn raw_unauthenticated(
 
 #[tokio::test]
 async fn a_command_flood_is_refused_then_closed() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     create_room(&server, "r", "alice").await;
     let mut client = server.connect("alice").await;
     // 20 commands at once are fine (the clock does not move; the hello is not counted).
@@ -715,7 +715,7 @@ async fn a_resume_after_a_restart_continues_from_the_log_on_disk() {
 
 #[tokio::test]
 async fn an_expiring_usersig_is_announced_and_can_be_refreshed() {
-    let server = TestServer::memory().await;
+    let server = TestServer::new().await;
     let short = liveroom_usersig::generate(APP, common::KEY, "alice", common::START, 61);
     let credentials = liveroom_client::Credentials {
         usersig: short,

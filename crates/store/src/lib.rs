@@ -269,6 +269,10 @@ pub type Outboxes = Arc<HashMap<AppId, Hooks>>;
 pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox {
     /// Finishes every write already accepted, then refuses new ones. Idempotent.
     fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the store can serve now (open, its database answering): what a load balancer's
+    /// readiness check asks (docs/cluster.md §6).
+    fn ready(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// How much of each room's history the log keeps (docs/events.md).

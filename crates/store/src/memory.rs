@@ -637,6 +637,10 @@ impl Store for MemoryStore {
     async fn close(&self) {
         self.lock().closed = true;
     }
+
+    async fn ready(&self) -> StoreResult<()> {
+        self.open().map(drop)
+    }
 }
 
 #[cfg(test)]

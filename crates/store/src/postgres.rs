@@ -1340,6 +1340,18 @@ impl Outbox for PostgresStore {
 }
 
 impl Store for PostgresStore {
+    async fn ready(&self) -> StoreResult<()> {
+        if self.inner.gate.is_closed() {
+            return Err(closed());
+        }
+        self.inner
+            .read("readiness check", |client| async move {
+                client.batch_execute("SELECT 1").await?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn close(&self) {
         // Waits for the writes in progress, and lets no new one start.
         if let Ok(all) = self.inner.gate.acquire_many(GATE).await {

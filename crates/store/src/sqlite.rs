@@ -586,6 +586,14 @@ impl Outbox for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    async fn ready(&self) -> StoreResult<()> {
+        if self.jobs()?.is_closed() {
+            return Err(writer_stopped());
+        }
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+            .await
+    }
+
     async fn close(&self) {
         self.jobs
             .write()

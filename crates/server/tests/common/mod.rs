@@ -65,8 +65,33 @@ impl TestServer {
         }
     }
 
-    pub async fn memory() -> Self {
-        Self::start(liveroom_store::MemoryStore::new(), config()).await
+    /// The server on the store the suite runs on: in memory, or (`LIVEROOM_TEST_STORE`) on a
+    /// PostgreSQL schema of its own, `postgres` with NOTIFY, `postgres-poll` without.
+    pub async fn new() -> Self {
+        Self::on_test_store(config()).await
+    }
+
+    /// As [`TestServer::new`], with `config`.
+    pub async fn on_test_store(config: ServerConfig) -> Self {
+        let store = std::env::var("LIVEROOM_TEST_STORE").unwrap_or_default();
+        match store.as_str() {
+            "" | "memory" => Self::start(liveroom_store::MemoryStore::new(), config).await,
+            "postgres" | "postgres-poll" => {
+                let node = postgres::node(&postgres::fresh_schema(), store == "postgres").await;
+                Self::start(node, config).await
+            }
+            other => panic!("LIVEROOM_TEST_STORE={other:?}: memory, postgres or postgres-poll"),
+        }
+    }
+
+    /// `nodes` servers sharing one PostgreSQL schema: a cluster (docs/cluster.md).
+    pub async fn cluster(nodes: usize, config: ServerConfig, notify: bool) -> Vec<Self> {
+        let schema = postgres::fresh_schema();
+        let mut servers = Vec::with_capacity(nodes);
+        for _ in 0..nodes {
+            servers.push(Self::start(postgres::node(&schema, notify).await, config.clone()).await);
+        }
+        servers
     }
 
     /// Asks the server to stop the way SIGTERM does, without waiting for it.
@@ -300,5 +325,61 @@ pub async fn next_room_event(client: &mut liveroom_client::Client) -> liveroom_c
         if event.position.is_some() || event.ev.starts_with("sub.") {
             return event;
         }
+    }
+}
+
+/// The PostgreSQL server of the tests: the one `LIVEROOM_TEST_POSTGRES` names (`scripts/test`
+/// starts a throwaway one).
+pub mod postgres {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use liveroom_store::{PostgresOptions, PostgresStore};
+
+    pub fn url() -> String {
+        std::env::var("LIVEROOM_TEST_POSTGRES").unwrap_or_else(|_| {
+            panic!(
+                "LIVEROOM_TEST_POSTGRES is not set: run the tests with scripts/test, which \
+                 starts a throwaway PostgreSQL"
+            )
+        })
+    }
+
+    /// A schema no other test uses.
+    pub fn fresh_schema() -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!(
+            "s{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// A node on `schema`; without `notify`, other nodes' changes come only with the poll.
+    pub async fn node(schema: &str, notify: bool) -> PostgresStore {
+        let mut options = PostgresOptions::new(url());
+        options.schema = Some(schema.to_owned());
+        options.pool_size = 8;
+        options.notify = notify;
+        options.poll = POLL;
+        PostgresStore::open(options).await.unwrap()
+    }
+
+    /// How often the test nodes read the feed whatever the notifications say.
+    pub const POLL: Duration = Duration::from_millis(200);
+
+    /// Runs `sql` on the test server, outside any node.
+    pub async fn execute(sql: &str) {
+        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
     }
 }
