@@ -372,14 +372,15 @@ pub mod postgres {
     /// How often the test nodes read the feed whatever the notifications say.
     pub const POLL: Duration = Duration::from_millis(200);
 
-    /// Runs `sql` on the test server, outside any node.
-    pub async fn execute(sql: &str) {
+    /// The one number `sql` answers, run on the test server outside any node.
+    pub async fn number(sql: &str) -> i64 {
         let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
             .await
             .unwrap();
         let driver = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
+        let number = client.query_one(sql, &[]).await.unwrap().get(0);
         drop(client);
         let _ = driver.await;
+        number
     }
 }

@@ -1,0 +1,114 @@
+//! Several nodes on one PostgreSQL database (docs/cluster.md): what one node commits, the
+//! others answer and push to their members in order, with or without NOTIFY; a client moves to
+//! another node and resumes from its position; the listening connection can be killed.
+
+mod common;
+
+use common::*;
+use liveroom_client::{Client, Mode};
+use serde_json::json;
+
+/// Each write through `writer` arrives at a member of `reader` in order, without gaps.
+async fn writes_reach_the_other_node(writer: &TestServer, reader: &TestServer, room: &str) {
+    create_room(writer, room, "alice").await;
+    let mut bob = reader.connect("bob").await;
+    let entered = within(bob.enter(room)).await.unwrap();
+    let first = entered.rev;
+    for i in 0..20 {
+        rest_set(writer, room, "k", &i.to_string()).await;
+    }
+    let mut revs = Vec::new();
+    while revs.len() < 20 {
+        revs.push(next_room_event(&mut bob).await.position.unwrap().rev);
+    }
+    assert_eq!(revs, (first + 1..=first + 20).collect::<Vec<_>>());
+    // The other node answers reads with what the first committed.
+    let answer = reader
+        .ok("get_room_metadata", json!({"RoomId": room, "Keys": ["k"]}))
+        .await;
+    assert_eq!(answer["Metadata"][0]["Value"], "19");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_nodes_in_order() {
+    let nodes = TestServer::cluster(2, config(), true).await;
+    writes_reach_the_other_node(&nodes[0], &nodes[1], "r").await;
+}
+
+/// Without NOTIFY the poll carries every change, within about its interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_nodes_without_notify() {
+    let nodes = TestServer::cluster(2, config(), false).await;
+    writes_reach_the_other_node(&nodes[0], &nodes[1], "r").await;
+}
+
+/// A member of a node that goes away resumes on another from its position: exactly the events
+/// it missed, written meanwhile through a third node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_another_node() {
+    let mut nodes = TestServer::cluster(3, config(), true).await;
+    create_room(&nodes[2], "r", "alice").await;
+    let mut bob = nodes[0].connect("bob").await;
+    within(bob.enter("r")).await.unwrap();
+    rest_set(&nodes[2], "r", "k", "0").await;
+    let seen = next_room_event(&mut bob).await.position.unwrap();
+    let gone = nodes.remove(0);
+    gone.stop().await;
+    for i in 1..=50 {
+        rest_set(&nodes[1], "r", "k", &i.to_string()).await;
+    }
+    let (_resumed, entered) = within(Client::resume(
+        &nodes[0].ws_url(),
+        &nodes[0].credentials("bob"),
+        &bob,
+    ))
+    .await
+    .unwrap();
+    let (_, entered) = &entered[0];
+    assert_eq!(entered.mode, Mode::Delta);
+    let revs: Vec<u64> = entered
+        .events
+        .iter()
+        .map(|e| e.position.unwrap().rev)
+        .collect();
+    assert_eq!(revs, (seen.rev + 1..=seen.rev + 50).collect::<Vec<_>>());
+}
+
+/// The node's LISTEN connection is terminated by the server: its followers miss nothing, the
+/// poll reads what the lost notifications announced, and the listener comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listener_loses_nothing() {
+    let nodes = TestServer::cluster(2, config(), true).await;
+    create_room(&nodes[0], "r", "alice").await;
+    let mut bob = nodes[1].connect("bob").await;
+    let first = within(bob.enter("r")).await.unwrap().rev;
+    let terminated = postgres::number(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'liveroom' AND query LIKE 'LISTEN%') AS t",
+    )
+    .await;
+    assert!(terminated >= 2, "both nodes' listeners terminated ({terminated})");
+    for i in 0..10 {
+        rest_set(&nodes[0], "r", "k", &i.to_string()).await;
+    }
+    let mut revs = Vec::new();
+    while revs.len() < 10 {
+        revs.push(next_room_event(&mut bob).await.position.unwrap().rev);
+    }
+    assert_eq!(revs, (first + 1..=first + 10).collect::<Vec<_>>());
+}
+
+/// Readiness follows the store: ready while PostgreSQL answers.
+#[tokio::test]
+async fn health_and_readiness() {
+    let nodes = TestServer::cluster(1, config(), true).await;
+    for path in ["/healthz", "/readyz"] {
+        let answer = nodes[0]
+            .http
+            .get(format!("{}{path}", nodes[0].base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+}
