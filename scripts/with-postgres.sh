@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with a throwaway PostgreSQL server beside it (docs/cluster.md §7): a new
 # cluster in a temporary directory, listening only on a Unix socket there, stopped and deleted
-# when the command ends. The command finds it in LIVEROOM_TEST_POSTGRES (a libpq connection
+# when the command ends. The command finds it in TEST_POSTGRES (a libpq connection
 # string). Installs Debian's postgresql package first when no initdb is found.
 #
 #   scripts/with-postgres.sh cargo test --workspace
@@ -38,18 +38,28 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 stop() {
-    "${AS[@]}" "$PG_CTL" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    "$DIR/ctl" stop >/dev/null 2>&1 || true
     rm -rf "$DIR"
 }
 trap stop EXIT
 
 "${AS[@]}" "$INITDB" -D "$DIR/data" -U liveroom --auth=trust --encoding=UTF8 --locale=C >"$DIR/initdb.log" 2>&1 \
     || { cat "$DIR/initdb.log" >&2; exit 1; }
-# Durable as production runs it (fsync, synchronous_commit); sized for a test machine.
-"${AS[@]}" "$PG_CTL" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses='' -k $DIR -c max_connections=400 -c shared_buffers=128MB -c fsync=on -c synchronous_commit=on" \
-    start >/dev/null || { cat "$DIR/server.log" >&2; exit 1; }
+# `ctl start` and `ctl stop`: the outage tests stop and start this server. Durable as
+# production runs it (fsync, synchronous_commit); sized for a test machine.
+cat >"$DIR/ctl" <<CTL
+#!/usr/bin/env bash
+set -euo pipefail
+case "\$1" in
+    start) ${AS[*]} "$PG_CTL" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \\
+        -o "-c listen_addresses='' -k $DIR -c max_connections=400 -c shared_buffers=128MB -c fsync=on -c synchronous_commit=on" \\
+        start >/dev/null ;;
+    stop) ${AS[*]} "$PG_CTL" -D "$DIR/data" -m fast -w stop >/dev/null ;;
+esac
+CTL
+chmod +x "$DIR/ctl"
+"$DIR/ctl" start || { cat "$DIR/server.log" >&2; exit 1; }
 
-export LIVEROOM_TEST_POSTGRES="host=$DIR user=liveroom dbname=postgres"
-export LIVEROOM_TEST_POSTGRES_REQUIRED=1
+export TEST_POSTGRES="host=$DIR user=liveroom dbname=postgres"
+export TEST_POSTGRES_CTL="$DIR/ctl"
 "$@"

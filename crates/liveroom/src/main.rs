@@ -242,8 +242,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .storage
                 .postgres_options(&node, std::env::var("DATABASE_URL").ok())?;
             options.outboxes = outboxes;
-            // A node keeps a webhook entry to itself long enough for its slowest attempt.
-            options.lease = apps
+            // A node keeps a webhook entry to itself twice as long as its slowest attempt may
+            // take: after that, another node may send it (docs/cluster.md §5).
+            options.lease = 2 * apps
                 .iter()
                 .filter_map(|app| app.webhook.as_ref().map(|w| w.timeout))
                 .max()
@@ -267,8 +268,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-/// How much longer than the slowest webhook attempt a node's lease on an entry lasts.
-const WEBHOOK_LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// Added to a node's lease on a webhook entry, beyond twice the slowest attempt.
+const WEBHOOK_LEASE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Listens, says where, and serves `store` until `shutdown`.
 #[allow(clippy::too_many_arguments)]

@@ -87,7 +87,10 @@ async fn a_killed_listener_loses_nothing() {
          WHERE application_name = 'liveroom' AND query LIKE 'LISTEN%') AS t",
     )
     .await;
-    assert!(terminated >= 2, "both nodes' listeners terminated ({terminated})");
+    assert!(
+        terminated >= 2,
+        "both nodes' listeners terminated ({terminated})"
+    );
     for i in 0..10 {
         rest_set(&nodes[0], "r", "k", &i.to_string()).await;
     }

@@ -65,7 +65,7 @@ impl TestServer {
         }
     }
 
-    /// The server on the store the suite runs on: in memory, or (`LIVEROOM_TEST_STORE`) on a
+    /// The server on the store the suite runs on: in memory, or (`TEST_STORE`) on a
     /// PostgreSQL schema of its own, `postgres` with NOTIFY, `postgres-poll` without.
     pub async fn new() -> Self {
         Self::on_test_store(config()).await
@@ -73,14 +73,14 @@ impl TestServer {
 
     /// As [`TestServer::new`], with `config`.
     pub async fn on_test_store(config: ServerConfig) -> Self {
-        let store = std::env::var("LIVEROOM_TEST_STORE").unwrap_or_default();
+        let store = std::env::var("TEST_STORE").unwrap_or_default();
         match store.as_str() {
             "" | "memory" => Self::start(liveroom_store::MemoryStore::new(), config).await,
             "postgres" | "postgres-poll" => {
                 let node = postgres::node(&postgres::fresh_schema(), store == "postgres").await;
                 Self::start(node, config).await
             }
-            other => panic!("LIVEROOM_TEST_STORE={other:?}: memory, postgres or postgres-poll"),
+            other => panic!("TEST_STORE={other:?}: memory, postgres or postgres-poll"),
         }
     }
 
@@ -328,7 +328,7 @@ pub async fn next_room_event(client: &mut liveroom_client::Client) -> liveroom_c
     }
 }
 
-/// The PostgreSQL server of the tests: the one `LIVEROOM_TEST_POSTGRES` names (`scripts/test`
+/// The PostgreSQL server of the tests: the one `TEST_POSTGRES` names (`scripts/test`
 /// starts a throwaway one).
 pub mod postgres {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -337,9 +337,9 @@ pub mod postgres {
     use liveroom_store::{PostgresOptions, PostgresStore};
 
     pub fn url() -> String {
-        std::env::var("LIVEROOM_TEST_POSTGRES").unwrap_or_else(|_| {
+        std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
             panic!(
-                "LIVEROOM_TEST_POSTGRES is not set: run the tests with scripts/test, which \
+                "TEST_POSTGRES is not set: run the tests with scripts/test, which \
                  starts a throwaway PostgreSQL"
             )
         })

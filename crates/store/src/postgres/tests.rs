@@ -1,4 +1,4 @@
-//! The conformance suites against a real PostgreSQL server: the one `LIVEROOM_TEST_POSTGRES`
+//! The conformance suites against a real PostgreSQL server: the one `TEST_POSTGRES`
 //! names (`scripts/test` starts a throwaway one). Each test gets a schema of its own.
 
 use std::sync::atomic::AtomicUsize;
@@ -10,9 +10,9 @@ use liveroom_domain::{NewRoom, RoomChanges};
 /// The test server's connection string. Without one the tests fail, saying how to get one:
 /// a PostgreSQL test that passes without PostgreSQL would prove nothing.
 pub(crate) fn test_url() -> String {
-    std::env::var("LIVEROOM_TEST_POSTGRES").unwrap_or_else(|_| {
+    std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
         panic!(
-            "LIVEROOM_TEST_POSTGRES is not set: run the tests with scripts/test (or \
+            "TEST_POSTGRES is not set: run the tests with scripts/test (or \
              scripts/with-postgres.sh cargo test …), which starts a throwaway PostgreSQL"
         )
     })

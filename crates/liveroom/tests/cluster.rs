@@ -1,0 +1,204 @@
+//! Three `liveroom serve` nodes on one PostgreSQL schema (docs/cluster.md), driven through all
+//! three at once while one of them is SIGKILLed and restarted, round after round: every
+//! acknowledged write is there on every node, nothing is half applied, and the app's webhook
+//! (configured on every node) delivers every acknowledged write, in order per room, each entry
+//! sent by one node at a time, though the node that was sending it died.
+
+#[path = "common/cluster_support.rs"]
+mod cluster_support;
+mod common;
+#[path = "common/faults_support.rs"]
+#[allow(dead_code)]
+mod faults_support;
+#[path = "common/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster_support::{fresh_schema, node_config};
+use common::{ADMIN, APP, admin_sig, post_json};
+use faults_support::{Server, serve_command};
+use receiver::{Receiver, Request};
+use serde_json::json;
+
+const NODES: usize = 3;
+const ROOMS: usize = 6;
+const ROUNDS: usize = 4;
+/// Acknowledged writes to wait for before the kill, and again after it.
+const WRITES_PER_PHASE: usize = 150;
+const STEP: Duration = Duration::from_secs(30);
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !done() {
+        assert!(Instant::now() < deadline, "not {what} within {STEP:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What each writer (one per room) did: its last acknowledged write and its last attempt.
+#[derive(Default, Clone, Copy, Debug)]
+struct Progress {
+    acked: Option<u64>,
+    attempted: Option<u64>,
+}
+
+fn url(base: &str, command: &str, sig: &str) -> String {
+    format!(
+        "{base}/v4/live_engine_http_srv/{command}?sdkappid={APP}&identifier={ADMIN}&usersig={sig}&random=1&contenttype=json"
+    )
+}
+
+#[test]
+fn a_node_killed_in_a_loop_loses_nothing() {
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = fresh_schema();
+    let webhook = format!(
+        "[apps.webhook]\nurl = \"{}\"\nevents = [\"Live.CallbackAfterSetMetadata\"]\n\
+         secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\ntimeout_ms = 1000\n\
+         retry_min_ms = 50\nretry_max_ms = 200\n",
+        rx.url("/hook")
+    );
+    let configs: Vec<_> = (0..NODES)
+        .map(|n| node_config(dir.path(), n, &schema, &webhook))
+        .collect();
+    let mut nodes: Vec<Option<Server>> = configs
+        .iter()
+        .map(|c| Some(Server::start(serve_command(c))))
+        .collect();
+    for r in 0..ROOMS {
+        let answer = nodes[r % NODES].as_ref().unwrap().call(
+            "create_room",
+            json!({"RoomInfo": {"RoomId": format!("c-{r}")}}),
+        );
+        assert_eq!(answer["ErrorCode"], 0, "{answer}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let sig = admin_sig();
+    let progress = Arc::new(Mutex::new(vec![Progress::default(); ROOMS]));
+    // Every acknowledged write's value.
+    let acked_values = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut next = [0u64; ROOMS];
+    for round in 0..ROUNDS {
+        let bases: Vec<String> = nodes
+            .iter()
+            .map(|n| n.as_ref().unwrap().base.clone())
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..ROOMS)
+            .map(|w| {
+                let (http, bases, sig, stop) = (http.clone(), bases.clone(), sig.clone(), stop.clone());
+                let (progress, acked_values) = (progress.clone(), acked_values.clone());
+                let start = next[w];
+                runtime.spawn(async move {
+                    let mut i = start;
+                    while !stop.load(Ordering::Relaxed) {
+                        // Round robin over the nodes, as a load balancer would; a dead node's
+                        // requests fail and the writer goes on with the next.
+                        let base = &bases[(w + i as usize) % NODES];
+                        let value = format!("{w}-{i}");
+                        let body = json!({"RoomId": format!("c-{w}"), "Metadata": [{"Key": "v", "Value": value}]});
+                        progress.lock().unwrap()[w].attempted = Some(i);
+                        let answer = post_json(&http, &url(base, "set_room_metadata", &sig), &body).await;
+                        match answer.ok().and_then(|a| a["ErrorCode"].as_u64()) {
+                            Some(0) => {
+                                progress.lock().unwrap()[w].acked = Some(i);
+                                acked_values.lock().unwrap().push(value);
+                            }
+                            Some(code) => assert_eq!(code, 100001, "set_room_metadata answered {code}"),
+                            None => {}
+                        }
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        let victim = round % NODES;
+        let acked = || acked_values.lock().unwrap().len();
+        let before = acked();
+        wait_until("writes before the kill", || {
+            acked() >= before + WRITES_PER_PHASE
+        });
+        nodes[victim].take().unwrap().kill();
+        let before = acked();
+        wait_until("writes through the survivors", || {
+            acked() >= before + WRITES_PER_PHASE
+        });
+        stop.store(true, Ordering::Relaxed);
+        for (w, writer) in writers.into_iter().enumerate() {
+            next[w] = runtime.block_on(writer).unwrap();
+        }
+        nodes[victim] = Some(Server::start(serve_command(&configs[victim])));
+    }
+
+    // Every node answers every room with its last acknowledged write, or with the write that
+    // was in flight after it (its answer lost with the node): never anything older or newer.
+    let progress = progress.lock().unwrap().clone();
+    for node in nodes.iter().map(|n| n.as_ref().unwrap()) {
+        for (w, p) in progress.iter().enumerate() {
+            let answer = node.call(
+                "get_room_metadata",
+                json!({"RoomId": format!("c-{w}"), "Keys": ["v"]}),
+            );
+            let value = answer["Response"]["Metadata"][0]["Value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let i: u64 = value.rsplit('-').next().unwrap().parse().unwrap();
+            let (acked, attempted) = (p.acked.unwrap(), p.attempted.unwrap());
+            assert!(
+                (acked..=attempted).contains(&i),
+                "room c-{w}: {value} is neither the last acknowledged write ({acked}) nor a later attempt ({attempted})"
+            );
+        }
+    }
+
+    // The webhook: every acknowledged write delivered; per room in order; one body per id.
+    let value_of = |r: &Request| r.json()["Metadata"][0]["Value"].as_str().map(str::to_owned);
+    let wanted = acked_values.lock().unwrap().clone();
+    let requests = rx.wait_for(
+        &format!("{} acknowledged writes delivered", wanted.len()),
+        STEP,
+        |r| {
+            let delivered: HashSet<String> = r
+                .iter()
+                .filter(|r| r.delivered())
+                .filter_map(value_of)
+                .collect();
+            wanted.iter().all(|v| delivered.contains(v))
+        },
+    );
+    let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut last_per_room: HashMap<String, u64> = HashMap::new();
+    for request in &requests {
+        let id = request.header("webhook-id").unwrap().to_owned();
+        let body = bodies
+            .entry(id.clone())
+            .or_insert_with(|| request.body.to_vec());
+        assert_eq!(body, &request.body.to_vec(), "{id}: two bodies");
+        let room = request.json()["RoomId"].as_str().unwrap().to_owned();
+        let i: u64 = value_of(request)
+            .unwrap()
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let before = last_per_room.insert(room.clone(), i).unwrap_or(0);
+        assert!(i >= before, "room {room}: write {i} sent after {before}");
+    }
+    for node in nodes.into_iter().flatten() {
+        node.stop();
+    }
+}
