@@ -56,10 +56,11 @@ impl<S: Store> State<S> {
             clock.clone(),
         );
         let apps = Apps::new(config.apps);
+        let shared_limits = store.shares_rate_limits();
         Self {
             before_send,
             store,
-            rate_limits: RateLimits::new(&apps, clock.clone()),
+            rate_limits: RateLimits::new(&apps, clock.clone(), shared_limits),
             throttle: Throttle::new(config.auth_failure_throttle),
             apps,
             clock,
@@ -202,7 +203,7 @@ async fn pipeline<S: Store>(
     let app = caller.app.sdkappid;
     seen.sdkappid = Some(app);
 
-    if !state.rate_limits.admit(app, command) {
+    if !state.rate_limits.admit(&*state.store, app, command).await {
         return Err(ApiError::new(
             ErrorCode::RestFreqLimit,
             format!(

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use liveroom_client::{Client, Mode};
 use serde_json::json;
@@ -114,4 +116,45 @@ async fn health_and_readiness() {
             .unwrap();
         assert_eq!(answer.status(), 200, "{path}");
     }
+}
+
+/// `requests` calls of `command` spread over the nodes at once: how many were admitted (any
+/// answer but 60007).
+async fn admitted(nodes: &[TestServer], command: &str, requests: usize) -> usize {
+    let calls = (0..requests).map(|i| {
+        let node = &nodes[i % nodes.len()];
+        async move { node.code(command, json!({"RoomId": "absent"})).await }
+    });
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|&code| code != 60007)
+        .count()
+}
+
+/// An app's rate holds for the whole cluster (docs/cluster.md §7). The clocks stand still, so
+/// the counts are exact: at 10 per second, each token is taken from the shared bucket as it is
+/// spent; at 1,000, nodes lease 10 at a time from a bucket of 990.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_hold_across_nodes() {
+    let mut app = app();
+    app.rate_limits
+        .insert(liveroom_protocol::Command::GetRoomInfo, 10);
+    app.rate_limits
+        .insert(liveroom_protocol::Command::GetRoomStats, 1000);
+    let config = liveroom_server::ServerConfig {
+        apps: vec![app],
+        ..Default::default()
+    };
+    let nodes = TestServer::cluster(3, config, true).await;
+    assert_eq!(admitted(&nodes, "get_room_info", 60).await, 10);
+    let many = admitted(&nodes, "get_room_stats", 1500).await;
+    assert!(
+        (990..=1000).contains(&many),
+        "{many} admitted of 1,000 per second"
+    );
+    for node in &nodes {
+        node.clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(admitted(&nodes, "get_room_info", 60).await, 10);
 }

@@ -273,6 +273,34 @@ pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox {
     /// Whether the store can serve now (open, its database answering): what a load balancer's
     /// readiness check asks (docs/cluster.md §6).
     fn ready(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether rate limits live in this store, shared by every node that uses it
+    /// (docs/cluster.md §7). When not, each process keeps its own and never calls
+    /// [`Store::take_tokens`].
+    fn shares_rate_limits(&self) -> bool {
+        false
+    }
+
+    /// Takes `debit.tokens` from the app's shared GCRA bucket `bucket` at `now` (since the
+    /// Unix epoch): `Ok(true)` when they fit its burst, `Ok(false)` (nothing taken) when not.
+    fn take_tokens(
+        &self,
+        _app: AppId,
+        _bucket: &'static str,
+        _debit: Debit,
+        _now: Duration,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async { Ok(true) }
+    }
+}
+
+/// Tokens taken at once from a shared rate-limit bucket that refills at `per_second` and holds
+/// at most `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debit {
+    pub per_second: u32,
+    pub burst: u32,
+    pub tokens: u32,
 }
 
 /// How much of each room's history the log keeps (docs/events.md).

@@ -35,8 +35,8 @@ use tokio_postgres::{NoTls, Row, Transaction};
 
 use crate::codec::{self, Malformed};
 use crate::{
-    AccountStore, Backlog, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome, Parked,
-    Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+    AccountStore, Backlog, Committed, Debit, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome,
+    Parked, Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
 };
 
 /// Where and how to reach the database.
@@ -1340,6 +1340,53 @@ impl Outbox for PostgresStore {
 }
 
 impl Store for PostgresStore {
+    fn shares_rate_limits(&self) -> bool {
+        true
+    }
+
+    async fn take_tokens(
+        &self,
+        app: AppId,
+        bucket: &'static str,
+        debit: Debit,
+        now: Duration,
+    ) -> StoreResult<bool> {
+        if !bucket.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(StoreError::Unavailable(format!(
+                "bad bucket name {bucket:?}"
+            )));
+        }
+        let interval = 1_000_000_000 / i64::from(debit.per_second.max(1));
+        let cost = interval * i64::from(debit.tokens);
+        let tolerance = interval * i64::from(debit.burst);
+        let now = i64::try_from(now.as_nanos()).unwrap_or(i64::MAX);
+        // One round trip, and no fsync to wait for: a debit lost in a crash of PostgreSQL
+        // admits at most what it covered once more. Every value is an integer or a command's
+        // name (checked above), so the statement can be written out.
+        let sql = format!(
+            "BEGIN; SET LOCAL synchronous_commit = off; \
+             INSERT INTO rate_buckets VALUES ({app}, '{bucket}', {now} + {cost}) \
+             ON CONFLICT (app, bucket) DO UPDATE \
+             SET tat_ns = GREATEST(rate_buckets.tat_ns, {now}) + {cost} \
+             WHERE GREATEST(rate_buckets.tat_ns, {now}) + {cost} - {now} <= {tolerance} \
+             RETURNING tat_ns; COMMIT"
+        );
+        self.inner
+            .read("rate limit", |client| async move {
+                match client.simple_query(&sql).await {
+                    Ok(answers) => Ok(answers
+                        .iter()
+                        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))),
+                    Err(error) => {
+                        // The connection goes back to the pool: not inside a failed transaction.
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        Err(error.into())
+                    }
+                }
+            })
+            .await
+    }
+
     async fn ready(&self) -> StoreResult<()> {
         if self.inner.gate.is_closed() {
             return Err(closed());

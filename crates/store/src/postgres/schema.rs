@@ -19,7 +19,8 @@ const MIGRATION_LOCK: i64 = 0x6c69_7665_726f_6f6d;
 /// A room is one row: the room itself (fields, owner, counters, revision) and its metadata as
 /// JSON text, read and written whole as every rule looks at all of it; `view_count`,
 /// `create_time` and `is_public` are columns of their own for the list's index, and
-/// `view_count` is the one the statistics add to. Events are one row each.
+/// `view_count` is the one the statistics add to. Events are one row each. A rate-limit bucket
+/// is its GCRA's theoretical arrival time, in nanoseconds.
 const SCHEMA: &str = r#"
 CREATE TABLE rooms (
     app         BIGINT  NOT NULL,
@@ -89,6 +90,12 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (app, due_ms);
 CREATE UNIQUE INDEX outbox_entry ON outbox (app, seq);
+CREATE TABLE rate_buckets (
+    app    BIGINT NOT NULL,
+    bucket TEXT   NOT NULL,
+    tat_ns BIGINT NOT NULL,
+    PRIMARY KEY (app, bucket)
+);
 "#;
 
 /// Each step upgrades a database by one version, from version 1.
