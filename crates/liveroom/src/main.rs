@@ -40,6 +40,30 @@ enum Commands {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Write every app's rooms and accounts, as the configured store holds them, to a backup
+    /// (docs/cluster.md §9). On SQLite the server must be stopped.
+    Export {
+        /// TOML configuration file, as `serve` reads it.
+        #[arg(long, env = "LIVEROOM_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (SQLite), as `serve --data-dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The backup file; standard output when left out.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Load a backup into the configured store, which must hold none of its rooms and
+    /// accounts (docs/cluster.md §9).
+    Import {
+        #[arg(long, env = "LIVEROOM_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The backup file; standard input when left out.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
     /// Print a UserSig, as Tencent's libraries make them.
     Usersig {
         /// The app; may be left out for the default app (--data-dir, or a --config with no
@@ -170,6 +194,16 @@ fn main() -> anyhow::Result<()> {
             println!("{sig}");
             Ok(())
         }
+        Commands::Export {
+            config,
+            data_dir,
+            output,
+        } => move_backup(config, data_dir, Direction::Export(output)),
+        Commands::Import {
+            config,
+            data_dir,
+            input,
+        } => move_backup(config, data_dir, Direction::Import(input)),
         Commands::Serve {
             config,
             listen,
@@ -191,6 +225,24 @@ fn main() -> anyhow::Result<()> {
                 .block_on(serve(settings))
         }
     }
+}
+
+fn move_backup(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    direction: Direction,
+) -> anyhow::Result<()> {
+    let _flush_logs_at_exit = liveroom_server::init_logging();
+    let overrides = Overrides {
+        listen: None,
+        data_dir,
+    };
+    let settings = Settings::load(config.as_deref(), &overrides)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(backup(settings, direction))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -217,6 +269,39 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let node = settings.node();
     let outboxes = liveroom_webhooks::outboxes(&liveroom_server::webhooks(&apps));
+    // A node keeps a webhook entry to itself twice as long as its slowest attempt may take:
+    // after that, another node may send it (docs/cluster.md §5).
+    let lease = 2 * apps
+        .iter()
+        .filter_map(|app| app.webhook.as_ref().map(|w| w.timeout))
+        .max()
+        .unwrap_or_default()
+        + WEBHOOK_LEASE_MARGIN;
+    match open_store(&settings, &node, outboxes, lease).await? {
+        Opened::Sqlite(store) => {
+            let place = format!("data in {}", settings.data_dir.display());
+            let config = (settings, apps, default_app);
+            run(config, store, &place, &node, clock, shutdown).await
+        }
+        Opened::Postgres(store) => {
+            let config = (settings, apps, default_app);
+            run(config, store, "data in PostgreSQL", &node, clock, shutdown).await
+        }
+    }
+}
+
+/// The store `[storage]` names, open.
+enum Opened {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+async fn open_store(
+    settings: &Settings,
+    node: &str,
+    outboxes: liveroom_store::Outboxes,
+    lease: Duration,
+) -> anyhow::Result<Opened> {
     match settings.storage.backend {
         Backend::Sqlite => {
             let database = settings.data_dir.join("liveroom.db");
@@ -224,60 +309,76 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             options.outboxes = outboxes;
             let store = SqliteStore::open(options)
                 .with_context(|| format!("cannot open the database {}", database.display()))?;
-            let place = format!("data in {}", settings.data_dir.display());
-            run(
-                settings,
-                store,
-                apps,
-                default_app,
-                &place,
-                &node,
-                clock,
-                shutdown,
-            )
-            .await
+            Ok(Opened::Sqlite(store))
         }
         Backend::Postgres => {
             let mut options = settings
                 .storage
-                .postgres_options(&node, std::env::var("DATABASE_URL").ok())?;
+                .postgres_options(node, std::env::var("DATABASE_URL").ok())?;
             options.outboxes = outboxes;
-            // A node keeps a webhook entry to itself twice as long as its slowest attempt may
-            // take: after that, another node may send it (docs/cluster.md §5).
-            options.lease = 2 * apps
-                .iter()
-                .filter_map(|app| app.webhook.as_ref().map(|w| w.timeout))
-                .max()
-                .unwrap_or_default()
-                + WEBHOOK_LEASE_MARGIN;
+            options.lease = lease;
             let store = PostgresStore::open(options)
                 .await
                 .context("cannot open the PostgreSQL database")?;
-            run(
-                settings,
-                store,
-                apps,
-                None,
-                "data in PostgreSQL",
-                &node,
-                clock,
-                shutdown,
-            )
-            .await
+            Ok(Opened::Postgres(store))
         }
     }
+}
+
+/// `export` and `import`: the store `settings` name, with no webhook queued (docs/cluster.md
+/// §9).
+async fn backup(settings: Settings, direction: Direction) -> anyhow::Result<()> {
+    let node = settings.node();
+    let opened = open_store(&settings, &node, Default::default(), Duration::ZERO).await?;
+    match opened {
+        Opened::Sqlite(store) => move_data(store, direction).await,
+        Opened::Postgres(store) => move_data(store, direction).await,
+    }
+}
+
+enum Direction {
+    /// To this file, or standard output.
+    Export(Option<PathBuf>),
+    /// From this file, or standard input.
+    Import(Option<PathBuf>),
+}
+
+async fn move_data<S: Store>(store: S, direction: Direction) -> anyhow::Result<()> {
+    let moved = match direction {
+        Direction::Export(path) => {
+            let mut out: Box<dyn std::io::Write + Send> = match &path {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            liveroom_store::backup::export(&store, &mut out).await
+        }
+        Direction::Import(path) => {
+            let input: Box<dyn std::io::BufRead + Send> = match &path {
+                Some(path) => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufReader::new(std::io::stdin())),
+            };
+            liveroom_store::backup::import(&store, input).await
+        }
+    };
+    store.close().await;
+    let counts = moved?;
+    eprintln!("{} rooms, {} accounts", counts.rooms, counts.accounts);
+    Ok(())
 }
 
 /// Added to a node's lease on a webhook entry, beyond twice the slowest attempt.
 const WEBHOOK_LEASE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Listens, says where, and serves `store` until `shutdown`.
-#[allow(clippy::too_many_arguments)]
 async fn run<S: Store>(
-    settings: Settings,
+    (settings, apps, default_app): (Settings, Vec<AppConfig>, Option<(AppSettings, PathBuf)>),
     store: S,
-    apps: Vec<AppConfig>,
-    default_app: Option<(AppSettings, PathBuf)>,
     place: &str,
     node: &str,
     clock: Arc<dyn Clock>,

@@ -20,9 +20,7 @@ use liveroom_domain::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::{
-    MemoryStore, PostgresStore, RoomStore, Since, SqliteStore, Store, StoreError, StoreResult,
-};
+use crate::{Backup, MemoryStore, RoomStore, Since, Store, StoreError, StoreResult};
 use liveroom_domain::ops::{CreateRoom, DeleteMetadata, DestroyRoom, SetMetadata, UpdateRoom};
 use liveroom_domain::{
     DeleteKeys, MetadataEntries, Position, RoomChange, RoomEvent, RoomOperation, ValidChanges,
@@ -120,6 +118,20 @@ pub(crate) trait Shorthand: RoomStore {
 
 impl<S: RoomStore> Shorthand for S {}
 
+/// Loads rooms as they would be after some history (view counts, revisions), which writes
+/// alone cannot produce.
+trait Restore: Store {
+    fn restore(
+        &self,
+        app: AppId,
+        rooms: Vec<(Room, Metadata)>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.restore_rooms(app, rooms.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<S: Store> Restore for S {}
+
 /// Expands into one test per conformance case of every suite: [`room_store_conformance!`]
 /// and [`event_log_conformance!`]. `$make` is evaluated once per test and must dereference to
 /// the store: a `Box<MemoryStore>`, or a guard that also owns a temporary directory. The async
@@ -173,6 +185,7 @@ macro_rules! room_store_conformance {
             seeded_rooms_keep_their_counters,
             people_are_kept_with_the_room,
             statistics_count_per_incarnation,
+            saved_rooms_and_accounts_round_trip,
             close_refuses_writes,
         );
 
@@ -217,46 +230,6 @@ macro_rules! conformance_cases {
             }
         )*
     };
-}
-
-/// A backend the suite can load with rooms as they would be after some history (view counts,
-/// revisions), which the [`Store`] writes alone cannot produce.
-pub trait Seed: Store {
-    fn seed(
-        &self,
-        app: AppId,
-        rooms: Vec<(Room, Metadata)>,
-    ) -> impl Future<Output = StoreResult<usize>> + Send;
-}
-
-impl Seed for MemoryStore {
-    fn seed(
-        &self,
-        app: AppId,
-        rooms: Vec<(Room, Metadata)>,
-    ) -> impl Future<Output = StoreResult<usize>> + Send {
-        self.import_rooms(app, rooms)
-    }
-}
-
-impl Seed for PostgresStore {
-    fn seed(
-        &self,
-        app: AppId,
-        rooms: Vec<(Room, Metadata)>,
-    ) -> impl Future<Output = StoreResult<usize>> + Send {
-        self.import_rooms(app, rooms)
-    }
-}
-
-impl Seed for SqliteStore {
-    fn seed(
-        &self,
-        app: AppId,
-        rooms: Vec<(Room, Metadata)>,
-    ) -> impl Future<Output = StoreResult<usize>> + Send {
-        self.import_rooms(app, rooms)
-    }
 }
 
 const APP: AppId = 1_400_000_001;
@@ -480,7 +453,7 @@ pub async fn update_touches_only_named_fields<S: Store>(store: &S) {
     );
 }
 
-pub async fn list_order<S: Seed>(store: &S) {
+pub async fn list_order<S: Store>(store: &S) {
     for (room, time) in [("b", 100), ("a", 100), ("c", 200), ("B", 100)] {
         create(store, APP, room, time).await;
     }
@@ -489,7 +462,7 @@ pub async fn list_order<S: Seed>(store: &S) {
         (seeded("v2", 5, 60, RoomChanges::default()), Metadata::new()),
         (seeded("v3", 9, 10, RoomChanges::default()), Metadata::new()),
     ];
-    assert_eq!(store.seed(APP, viewed).await, Ok(3));
+    assert_eq!(store.restore(APP, viewed).await, Ok(3));
     // Views descending, then creation time descending, then RoomId in byte order.
     let expected = ["v3", "v2", "v1", "c", "B", "a", "b"];
     assert_eq!(
@@ -508,7 +481,7 @@ pub async fn list_order<S: Seed>(store: &S) {
     );
 }
 
-pub async fn list_only_public_rooms<S: Seed>(store: &S) {
+pub async fn list_only_public_rooms<S: Store>(store: &S) {
     create(store, APP, "p1", NOW).await;
     create(store, APP, "p2", NOW).await;
     store
@@ -517,7 +490,7 @@ pub async fn list_only_public_rooms<S: Seed>(store: &S) {
         .unwrap();
     let seeded_hidden = seeded("h2", 50, NOW, hidden());
     store
-        .seed(APP, vec![(seeded_hidden, Metadata::new())])
+        .restore(APP, vec![(seeded_hidden, Metadata::new())])
         .await
         .unwrap();
     let hide = hidden().validate().unwrap();
@@ -534,7 +507,7 @@ pub async fn list_only_public_rooms<S: Seed>(store: &S) {
     assert_eq!(ids(&walk(store, APP, 20).await), ["h1", "p1"]);
 }
 
-pub async fn list_paging_visits_each_room_once<S: Seed>(store: &S) {
+pub async fn list_paging_visits_each_room_once<S: Store>(store: &S) {
     let mut visible_ids = Vec::new();
     let mut with_views = Vec::new();
     for i in 0..40u64 {
@@ -558,7 +531,7 @@ pub async fn list_paging_visits_each_room_once<S: Seed>(store: &S) {
             visible_ids.push(room);
         }
     }
-    store.seed(APP, with_views).await.unwrap();
+    store.restore(APP, with_views).await.unwrap();
     let mut visible = Vec::new();
     for room in &visible_ids {
         visible.push(get(store, APP, room).await);
@@ -853,12 +826,14 @@ pub async fn revision_counts_successful_metadata_writes<S: Store>(store: &S) {
     assert_eq!(revision().await, 0);
 }
 
-pub async fn seeded_rooms_keep_their_counters<S: Seed>(store: &S) {
+pub async fn seeded_rooms_keep_their_counters<S: Store>(store: &S) {
     let mut room = seeded("seeded", 42, NOW - 100, RoomChanges::default());
     room.revision = 7;
     let values = metadata(&[("a", "1"), ("b", "")]);
     assert_eq!(
-        store.seed(APP, vec![(room.clone(), values.clone())]).await,
+        store
+            .restore(APP, vec![(room.clone(), values.clone())])
+            .await,
         Ok(1)
     );
     assert_eq!(get(store, APP, "seeded").await, room);
@@ -874,7 +849,7 @@ pub async fn seeded_rooms_keep_their_counters<S: Seed>(store: &S) {
         Metadata::new(),
     );
     assert_eq!(
-        store.seed(APP, vec![fresh.clone(), taken]).await,
+        store.restore(APP, vec![fresh.clone(), taken]).await,
         rule(DomainError::RoomExists { same_owner: true })
     );
     let too_many = (0..=METADATA_MAX_KEYS)
@@ -882,7 +857,7 @@ pub async fn seeded_rooms_keep_their_counters<S: Seed>(store: &S) {
         .collect();
     let crowded = (seeded("crowded", 0, NOW, RoomChanges::default()), too_many);
     assert_eq!(
-        store.seed(APP, vec![fresh, crowded]).await,
+        store.restore(APP, vec![fresh, crowded]).await,
         rule(DomainError::TooManyKeys)
     );
     assert_eq!(store.room_of(APP, id("fresh")).await, Ok(None));
@@ -1021,6 +996,72 @@ pub async fn statistics_count_per_incarnation<S: Store>(store: &S) {
     assert_eq!(store.stats(APP, &id("r")).await, Ok(None));
     create(store, APP, "r", NOW + 10).await;
     assert_eq!(store.stats(APP, &id("r")).await, Ok(Some(counted(0, 0))));
+}
+
+/// What [`crate::Backup`] reads out is what it restores, and a backup of a restored store is
+/// the same, byte for byte.
+pub async fn saved_rooms_and_accounts_round_trip<S: Store>(store: &S) {
+    use liveroom_domain::ops::{BanMembers, MuteMembers};
+    create(store, APP, "b", NOW).await;
+    create(store, APP, "a", NOW).await;
+    create(store, OTHER_APP, "c", NOW).await;
+    store
+        .set_metadata(APP, id("a"), entries(&[("k", "v"), ("é", "ü")]))
+        .await
+        .unwrap();
+    let mute = MuteMembers {
+        room: id("a"),
+        accounts: [account("m")].into(),
+        secs: 60,
+    };
+    store.run(APP, Ok(Box::new(mute)), LATER).await.unwrap();
+    let ban = BanMembers {
+        room: id("b"),
+        accounts: [account("x")].into(),
+        secs: 600,
+        reason: "r".into(),
+    };
+    store.run(APP, Ok(Box::new(ban)), LATER).await.unwrap();
+    let counted = liveroom_domain::RoomStats {
+        viewers: 3,
+        messages: 7,
+    };
+    store.count(APP, &id("a"), counted).await.unwrap();
+    store
+        .import_accounts(
+            OTHER_APP,
+            import(&[("z", nick("Zed")), ("y", nick("Why"))]),
+            IfExists::Refuse,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.apps().await.unwrap(), [APP, OTHER_APP]);
+    let rooms = store.saved_rooms(APP, None, 10).await.unwrap();
+    assert_eq!(
+        ids(&rooms.iter().map(|s| s.room.clone()).collect::<Vec<_>>()),
+        ["a", "b"]
+    );
+    assert_eq!(rooms[0].messages, 7);
+    assert_eq!(rooms[0].room.view_count, 3);
+    assert!(rooms[0].people.muted.contains_key(&account("m")));
+    assert!(rooms[1].people.banned.contains_key(&account("x")));
+    let paged = store.saved_rooms(APP, Some(&id("a")), 10).await.unwrap();
+    assert_eq!(paged, rooms[1..]);
+    let accounts = store.saved_accounts(OTHER_APP, None, 1).await.unwrap();
+    assert_eq!(accounts, [(account("y"), nick("Why"))]);
+
+    let mut backup = Vec::new();
+    crate::backup::export(store, &mut backup).await.unwrap();
+    let restored = MemoryStore::new();
+    let counts = crate::backup::import(&restored, &backup[..]).await.unwrap();
+    assert_eq!((counts.rooms, counts.accounts), (3, 2));
+    let mut again = Vec::new();
+    crate::backup::export(&restored, &mut again).await.unwrap();
+    assert_eq!(
+        String::from_utf8(again).unwrap(),
+        String::from_utf8(backup).unwrap()
+    );
+    assert_eq!(restored.saved_rooms(APP, None, 10).await.unwrap(), rooms);
 }
 
 pub async fn close_refuses_writes<S: Store>(store: &S) {

@@ -20,10 +20,11 @@ use std::collections::HashMap;
 use liveroom_domain::{
     Account, AppId, DomainError, FeedEntry, FeedItem, Hooks, IfExists, ListPosition, MemberChange,
     Metadata, MetadataEntries, MetadataEntry, NewAccounts, Position, Profile, Room, RoomChange,
-    RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
+    RoomEvent, RoomId, RoomOperation, RoomPeople, RoomState, RoomStats,
 };
 use tokio::sync::broadcast;
 
+pub mod backup;
 mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -265,8 +266,63 @@ pub trait Outbox: Send + Sync + 'static {
 /// Which feed entries of which apps are queued for a webhook.
 pub type Outboxes = Arc<HashMap<AppId, Hooks>>;
 
+/// A live room as a backup holds it (docs/cluster.md §9): everything durable about it but its
+/// event log, which a restored room starts afresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    pub room: Room,
+    pub metadata: Metadata,
+    pub people: RoomPeople,
+    /// Messages counted in the room's statistics (its viewers are `room.view_count`).
+    pub messages: u64,
+}
+
+impl From<(Room, Metadata)> for Saved {
+    fn from((room, metadata): (Room, Metadata)) -> Self {
+        Self {
+            room,
+            metadata,
+            people: RoomPeople::default(),
+            messages: 0,
+        }
+    }
+}
+
+/// Everything durable, out page by page and back in (docs/cluster.md §9): to move it to
+/// another store, or to keep it. Accounts go back through [`AccountStore::import_accounts`].
+pub trait Backup: Send + Sync + 'static {
+    /// Loads rooms exactly as saved (times, counters, revision, people, messages), each at
+    /// position 0 of a new incarnation with an empty log. A RoomId that exists, or metadata
+    /// over the limits, fails the call; how much of it stays is the backend's `import_rooms`'s
+    /// to say. Returns how many were loaded.
+    fn restore_rooms(
+        &self,
+        app: AppId,
+        rooms: Vec<Saved>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send;
+
+    /// The apps that have rooms or accounts, in order.
+    fn apps(&self) -> impl Future<Output = StoreResult<Vec<AppId>>> + Send;
+
+    /// Up to `limit` live rooms of `app` whose RoomId comes after `after`, in RoomId order.
+    fn saved_rooms(
+        &self,
+        app: AppId,
+        after: Option<&RoomId>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Saved>>> + Send;
+
+    /// Up to `limit` accounts of `app` after `after`, in order, with their profiles.
+    fn saved_accounts(
+        &self,
+        app: AppId,
+        after: Option<&Account>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<(Account, Profile)>>> + Send;
+}
+
 /// Everything the server needs from a backend.
-pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox {
+pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox + Backup {
     /// Finishes every write already accepted, then refuses new ones. Idempotent.
     fn close(&self) -> impl Future<Output = ()> + Send;
 

@@ -2,19 +2,20 @@
 //! the conformance suite use it as the reference for what every backend must do.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use liveroom_domain::{
     Account, AppId, DomainError, FeedEntry, FeedItem, IfExists, ListPosition, MemberChange,
-    Metadata, NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomPeople,
-    RoomSlot, RoomState, RoomStats,
+    NewAccounts, Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomSlot, RoomState,
+    RoomStats,
 };
 use tokio::sync::broadcast;
 
 use crate::{
-    AccountStore, Backlog, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome, Parked,
-    Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+    AccountStore, Backlog, Backup, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome,
+    Parked, Pending, Retention, RoomStore, Saved, Since, Store, StoreError, StoreResult,
 };
 
 /// Rooms of every app, kept in memory.
@@ -248,12 +249,18 @@ impl MemoryStore {
     pub async fn import_rooms(
         &self,
         app: AppId,
-        rooms: impl IntoIterator<Item = (Room, Metadata)>,
+        rooms: impl IntoIterator<Item = impl Into<Saved>>,
     ) -> StoreResult<usize> {
         let mut state = self.open()?;
         let existing = state.apps.entry(app).or_default();
         let mut added = BTreeMap::new();
-        for (room, metadata) in rooms {
+        for saved in rooms {
+            let Saved {
+                room,
+                metadata,
+                people,
+                messages,
+            } = saved.into();
             crate::check_imported_metadata(&metadata)?;
             let taken = existing
                 .get(&room.id)
@@ -274,7 +281,7 @@ impl MemoryStore {
                 live: Some(RoomState {
                     room: room.clone(),
                     metadata,
-                    people: RoomPeople::default(),
+                    people,
                     position,
                 }),
                 tombstone: None,
@@ -283,6 +290,7 @@ impl MemoryStore {
                 room.id,
                 Stored {
                     slot,
+                    messages,
                     ..Stored::default()
                 },
             );
@@ -630,6 +638,79 @@ impl Outbox for MemoryStore {
             }
             backlog
         }))
+    }
+}
+
+impl Backup for MemoryStore {
+    fn restore_rooms(
+        &self,
+        app: AppId,
+        rooms: Vec<Saved>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.import_rooms(app, rooms)
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<AppId>> {
+        let state = self.lock();
+        let mut apps: Vec<AppId> = state
+            .apps
+            .iter()
+            .filter(|(_, rooms)| rooms.values().any(|s| s.slot.live.is_some()))
+            .map(|(app, _)| *app)
+            .chain(
+                state
+                    .accounts
+                    .iter()
+                    .filter(|(_, a)| !a.is_empty())
+                    .map(|(app, _)| *app),
+            )
+            .collect();
+        apps.sort_unstable();
+        apps.dedup();
+        Ok(apps)
+    }
+
+    async fn saved_rooms(
+        &self,
+        app: AppId,
+        after: Option<&RoomId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Saved>> {
+        Ok(self.read(app, |rooms| {
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+            rooms
+                .into_iter()
+                .flat_map(|r| r.range::<RoomId, _>((start, Bound::Unbounded)))
+                .filter_map(|(_, stored)| {
+                    let live = stored.slot.live.as_ref()?;
+                    Some(Saved {
+                        room: live.room.clone(),
+                        metadata: live.metadata.clone(),
+                        people: live.people.clone(),
+                        messages: stored.messages,
+                    })
+                })
+                .take(limit)
+                .collect()
+        }))
+    }
+
+    async fn saved_accounts(
+        &self,
+        app: AppId,
+        after: Option<&Account>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Account, Profile)>> {
+        let state = self.lock();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(state
+            .accounts
+            .get(&app)
+            .into_iter()
+            .flat_map(|a| a.range::<Account, _>((start, Bound::Unbounded)))
+            .take(limit)
+            .map(|(a, p)| (a.clone(), p.clone()))
+            .collect())
     }
 }
 

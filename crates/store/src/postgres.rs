@@ -25,8 +25,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use liveroom_domain::{
     Account, AppId, DomainError, FeedEntry, FeedItem, IfExists, ListPosition, MemberChange,
-    Metadata, NewAccounts, Position, Profile, Room, RoomChange, RoomEvent, RoomId, RoomOperation,
-    RoomPeople, RoomSlot, RoomState, RoomStats, Tombstone,
+    NewAccounts, Position, Profile, Room, RoomChange, RoomEvent, RoomId, RoomOperation, RoomPeople,
+    RoomSlot, RoomState, RoomStats, Tombstone,
 };
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
@@ -35,8 +35,8 @@ use tokio_postgres::{NoTls, Row, Transaction};
 
 use crate::codec::{self, Malformed};
 use crate::{
-    AccountStore, Backlog, Committed, Debit, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome,
-    Parked, Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+    AccountStore, Backlog, Backup, Committed, Debit, EventBus, EventLog, Feed, Outbox, Outboxes,
+    Outcome, Parked, Pending, Retention, RoomStore, Saved, Since, Store, StoreError, StoreResult,
 };
 
 /// Where and how to reach the database.
@@ -308,10 +308,10 @@ impl PostgresStore {
     /// metadata over the limits) the transactions before it stay. Returns how many were loaded.
     pub async fn import_rooms<I>(&self, app: AppId, rooms: I) -> StoreResult<usize>
     where
-        I: IntoIterator<Item = (Room, Metadata)>,
+        I: IntoIterator<Item: Into<Saved>>,
     {
         let _writing = self.inner.enter()?;
-        let mut rooms = rooms.into_iter();
+        let mut rooms = rooms.into_iter().map(Into::into);
         let mut imported = 0;
         loop {
             let chunk: Vec<_> = rooms.by_ref().take(IMPORT_CHUNK).collect();
@@ -667,12 +667,9 @@ async fn save(
     Ok(())
 }
 
-async fn import_chunk(
-    tx: &Transaction<'_>,
-    app: AppId,
-    rooms: &[(Room, Metadata)],
-) -> Result<(), Failure> {
-    for (room, metadata) in rooms {
+async fn import_chunk(tx: &Transaction<'_>, app: AppId, rooms: &[Saved]) -> Result<(), Failure> {
+    for saved in rooms {
+        let (room, metadata) = (&saved.room, &saved.metadata);
         crate::check_imported_metadata(metadata)?;
         let key: [&(dyn ToSql + Sync); 2] = [&i64::from(app), &room.id.as_str()];
         if let Some(row) = tx.query_opt(&select_state(""), &key).await? {
@@ -690,7 +687,7 @@ async fn import_chunk(
                 &room.id.as_str(),
                 &codec::encode_room_text(room),
                 &codec::encode_metadata(metadata),
-                &None::<String>,
+                &people_text(&saved.people),
                 &big(position.incarnation),
                 &big(position.seq),
                 &room.fields.is_public_visible,
@@ -699,6 +696,18 @@ async fn import_chunk(
             ],
         )
         .await?;
+        if saved.messages > 0 {
+            tx.execute(
+                COUNT,
+                &[
+                    &i64::from(app),
+                    &room.id.as_str(),
+                    &0i64,
+                    &big(saved.messages),
+                ],
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -1334,6 +1343,86 @@ impl Outbox for PostgresStore {
                     parked: unsigned(row.get(1)),
                     oldest_pending_ms: row.get::<_, Option<i64>>(2).map(unsigned),
                 })
+            })
+            .await
+    }
+}
+
+const APPS: &str = "SELECT app FROM rooms UNION SELECT app FROM accounts ORDER BY app";
+const SAVED_ROOMS: &str = "SELECT room, metadata, people, incarnation, seq, view_count, messages \
+    FROM rooms WHERE app = $1 AND room_id > $2 ORDER BY room_id LIMIT $3";
+const SAVED_ACCOUNTS: &str = "SELECT user_id, profile FROM accounts \
+    WHERE app = $1 AND user_id > $2 ORDER BY user_id LIMIT $3";
+
+impl Backup for PostgresStore {
+    fn restore_rooms(
+        &self,
+        app: AppId,
+        rooms: Vec<Saved>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.import_rooms(app, rooms)
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<AppId>> {
+        self.inner
+            .read("read", |client| async move {
+                let rows = client.query(APPS, &[]).await?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|row| AppId::try_from(row.get::<_, i64>(0)).ok())
+                    .collect())
+            })
+            .await
+    }
+
+    async fn saved_rooms(
+        &self,
+        app: AppId,
+        after: Option<&RoomId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Saved>> {
+        let after = after.map_or("", RoomId::as_str);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.inner
+            .read("read", |client| async move {
+                let rows = client
+                    .query(SAVED_ROOMS, &[&i64::from(app), &after, &limit])
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let state = state_of(row)?;
+                        Ok(Saved {
+                            room: state.room,
+                            metadata: state.metadata,
+                            people: state.people,
+                            messages: unsigned(row.get(6)),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn saved_accounts(
+        &self,
+        app: AppId,
+        after: Option<&Account>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Account, Profile)>> {
+        let after = after.map_or("", Account::as_str);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.inner
+            .read("read", |client| async move {
+                let rows = client
+                    .query(SAVED_ACCOUNTS, &[&i64::from(app), &after, &limit])
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let account = Account::parse("account", row.get::<_, String>(0))
+                            .map_err(|_| Malformed("account"))?;
+                        Ok((account, codec::decode_profile(row.get(1))?))
+                    })
+                    .collect()
             })
             .await
     }

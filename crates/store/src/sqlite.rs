@@ -25,16 +25,16 @@ use std::time::Duration;
 use std::sync::atomic::AtomicU64;
 
 use liveroom_domain::{
-    Account, AppId, FeedEntry, IfExists, ListPosition, MemberChange, Metadata, NewAccounts,
-    Position, Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
+    Account, AppId, FeedEntry, IfExists, ListPosition, MemberChange, NewAccounts, Position,
+    Profile, Room, RoomEvent, RoomId, RoomOperation, RoomState, RoomStats,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
-    AccountStore, Backlog, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome, Parked,
-    Pending, Retention, RoomStore, Since, Store, StoreError, StoreResult,
+    AccountStore, Backlog, Backup, Committed, EventBus, EventLog, Feed, Outbox, Outboxes, Outcome,
+    Parked, Pending, Retention, RoomStore, Saved, Since, Store, StoreError, StoreResult,
 };
 use cache::RoomCache;
 use checkpointer::Checkpointer;
@@ -161,9 +161,9 @@ impl SqliteStore {
     /// and nothing after it is loaded. Returns how many rooms were loaded.
     pub async fn import_rooms<I>(&self, app: AppId, rooms: I) -> StoreResult<usize>
     where
-        I: IntoIterator<Item = (Room, Metadata)>,
+        I: IntoIterator<Item: Into<Saved>>,
     {
-        let mut rooms = rooms.into_iter();
+        let mut rooms = rooms.into_iter().map(Into::into);
         let mut imported = 0;
         let mut chunk: Vec<_> = rooms.by_ref().take(IMPORT_CHUNK).collect();
         while !chunk.is_empty() {
@@ -582,6 +582,42 @@ impl Outbox for SqliteStore {
 
     async fn backlog(&self, app: AppId) -> StoreResult<Backlog> {
         self.read(move |conn| feed::backlog(conn, app)).await
+    }
+}
+
+impl Backup for SqliteStore {
+    fn restore_rooms(
+        &self,
+        app: AppId,
+        rooms: Vec<Saved>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send {
+        self.import_rooms(app, rooms)
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<AppId>> {
+        self.read(|conn| sql::apps(conn)).await
+    }
+
+    async fn saved_rooms(
+        &self,
+        app: AppId,
+        after: Option<&RoomId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Saved>> {
+        let after = after.map_or_else(String::new, |r| r.as_str().to_owned());
+        self.read(move |conn| sql::saved_rooms(conn, app, &after, limit))
+            .await
+    }
+
+    async fn saved_accounts(
+        &self,
+        app: AppId,
+        after: Option<&Account>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Account, Profile)>> {
+        let after = after.map_or_else(String::new, |a| a.as_str().to_owned());
+        self.read(move |conn| sql::saved_accounts(conn, app, &after, limit))
+            .await
     }
 }
 

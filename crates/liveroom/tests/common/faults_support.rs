@@ -202,9 +202,15 @@ impl Server {
         self.assert_no_panic();
     }
 
+    /// `command` of `live_engine_http_srv`, or `<service>/<command>` of another service.
     fn url(&self, command: &str) -> String {
+        let path = if command.contains('/') {
+            command.to_owned()
+        } else {
+            format!("live_engine_http_srv/{command}")
+        };
         format!(
-            "{}/v4/live_engine_http_srv/{command}?sdkappid={APP}&identifier={ADMIN}&usersig={}&random=1&contenttype=json",
+            "{}/v4/{path}?sdkappid={APP}&identifier={ADMIN}&usersig={}&random=1&contenttype=json",
             self.base, self.sig
         )
     }

@@ -226,6 +226,18 @@ macro_rules! select_state {
     };
 }
 const SELECT_STATE: &str = select_state!("");
+/// Live rooms of an app after a RoomId, in order, with their message counts: for a backup.
+const SAVED_ROOMS: &str = concat!(
+    "SELECT ",
+    room_columns!(),
+    ", incarnation, seq, metadata, (SELECT people FROM room_people p \
+     WHERE p.app = rooms.app AND p.room_id = rooms.room_id), \
+     (SELECT messages FROM room_stats s WHERE s.app = rooms.app AND s.room_id = rooms.room_id) \
+     FROM rooms WHERE app = ?1 AND room_id > ?2 ORDER BY room_id LIMIT ?3"
+);
+const SAVED_ACCOUNTS: &str = "SELECT user_id, profile FROM accounts \
+    WHERE app = ?1 AND user_id > ?2 ORDER BY user_id LIMIT ?3";
+const APPS: &str = "SELECT app FROM rooms UNION SELECT app FROM accounts ORDER BY app";
 /// The same, with the log's tail, for the writer.
 const SELECT_STATE_AND_TAIL: &str = select_state!(", recent_from, recent");
 
@@ -509,6 +521,52 @@ pub(super) fn load_stats(
         .optional()
 }
 
+/// The apps with rooms or accounts.
+pub(super) fn apps(conn: &Connection) -> rusqlite::Result<Vec<AppId>> {
+    conn.prepare_cached(APPS)?
+        .query([])?
+        .mapped(|row| row.get(0))
+        .collect()
+}
+
+/// Up to `limit` live rooms of `app` after `after` (`""`: from the first), whole.
+pub(super) fn saved_rooms(
+    conn: &Connection,
+    app: AppId,
+    after: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<crate::Saved>> {
+    conn.prepare_cached(SAVED_ROOMS)?
+        .query(params![app, after, limit as i64])?
+        .mapped(|row| {
+            let state = state_from_row(row)?;
+            Ok(crate::Saved {
+                room: state.room,
+                metadata: state.metadata,
+                people: state.people,
+                messages: row.get::<_, Option<u64>>(22)?.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Up to `limit` accounts of `app` after `after` (`""`: from the first).
+pub(super) fn saved_accounts(
+    conn: &Connection,
+    app: AppId,
+    after: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<(Account, Profile)>> {
+    conn.prepare_cached(SAVED_ACCOUNTS)?
+        .query(params![app, after, limit as i64])?
+        .mapped(|row| {
+            let account =
+                Account::parse("account", row.get(0)?).map_err(|e| corrupt(0, Type::Text, e))?;
+            Ok((account, decode_profile(&row.get::<_, String>(1)?)?))
+        })
+        .collect()
+}
+
 /// The room's live state, if it exists.
 pub(super) fn load_state(
     conn: &Connection,
@@ -672,7 +730,7 @@ pub(super) fn save(
     Ok(())
 }
 
-fn save_people(
+pub(super) fn save_people(
     conn: &Connection,
     app: AppId,
     id: &RoomId,

@@ -2,7 +2,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use liveroom_domain::limits::{METADATA_MAX_KEYS, METADATA_TOTAL_MAX_BYTES};
-use liveroom_domain::{DomainError, MetadataEntry, NewRoom, RoomChanges, total_bytes};
+use liveroom_domain::{DomainError, Metadata, MetadataEntry, NewRoom, RoomChanges, total_bytes};
 use liveroom_domain::{IfExists, NewAccounts, Profile};
 
 use crate::conformance::Shorthand;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use liveroom_domain::{
-    Account, AppId, DomainError, FeedItem, IfExists, MemberChange, Metadata, NewAccounts, Profile,
-    Room, RoomChange, RoomId, RoomOperation, RoomStats,
+    Account, AppId, DomainError, FeedItem, IfExists, MemberChange, NewAccounts, Profile,
+    RoomChange, RoomId, RoomOperation, RoomStats,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::cache::RoomCache;
 use super::checkpointer::Checkpointer;
 use super::{feed, sql};
-use crate::{Committed, EventBus, Outboxes, Outcome, Retention, StoreError, StoreResult};
+use crate::{Committed, EventBus, Outboxes, Outcome, Retention, Saved, StoreError, StoreResult};
 
 /// One request to the writer and where its answer goes.
 pub(super) struct Job {
@@ -57,10 +57,13 @@ pub(super) enum Write {
     },
     Import {
         app: AppId,
-        rooms: Vec<(Room, Metadata)>,
+        rooms: Vec<Saved>,
     },
     /// An account write (docs/behaviour.md §13); it touches no room.
-    Account { app: AppId, write: AccountWrite },
+    Account {
+        app: AppId,
+        write: AccountWrite,
+    },
     /// Counts added to a room's statistics: its `view_count`, and its messages.
     Count {
         app: AppId,
@@ -85,7 +88,7 @@ impl Write {
     fn each_room(&self, mut f: impl FnMut(AppId, &RoomId)) {
         match self {
             Write::Room { app, operation, .. } => f(*app, operation.room()),
-            Write::Import { app, rooms } => rooms.iter().for_each(|(room, _)| f(*app, &room.id)),
+            Write::Import { app, rooms } => rooms.iter().for_each(|saved| f(*app, &saved.room.id)),
             Write::Count { app, room, .. } => f(*app, room),
             Write::Account { .. }
             | Write::Members { .. }
@@ -455,8 +458,9 @@ fn apply(conn: &Connection, write: &Write, context: &Context) -> Result<Committe
             Ok(nothing())
         }
         Write::Import { app, rooms } => {
-            for (room, metadata) in rooms {
-                crate::check_imported_metadata(metadata)?;
+            for saved in rooms {
+                let room = &saved.room;
+                crate::check_imported_metadata(&saved.metadata)?;
                 if let Some(existing) = sql::load_state(conn, *app, &room.id)? {
                     return Err(DomainError::RoomExists {
                         same_owner: existing.room.owner == room.owner,
@@ -465,11 +469,19 @@ fn apply(conn: &Connection, write: &Write, context: &Context) -> Result<Committe
                 }
                 let state = liveroom_domain::RoomState {
                     room: room.clone(),
-                    metadata: metadata.clone(),
-                    people: liveroom_domain::RoomPeople::default(),
+                    metadata: saved.metadata.clone(),
+                    people: saved.people.clone(),
                     position: crate::imported_position(room),
                 };
                 sql::insert_room(conn, *app, &state, &sql::Tail::after(&state))?;
+                sql::save_people(conn, *app, &room.id, &state.people)?;
+                let counted = RoomStats {
+                    viewers: 0,
+                    messages: saved.messages,
+                };
+                if counted.messages > 0 {
+                    sql::count(conn, *app, &room.id, counted)?;
+                }
             }
             Ok(nothing())
         }
