@@ -23,7 +23,7 @@ use crate::report::{
 use crate::scenarios::{self, Api, Scenario};
 use crate::system::{self, ChildGuard, FdLimit, THIS_EXE};
 use crate::webhooks;
-use crate::{Options, Switch};
+use crate::{Options, Switch, cluster};
 
 /// How long a server child may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -518,6 +518,33 @@ async fn bench(
     } else {
         None
     };
+    let cluster = match (&options.postgres, wanted(cluster::NAME)) {
+        (Some(postgres), true) => {
+            let settings = cluster::Settings {
+                binary: liveroom_binary(options, root.path())?,
+                postgres: postgres.clone(),
+                quick: options.quick,
+                repeat: options.repeat,
+                warmup: Duration::from_secs_f64(options.warmup),
+                duration: Duration::from_secs_f64(options.duration),
+                connections: options.connections,
+                rooms: options.rooms,
+                workers: setup.workers,
+                cpus: setup.cpus.clone(),
+            };
+            Some(cluster::run(&settings, root.path(), &api).await?)
+        }
+        (None, true) if options.only.is_some() => {
+            anyhow::bail!(
+                "the cluster scenarios need a PostgreSQL server: --postgres or TEST_POSTGRES"
+            )
+        }
+        (None, true) => {
+            eprintln!("cluster: skipped (no PostgreSQL server: --postgres or TEST_POSTGRES)");
+            None
+        }
+        (_, false) => None,
+    };
     // What the request log wrote: production's cost of it, and proof that it was on.
     let request_log_mb = this.request_log.then(|| {
         [&main_dir, &scale_dir, &realtime_dir]
@@ -540,7 +567,7 @@ async fn bench(
         against: options.against.as_ref().map(|p| p.display().to_string()),
     };
     Ok(Report::new(
-        machine, settings, scenarios, scale, realtime, webhooks,
+        machine, settings, scenarios, scale, realtime, webhooks, cluster,
     ))
 }
 

@@ -6,7 +6,9 @@
 //! ([`children`]) that the benchmark starts by re-running its own executable.
 
 mod bench;
+mod binary;
 mod children;
+mod cluster;
 mod load;
 mod realtime;
 mod report;
@@ -90,6 +92,10 @@ pub struct Options {
     /// Another (older) liveroom-bench executable whose liveroom is measured beside this one's.
     #[arg(long, value_name = "PATH")]
     against: Option<PathBuf>,
+    /// The PostgreSQL server of the cluster scenarios (a libpq connection string; default: the
+    /// TEST_POSTGRES variable that scripts/with-postgres.sh sets). Without one they are skipped.
+    #[arg(long, value_name = "CONNINFO", env = "TEST_POSTGRES")]
+    postgres: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cluster::ClusterReport;
 use crate::load::Outcome;
 use crate::realtime::RealtimeReport;
 use crate::scenarios::Target;
@@ -322,6 +323,8 @@ pub struct Report {
     pub realtime: Option<RealtimeReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<WebhooksReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
     pub targets: Vec<TargetCheck>,
     /// Failed requests (and real-time and webhook failures) over the whole run; must be 0.
     pub errors: u64,
@@ -335,12 +338,14 @@ impl Report {
         scale: Option<ScaleReport>,
         realtime: Option<RealtimeReport>,
         webhooks: Option<WebhooksReport>,
+        cluster: Option<ClusterReport>,
     ) -> Self {
         let mut targets = scenario_targets(&scenarios);
         targets.extend(against_target(&scenarios, settings.request_log));
         targets.extend(scale.as_ref().map(scale_targets).into_iter().flatten());
         targets.extend(realtime.iter().flat_map(RealtimeReport::targets));
         targets.extend(webhooks.iter().flat_map(WebhooksReport::targets));
+        targets.extend(cluster.iter().flat_map(ClusterReport::targets));
         let mut report = Self {
             machine,
             settings,
@@ -348,12 +353,14 @@ impl Report {
             scale,
             realtime,
             webhooks,
+            cluster,
             targets,
             errors: 0,
         };
         report.errors = report.runs().map(|r| r.errors).sum::<u64>()
             + report.realtime.as_ref().map_or(0, |r| r.errors)
-            + report.webhooks.as_ref().map_or(0, |w| w.errors);
+            + report.webhooks.as_ref().map_or(0, |w| w.errors)
+            + report.cluster.as_ref().map_or(0, |c| c.errors);
         report
     }
 
@@ -384,6 +391,7 @@ impl Report {
             .find_map(|r| r.first_error.as_deref())
             .or_else(|| self.realtime.as_ref()?.first_error.as_deref())
             .or_else(|| self.webhooks.as_ref()?.first_error.as_deref())
+            .or_else(|| self.cluster.as_ref()?.first_error.as_deref())
     }
 
     pub fn to_markdown(&self) -> String {
@@ -551,6 +559,9 @@ impl Report {
         }
         if let Some(realtime) = &self.realtime {
             out.push_str(&realtime.to_markdown());
+        }
+        if let Some(cluster) = &self.cluster {
+            out.push_str(&cluster.to_markdown());
         }
         if let Some(webhooks) = &self.webhooks {
             out.push_str(&webhooks.to_markdown());

@@ -13,13 +13,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,11 +32,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::binary::{Launch, Liveroom, START_TIMEOUT};
 use crate::children::{ADMIN, RATE_LIMIT, SDKAPPID, SECRET_KEY, VALUE_BYTES};
 use crate::load::{self, Caller, Load, Pace, Script, Workload};
 use crate::report::{Run, Series, TargetCheck, median, paired_ratio, thousands};
 use crate::scenarios::Api;
-use crate::system::ChildGuard;
 
 pub const OVERHEAD: &str = "webhooks-overhead";
 pub const DELIVERY: &str = "webhooks-delivery";
@@ -59,8 +54,6 @@ const RETRY_MIN_MS: u64 = 50;
 const RETRY_MAX_MS: u64 = 200;
 /// Writes per second of the delivery scenario's paced phase: one the sender should keep up with.
 const PACED_RATE: f64 = 200.0;
-/// How long the binary may take to print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The receiver has caught up once no request came for this long.
 const QUIET: Duration = Duration::from_millis(500);
 /// How long deliveries may trail the last write before the missing ones count as failures,
@@ -396,98 +389,6 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-// ---------------------------------------------------------------------------------------------
-// The server
-
-/// A `liveroom serve --config …` child and where it listens.
-struct Liveroom {
-    name: &'static str,
-    guard: ChildGuard,
-    addr: SocketAddr,
-    /// Kept open: a closed pipe would fail the binary's later writes to stdout.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Liveroom {
-    /// Starts the binary on `data_dir`, with `[apps.webhook]` pointing at `webhook` if given.
-    /// Its configuration file and its stderr (the request log) go beside `data_dir`.
-    async fn start(
-        settings: &Settings,
-        name: &'static str,
-        data_dir: &Path,
-        webhook: Option<&str>,
-    ) -> anyhow::Result<Self> {
-        let config = data_dir.with_extension("toml");
-        // Owner-only, as the binary advises for files holding secret keys.
-        OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&config)
-            .and_then(|mut f| f.write_all(config_text(webhook).as_bytes()))
-            .with_context(|| format!("cannot write {}", config.display()))?;
-        let stderr_path = data_dir.with_extension("log");
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stderr_path)
-            .with_context(|| format!("cannot open {}", stderr_path.display()))?;
-        let mut command = Command::new(&settings.binary);
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            // The binary leaves its runtime's size to tokio, which reads this.
-            .env("TOKIO_WORKER_THREADS", settings.workers.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        // The configuration is the file's alone, whatever this shell sets.
-        for (key, _) in std::env::vars_os() {
-            if key.as_encoded_bytes().starts_with(b"LIVEROOM_") {
-                command.env_remove(key);
-            }
-        }
-        let affinity = cpu_set(&settings.cpus);
-        // SAFETY: between fork and exec only async-signal-safe system calls run, on a set
-        // built before the fork.
-        unsafe {
-            command.pre_exec(move || {
-                // Dies with the benchmark, as its own children do (system::die_with_parent).
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(set) = &affinity
-                    && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), set) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", settings.binary.display()))?;
-        let stdout = child.stdout.take().context("the binary's stdout")?;
-        let guard = ChildGuard::from(child);
-        let (addr, stdout) = announced_addr(stdout).await.with_context(|| {
-            format!(
-                "{name} did not start; the end of its stderr ({}):\n{}",
-                stderr_path.display(),
-                crate::bench::tail(&stderr_path)
-            )
-        })?;
-        Ok(Self {
-            name,
-            guard,
-            addr,
-            _stdout: stdout,
-        })
-    }
-}
-
 /// The file `liveroom serve --config` reads: the benchmark's one app, limits out of the way,
 /// and the webhook (docs/webhooks.md §2) if given.
 fn config_text(webhook: Option<&str>) -> String {
@@ -504,43 +405,6 @@ fn config_text(webhook: Option<&str>) -> String {
         );
     }
     text
-}
-
-fn cpu_set(cpus: &[usize]) -> Option<libc::cpu_set_t> {
-    if cpus.is_empty() {
-        return None;
-    }
-    // SAFETY: a plain bitmask; CPU_SET only writes inside it for cpu < CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        Some(set)
-    }
-}
-
-/// The binary prints `liveroom listening on http://<addr> (data in …)` once it listens.
-async fn announced_addr(
-    stdout: ChildStdout,
-) -> anyhow::Result<(SocketAddr, BufReader<ChildStdout>)> {
-    let read = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).map(|_| (line, reader))
-    });
-    // On timeout the blocked read ends when the caller's guard kills the child.
-    let (line, reader) = tokio::time::timeout(START_TIMEOUT, read)
-        .await
-        .context("no address printed in time")???;
-    let addr = line
-        .trim()
-        .strip_prefix("liveroom listening on http://")
-        .and_then(|rest| rest.split_whitespace().next())
-        .with_context(|| format!("the binary said {line:?} instead of its address"))?
-        .parse()
-        .context("the binary printed a bad address")?;
-    Ok((addr, reader))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -827,9 +691,14 @@ pub async fn run(
 ) -> anyhow::Result<WebhooksReport> {
     let receiver = Receiver::start().await?;
     let url = receiver.url();
-    let on = Liveroom::start(settings, "webhook on", dirs.on, Some(&url)).await?;
+    let launch = Launch {
+        binary: &settings.binary,
+        workers: settings.workers,
+        cpus: &settings.cpus,
+    };
+    let on = Liveroom::start(&launch, "webhook on", dirs.on, &config_text(Some(&url))).await?;
     let off = match dirs.off {
-        Some(dir) => Some(Liveroom::start(settings, "webhook off", dir, None).await?),
+        Some(dir) => Some(Liveroom::start(&launch, "webhook off", dir, &config_text(None)).await?),
         None => None,
     };
     for server in [Some(&on), off.as_ref()].into_iter().flatten() {

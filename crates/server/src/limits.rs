@@ -43,8 +43,12 @@ enum Bucket {
 
 /// A bucket of the store's, and what this node holds of it.
 struct Shared {
-    debit: Debit,
-    /// How long leased tokens stay usable: as long as they took to accrue.
+    per_second: u32,
+    /// The shared bucket's burst: the rate's, less the largest lease.
+    burst: u32,
+    /// The largest lease: [`LEASE`] of the rate.
+    most: u32,
+    /// How long leased tokens stay usable: as long as the largest lease took to accrue.
     keep: Duration,
     held: Mutex<Held>,
     /// One lease at a time: requests that find no token wait for the lease under way and
@@ -52,38 +56,46 @@ struct Shared {
     leasing: tokio::sync::Mutex<()>,
 }
 
-#[derive(Default)]
 struct Held {
     tokens: u32,
     until: Duration,
     /// The bucket refused: no need to ask it again before then.
     refused_until: Duration,
+    /// The size of the current lease, and of the next.
+    leased: u32,
+    next: u32,
 }
 
-/// A node leases about this long's worth of an app's rate at once (at least one request).
+/// A node leases at most this long's worth of an app's rate at once (at least one request).
 const LEASE: Duration = Duration::from_millis(10);
 
 impl Shared {
-    /// Leases of `k` tokens from a bucket of the whole rate's burst less `k`, each usable for
-    /// `k` intervals: over any interval t the cluster admits at most rate × t + burst, the same
-    /// bound as one node's bucket (docs/cluster.md §7).
+    /// Leases of at most `most` tokens from a bucket of the rate's burst less `most`, each
+    /// usable for `most` intervals: over any interval t the cluster admits at most
+    /// rate × t + burst, one node's bound (docs/cluster.md §7). A node leases what it spent of
+    /// its last lease, twice as much when it ran out, so that what expires unspent is small.
     fn new(per_second: u32) -> Self {
-        let tokens = ((u64::from(per_second) * LEASE.as_millis() as u64 / 1000) as u32).max(1);
-        let (burst, keep) = if tokens > 1 {
+        let per_second = per_second.max(1);
+        let most = ((u64::from(per_second) * LEASE.as_millis() as u64 / 1000) as u32).max(1);
+        let (burst, keep) = if most > 1 {
             let interval = Duration::from_secs(1) / per_second;
-            (per_second - tokens, interval * tokens)
+            (per_second - most, interval * most)
         } else {
             // One token at a time, spent at once: exactly one node's bucket.
             (per_second, Duration::ZERO)
         };
         Self {
-            debit: Debit {
-                per_second,
-                burst,
-                tokens,
-            },
+            per_second,
+            burst,
+            most,
             keep,
-            held: Mutex::default(),
+            held: Mutex::new(Held {
+                tokens: 0,
+                until: Duration::ZERO,
+                refused_until: Duration::ZERO,
+                leased: 0,
+                next: 1,
+            }),
             leasing: tokio::sync::Mutex::new(()),
         }
     }
@@ -96,6 +108,21 @@ impl Shared {
             return Some(true);
         }
         (now < held.refused_until).then_some(false)
+    }
+
+    /// The size of the lease to ask for now.
+    fn lease_size(&self) -> u32 {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.next = if held.tokens > 0 {
+            // Expired with tokens left: lease what was spent.
+            (held.leased - held.tokens).max(1)
+        } else if held.leased == held.next {
+            (held.next * 2).min(self.most)
+        } else {
+            held.next
+        };
+        held.tokens = 0;
+        held.next
     }
 
     async fn admit<S: Store>(
@@ -112,21 +139,26 @@ impl Shared {
         if let Some(spent) = self.spend(now) {
             return spent;
         }
-        match store
-            .take_tokens(app, command.name(), self.debit, now)
-            .await
-        {
+        let tokens = self.lease_size();
+        let debit = Debit {
+            per_second: self.per_second,
+            burst: self.burst,
+            tokens,
+        };
+        match store.take_tokens(app, command.name(), debit, now).await {
             Ok(taken) => {
                 let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
                 if taken {
-                    if now >= held.until {
-                        held.tokens = 0;
-                    }
-                    held.tokens += self.debit.tokens - 1;
+                    held.tokens = tokens - 1;
+                    held.leased = tokens;
                     held.until = now + self.keep;
+                } else if tokens > 1 {
+                    // What is left may still hold one: the next request asks for one.
+                    held.leased = 0;
+                    held.next = 1;
                 } else {
-                    let interval = Duration::from_secs(1) / self.debit.per_second.max(1);
-                    held.refused_until = now + interval * self.debit.tokens;
+                    held.leased = 0;
+                    held.refused_until = now + Duration::from_secs(1) / self.per_second;
                 }
                 taken
             }
