@@ -16,7 +16,7 @@
 mod follow;
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -96,6 +96,13 @@ const IMPORT_CHUNK: usize = 1000;
 const MEMBERS_QUEUE: usize = 65_536;
 /// Member records committed together.
 const MEMBERS_BATCH: usize = 512;
+/// Room writes that may wait for a writer; a caller beyond waits for room.
+const WRITE_QUEUE: usize = 8192;
+/// Room writes committed together.
+const MAX_BATCH: usize = 256;
+/// Writer tasks per node (half the pool, at most this many): while one commits, others gather
+/// and decide the next batches.
+const MAX_WRITERS: usize = 4;
 /// How often writes sweep what retention let go (from any node; sweeps are idempotent).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Tombstones, and entries of each kind, one sweep removes at most.
@@ -106,6 +113,8 @@ const CHANNEL: &str = "liveroom_feed";
 /// The PostgreSQL store of one node.
 pub struct PostgresStore {
     inner: Arc<Inner>,
+    /// Room writes, committed in batches by the writer tasks.
+    writes: RwLock<Option<mpsc::Sender<WriteJob>>>,
     /// Record of members' coming and going, applied in call order by one task.
     members: RwLock<Option<mpsc::Sender<MembersJob>>>,
     stop: watch::Sender<bool>,
@@ -286,6 +295,15 @@ impl PostgresStore {
         let (stop, stopped) = watch::channel(false);
         let (members, queue) = mpsc::channel(MEMBERS_QUEUE);
         let mut tasks = vec![tokio::spawn(record_members(Arc::clone(&inner), queue))];
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        let writers = (options.pool_size / 2).clamp(1, MAX_WRITERS);
+        for _ in 0..writers {
+            tasks.push(tokio::spawn(write_batches(
+                Arc::clone(&inner),
+                Arc::clone(&queue),
+            )));
+        }
         let follower = follow::Follower {
             pool: inner.pool.clone(),
             bus: inner.bus.clone(),
@@ -297,6 +315,7 @@ impl PostgresStore {
         tasks.push(tokio::spawn(follower.run(listen, stopped)));
         Ok(Self {
             inner,
+            writes: RwLock::new(Some(writes)),
             members: RwLock::new(Some(members)),
             stop,
             tasks: Mutex::new(tasks),
@@ -327,6 +346,25 @@ impl PostgresStore {
                 .await?;
             imported += chunk.len();
         }
+    }
+}
+
+/// Queues `job` now if `queue` has room (so one caller's jobs apply in call order); otherwise
+/// hands it back with the queue, for the caller to wait for room.
+#[allow(clippy::type_complexity)]
+fn enqueue<T>(
+    queue: &RwLock<Option<mpsc::Sender<T>>>,
+    job: T,
+) -> StoreResult<Option<(mpsc::Sender<T>, T)>> {
+    let queue = queue
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or_else(closed)?;
+    match queue.try_send(job) {
+        Ok(()) => Ok(None),
+        Err(mpsc::error::TrySendError::Full(job)) => Ok(Some((queue, job))),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
     }
 }
 
@@ -490,7 +528,8 @@ const UPDATE_ROOM: &str = "UPDATE rooms SET room = $3, metadata = $4, people = $
 const DELETE_ROOM: &str = "DELETE FROM rooms WHERE app = $1 AND room_id = $2";
 const UPSERT_TOMBSTONE: &str = "INSERT INTO room_tombstones VALUES ($1, $2, $3, $4) \
     ON CONFLICT (app, room_id) DO UPDATE SET incarnation = $3, destroyed_at_ms = $4";
-const INSERT_EVENT: &str = "INSERT INTO room_events VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_EVENTS: &str = "INSERT INTO room_events SELECT $1, $2, * \
+    FROM UNNEST($3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])";
 /// Events of the incarnation beyond the newest ones retention keeps.
 const PRUNE_EVENTS: &str = "DELETE FROM room_events \
     WHERE app = $1 AND room_id = $2 AND incarnation = $3 AND seq <= $4";
@@ -520,82 +559,208 @@ fn people_text(people: &RoomPeople) -> Option<String> {
     (!people.is_empty()).then(|| codec::encode_people(people))
 }
 
-/// One room write: read and lock the room's slot, let the operation decide, write the new state,
-/// the events and the feed entries.
-async fn apply_room(
-    tx: &Transaction<'_>,
-    inner: &Inner,
+/// A room write waiting for its batch.
+struct WriteJob {
     app: AppId,
-    by: &Account,
-    operation: &dyn RoomOperation,
+    by: Account,
+    operation: Box<dyn RoomOperation>,
     now: Duration,
-) -> Result<Committed, Failure> {
-    let id = operation.room();
-    let key: [&(dyn ToSql + Sync); 2] = [&i64::from(app), &id.as_str()];
-    let live = match tx.query_opt(&select_state(" FOR UPDATE"), &key).await? {
-        Some(row) => Some(state_of(&row)?),
-        None => None,
-    };
-    let tombstone = match &live {
-        Some(_) => None,
-        None => tx
-            .query_opt(SELECT_TOMBSTONE, &key)
-            .await?
-            .map(|row| Tombstone {
-                incarnation: unsigned(row.get(0)),
-                destroyed_at_ms: unsigned(row.get(1)),
-            }),
-    };
-    let mut slot = RoomSlot { live, tombstone };
-    let changes = operation.decide(&slot, now)?;
-    if changes.is_empty() {
-        return Ok(Committed {
-            events: Vec::new(),
-            state: slot.live.map(Arc::new),
-        });
-    }
-    let was_live = slot.live.is_some();
-    let before = changes
-        .iter()
-        .any(|c| matches!(c, RoomChange::Destroyed))
-        .then(|| slot.live.as_ref().map(|live| live.room.clone()))
-        .flatten();
-    let events = slot.commit(app, id, changes, now)?;
-    save(tx, app, id, was_live, &slot, &events, &inner.retention).await?;
-    let after = slot.live.as_ref().map(|live| &live.room);
-    let items: Vec<(u64, FeedItem)> = crate::feed_items(&events, before.as_ref(), after)
-        .map(|(event, item)| (event.at_ms, item))
-        .collect();
-    append_feed(tx, inner, app, id, by, items).await?;
-    Ok(Committed {
-        events,
-        state: slot.live.map(Arc::new),
-    })
+    reply: oneshot::Sender<StoreResult<Committed>>,
 }
 
-/// Writes what `events` did to the room, now as `slot` holds it, and appends them to its log.
+/// What a batch does to one room: its slot as read (locked) and as its writes left it.
+struct RoomWork {
+    /// The incarnation live when read, if any.
+    was: Option<u64>,
+    slot: RoomSlot,
+    events: Vec<RoomEvent>,
+}
+
+/// Group commit (docs/cluster.md §3): each of a few writer tasks takes the writes queued, up to
+/// [`MAX_BATCH`], and commits them in one transaction. The batch locks its rooms in order with
+/// one pipelined round of `SELECT … FOR UPDATE`, lets each write decide in turn on its room's
+/// slot in memory, then saves each room once, its events, and the batch's feed entries. A write
+/// a rule refuses is answered so and changes nothing; any database failure fails the batch,
+/// which is tried again whole when it lost a race.
+async fn write_batches(
+    inner: Arc<Inner>,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<WriteJob>>>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let received = queue.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if received == 0 {
+            return;
+        }
+        let jobs = &batch;
+        let outcome = inner
+            .transact("write", |client| {
+                let inner = &*inner;
+                committed!(client, tx => { apply_batch(&tx, inner, jobs).await })
+            })
+            .await;
+        let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
+        match outcome {
+            Ok(outcomes) => {
+                if outcomes
+                    .iter()
+                    .any(|o| o.as_ref().is_ok_and(|c| !c.events.is_empty()))
+                {
+                    inner.committed.notify_one();
+                }
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+        inner.sweep(now).await;
+    }
+}
+
+async fn apply_batch(
+    tx: &Transaction<'_>,
+    inner: &Inner,
+    jobs: &[WriteJob],
+) -> Result<Vec<StoreResult<Committed>>, Failure> {
+    // Locked in one order, so that batches of several nodes cannot deadlock on their rooms.
+    let keys: BTreeSet<(AppId, &RoomId)> =
+        jobs.iter().map(|j| (j.app, j.operation.room())).collect();
+    let select = select_state(" FOR UPDATE");
+    let read = keys.iter().map(|(app, id)| {
+        let select = &select;
+        async move {
+            let app64 = i64::from(*app);
+            let key: [&(dyn ToSql + Sync); 2] = [&app64, &id.as_str()];
+            let live = match tx.query_opt(select, &key).await? {
+                Some(row) => Some(state_of(&row)?),
+                None => None,
+            };
+            let tombstone = match &live {
+                Some(_) => None,
+                None => tx
+                    .query_opt(SELECT_TOMBSTONE, &key)
+                    .await?
+                    .map(|row| Tombstone {
+                        incarnation: unsigned(row.get(0)),
+                        destroyed_at_ms: unsigned(row.get(1)),
+                    }),
+            };
+            let work = RoomWork {
+                was: live.as_ref().map(|l| l.position.incarnation),
+                slot: RoomSlot { live, tombstone },
+                events: Vec::new(),
+            };
+            Ok::<_, Failure>(((*app, *id), work))
+        }
+    });
+    let mut rooms: BTreeMap<(AppId, &RoomId), RoomWork> = futures_util::future::try_join_all(read)
+        .await?
+        .into_iter()
+        .collect();
+
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut feed: BTreeMap<AppId, Vec<NewEntry<'_>>> = BTreeMap::new();
+    for job in jobs {
+        let id = job.operation.room();
+        let work = rooms
+            .get_mut(&(job.app, id))
+            .expect("every room of the batch was read");
+        // Decided on a copy: a refused write leaves the slot as it was.
+        let mut slot = work.slot.clone();
+        let decided = job.operation.decide(&slot, job.now).and_then(|changes| {
+            let before = changes
+                .iter()
+                .any(|c| matches!(c, RoomChange::Destroyed))
+                .then(|| slot.live.as_ref().map(|live| live.room.clone()))
+                .flatten();
+            if changes.is_empty() {
+                return Ok((Vec::new(), before));
+            }
+            Ok((slot.commit(job.app, id, changes, job.now)?, before))
+        });
+        let (events, before) = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                outcomes.push(Err(StoreError::Rule(error)));
+                continue;
+            }
+        };
+        let after = slot.live.as_ref().map(|live| &live.room);
+        let entries = feed.entry(job.app).or_default();
+        for (event, item) in crate::feed_items(&events, before.as_ref(), after) {
+            entries.push(NewEntry {
+                room: id,
+                by: &job.by,
+                at_ms: event.at_ms,
+                item,
+            });
+        }
+        if !events.is_empty() {
+            work.slot = slot;
+            work.events.extend(events.iter().cloned());
+        }
+        outcomes.push(Ok(Committed {
+            events,
+            state: work.slot.live.clone().map(Arc::new),
+        }));
+    }
+
+    let saves = rooms
+        .iter()
+        .filter(|(_, work)| !work.events.is_empty())
+        .map(|((app, id), work)| save(tx, *app, id, work, &inner.retention));
+    futures_util::future::try_join_all(saves).await?;
+    for (app, entries) in feed {
+        append_feed(tx, inner, app, entries).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Writes what a batch did to one room (now as `work.slot` holds it) and appends its events
+/// to the room's log.
 async fn save(
     tx: &Transaction<'_>,
     app: AppId,
     id: &RoomId,
-    was_live: bool,
-    slot: &RoomSlot,
-    events: &[RoomEvent],
+    work: &RoomWork,
     retention: &Retention,
 ) -> Result<(), Failure> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    let (Some(first), Some(last)) = (work.events.first(), work.events.last()) else {
         return Ok(());
     };
     let app = i64::from(app);
-    let incarnation = big(first.position.incarnation);
-    match &slot.live {
-        Some(now) if !was_live => {
+    let room_id = id.as_str();
+    match (&work.slot.live, work.was) {
+        (Some(now), Some(was)) if was == now.position.incarnation => {
+            tx.execute(
+                UPDATE_ROOM,
+                &[
+                    &app,
+                    &room_id,
+                    &codec::encode_room_text(&now.room),
+                    &codec::encode_metadata(&now.metadata),
+                    &people_text(&now.people),
+                    &big(now.position.seq),
+                    &now.room.fields.is_public_visible,
+                ],
+            )
+            .await?;
+        }
+        (Some(now), was) => {
+            if was.is_some() {
+                tx.execute(DELETE_ROOM, &[&app, &room_id]).await?;
+            }
             let room = &now.room;
             tx.execute(
                 INSERT_ROOM,
                 &[
                     &app,
-                    &id.as_str(),
+                    &room_id,
                     &codec::encode_room_text(room),
                     &codec::encode_metadata(&now.metadata),
                     &people_text(&now.people),
@@ -607,62 +772,43 @@ async fn save(
                 ],
             )
             .await?;
-            tx.execute(DROP_EARLIER_EVENTS, &[&app, &id.as_str(), &incarnation])
+            let incarnation = big(now.position.incarnation);
+            tx.execute(DROP_EARLIER_EVENTS, &[&app, &room_id, &incarnation])
                 .await?;
         }
-        Some(now) => {
-            tx.execute(
-                UPDATE_ROOM,
-                &[
-                    &app,
-                    &id.as_str(),
-                    &codec::encode_room_text(&now.room),
-                    &codec::encode_metadata(&now.metadata),
-                    &people_text(&now.people),
-                    &big(now.position.seq),
-                    &now.room.fields.is_public_visible,
-                ],
-            )
-            .await?;
-        }
-        None => {
-            tx.execute(DELETE_ROOM, &[&app, &id.as_str()]).await?;
-            if let Some(t) = slot.tombstone {
+        (None, was) => {
+            if was.is_some() {
+                tx.execute(DELETE_ROOM, &[&app, &room_id]).await?;
+            }
+            if let Some(t) = work.slot.tombstone {
                 tx.execute(
                     UPSERT_TOMBSTONE,
-                    &[
-                        &app,
-                        &id.as_str(),
-                        &big(t.incarnation),
-                        &big(t.destroyed_at_ms),
-                    ],
+                    &[&app, &room_id, &big(t.incarnation), &big(t.destroyed_at_ms)],
                 )
                 .await?;
             }
         }
     }
-    for event in events {
-        tx.execute(
-            INSERT_EVENT,
-            &[
-                &app,
-                &id.as_str(),
-                &big(event.position.incarnation),
-                &big(event.position.seq),
-                &big(event.at_ms),
-                &codec::encode(&event.change),
-            ],
-        )
-        .await?;
+    let (mut incarnations, mut seqs, mut times, mut changes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for event in &work.events {
+        incarnations.push(big(event.position.incarnation));
+        seqs.push(big(event.position.seq));
+        times.push(big(event.at_ms));
+        changes.push(codec::encode(&event.change));
     }
+    tx.execute(
+        INSERT_EVENTS,
+        &[&app, &room_id, &incarnations, &seqs, &times, &changes],
+    )
+    .await?;
     if let Some(beyond) = last.position.seq.checked_sub(retention.events_per_room)
         && beyond > 0
+        && first.position.incarnation == last.position.incarnation
     {
-        tx.execute(
-            PRUNE_EVENTS,
-            &[&app, &id.as_str(), &incarnation, &big(beyond)],
-        )
-        .await?;
+        let incarnation = big(last.position.incarnation);
+        tx.execute(PRUNE_EVENTS, &[&app, &room_id, &incarnation, &big(beyond)])
+            .await?;
     }
     Ok(())
 }
@@ -721,15 +867,15 @@ const PARKED: i16 = 2;
 /// Takes `$2` numbers of the app's feed, in commit order: the row stays locked until COMMIT.
 const NEXT_SEQS: &str = "INSERT INTO feed_apps VALUES ($1, $2) ON CONFLICT (app) \
     DO UPDATE SET last_seq = feed_apps.last_seq + EXCLUDED.last_seq RETURNING last_seq";
-const INSERT_ENTRY: &str = "INSERT INTO feed (app, seq, room_id, at_ms, entry, state) \
-    VALUES ($1, $2, $3, $4, $5, $6)";
-/// A room's first waiting entry, unless it has one already. The existing row is locked all the
+const INSERT_ENTRIES: &str = "INSERT INTO feed (app, seq, room_id, at_ms, entry, state) \
+    SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::SMALLINT[])";
+/// Each room's first waiting entry, unless it has one already. The existing row is locked all the
 /// same (`DO UPDATE … WHERE false`), so that a delivery settling concurrently either sees this
 /// entry or finishes first; without the lock it could drop the room from the queue while this
 /// entry waits behind it.
-const QUEUE_ROOM: &str = "INSERT INTO outbox (app, room_id, seq, attempts, due_ms) \
-    VALUES ($1, $2, $3, 0, $4) ON CONFLICT (app, room_id) DO UPDATE SET seq = outbox.seq \
-    WHERE false";
+const QUEUE_ROOMS: &str = "INSERT INTO outbox (app, room_id, seq, attempts, due_ms) \
+    SELECT $1, r, s, 0, t FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[]) AS q(r, s, t) \
+    ON CONFLICT (app, room_id) DO UPDATE SET seq = outbox.seq WHERE false";
 const ENTRY_COLUMNS: &str = "seq, room_id, at_ms, entry";
 /// Rooms whose first entry is due and not leased to another node, leased to this one.
 const DUE: &str = "WITH picked AS (SELECT app, room_id FROM outbox \
@@ -774,46 +920,64 @@ fn entry_of(row: &Row, at: usize) -> Result<FeedEntry, Failure> {
     )?)
 }
 
-/// Appends entries of one room to the app's feed, numbered in commit order, queues the room
-/// for the webhook when one of them waits for it, and tells the other nodes.
+/// A feed entry to append: its room, who made it, when, and what.
+pub(super) struct NewEntry<'a> {
+    room: &'a RoomId,
+    by: &'a Account,
+    at_ms: u64,
+    item: FeedItem,
+}
+
+/// Appends `entries` (in order) to the app's feed, numbered in commit order, queues each room
+/// whose entries wait for the webhook, and tells the other nodes. Four statements whatever the
+/// number of entries: the app's feed row stays locked from the first to COMMIT, so that time is
+/// kept short.
 async fn append_feed(
     tx: &Transaction<'_>,
     inner: &Inner,
     app: AppId,
-    room: &RoomId,
-    by: &Account,
-    items: Vec<(u64, FeedItem)>,
+    entries: Vec<NewEntry<'_>>,
 ) -> Result<(), Failure> {
-    if items.is_empty() {
+    if entries.is_empty() {
         return Ok(());
     }
     let app64 = i64::from(app);
-    let count = items.len() as i64;
+    let count = entries.len() as i64;
     let last: i64 = tx.query_one(NEXT_SEQS, &[&app64, &count]).await?.get(0);
-    let mut seq = last - count;
-    let mut first_waiting = None;
-    for (at_ms, item) in items {
-        seq += 1;
-        let waiting = crate::queued(&inner.outboxes, app, &item);
-        let state = if waiting { WAITING } else { DONE };
-        tx.execute(
-            INSERT_ENTRY,
-            &[
-                &app64,
-                &seq,
-                &room.as_str(),
-                &big(at_ms),
-                &codec::encode_feed(by, &item),
-                &state,
-            ],
-        )
-        .await?;
-        if waiting && first_waiting.is_none() {
-            first_waiting = Some((seq, at_ms));
+    let mut columns = FeedColumns::default();
+    let mut queued: HashMap<&str, (i64, i64)> = HashMap::new();
+    for (seq, entry) in (last - count + 1..).zip(&entries) {
+        let waiting = crate::queued(&inner.outboxes, app, &entry.item);
+        columns.seqs.push(seq);
+        columns.rooms.push(entry.room.as_str());
+        columns.times.push(big(entry.at_ms));
+        columns
+            .bodies
+            .push(codec::encode_feed(entry.by, &entry.item));
+        columns.states.push(if waiting { WAITING } else { DONE });
+        if waiting {
+            queued
+                .entry(entry.room.as_str())
+                .or_insert((seq, big(entry.at_ms)));
         }
     }
-    if let Some((seq, at_ms)) = first_waiting {
-        tx.execute(QUEUE_ROOM, &[&app64, &room.as_str(), &seq, &big(at_ms)])
+    tx.execute(
+        INSERT_ENTRIES,
+        &[
+            &app64,
+            &columns.seqs,
+            &columns.rooms,
+            &columns.times,
+            &columns.bodies,
+            &columns.states,
+        ],
+    )
+    .await?;
+    if !queued.is_empty() {
+        let mut rooms: Vec<&str> = queued.keys().copied().collect();
+        rooms.sort_unstable();
+        let (seqs, times): (Vec<i64>, Vec<i64>) = rooms.iter().map(|r| queued[r]).unzip();
+        tx.execute(QUEUE_ROOMS, &[&app64, &rooms, &seqs, &times])
             .await?;
     }
     if inner.notify {
@@ -821,6 +985,16 @@ async fn append_feed(
             .await?;
     }
     Ok(())
+}
+
+/// The columns of [`INSERT_ENTRIES`].
+#[derive(Default)]
+struct FeedColumns<'a> {
+    seqs: Vec<i64>,
+    rooms: Vec<&'a str>,
+    times: Vec<i64>,
+    bodies: Vec<String>,
+    states: Vec<i16>,
 }
 
 async fn settle_one(
@@ -864,6 +1038,7 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
                 let (inner, jobs) = (&*inner, &jobs);
                 committed!(client, tx => {
                     let mut found = Vec::with_capacity(jobs.len());
+                    let mut entries: BTreeMap<AppId, Vec<NewEntry<'_>>> = BTreeMap::new();
                     for job in jobs {
                         let app = i64::from(job.app);
                         let exists = tx
@@ -871,12 +1046,17 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
                             .await?
                             .is_some();
                         if exists {
-                            let item = FeedItem::Members(job.change.clone());
-                            let at_ms = job.now.as_millis() as u64;
-                            append_feed(&tx, inner, job.app, &job.room, &job.by, vec![(at_ms, item)])
-                                .await?;
+                            entries.entry(job.app).or_default().push(NewEntry {
+                                room: &job.room,
+                                by: &job.by,
+                                at_ms: job.now.as_millis() as u64,
+                                item: FeedItem::Members(job.change.clone()),
+                            });
                         }
                         found.push(exists);
+                    }
+                    for (app, entries) in entries {
+                        append_feed(&tx, inner, app, entries).await?;
                     }
                     Ok(found)
                 })
@@ -906,26 +1086,29 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
 // ---- the traits ---------------------------------------------------------------------------
 
 impl RoomStore for PostgresStore {
-    async fn write(
+    fn write(
         &self,
         app: AppId,
         by: Account,
         operation: Box<dyn RoomOperation>,
         now: Duration,
-    ) -> StoreResult<Committed> {
-        let inner = &*self.inner;
-        let _writing = inner.enter()?;
-        let (by, operation) = (&by, &*operation);
-        let committed = inner
-            .transact("write", |client| {
-                committed!(client, tx => { apply_room(&tx, inner, app, by, operation, now).await })
-            })
-            .await?;
-        if !committed.events.is_empty() {
-            inner.committed.notify_one();
+    ) -> impl Future<Output = StoreResult<Committed>> + Send {
+        // Queued now, like SQLite's writes: one caller's writes apply in call order.
+        let (reply, answer) = oneshot::channel();
+        let job = WriteJob {
+            app,
+            by,
+            operation,
+            now,
+            reply,
+        };
+        let queued = enqueue(&self.writes, job);
+        async move {
+            if let Some((queue, job)) = queued? {
+                queue.send(job).await.map_err(|_| closed())?;
+            }
+            answer.await.unwrap_or_else(|_| Err(closed()))
         }
-        inner.sweep(now).await;
-        Ok(committed)
     }
 
     async fn room(&self, app: AppId, room: &RoomId) -> StoreResult<Option<Arc<RoomState>>> {
@@ -1184,19 +1367,7 @@ impl Feed for PostgresStore {
             now,
             reply,
         };
-        let queue = self
-            .members
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let waiting = match queue {
-            None => Err(closed()),
-            Some(queue) => match queue.try_send(job) {
-                Ok(()) => Ok(None),
-                Err(mpsc::error::TrySendError::Full(job)) => Ok(Some((queue, job))),
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
-            },
-        };
+        let waiting = enqueue(&self.members, job);
         async move {
             if let Some((queue, job)) = waiting? {
                 queue.send(job).await.map_err(|_| closed())?;
@@ -1489,15 +1660,20 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        // Waits for the writes in progress, and lets no new one start.
-        if let Ok(all) = self.inner.gate.acquire_many(GATE).await {
-            all.forget();
-            self.inner.gate.close();
-        }
+        // No new write is queued; the writer tasks finish the queued ones, then end.
+        self.writes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         self.members
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        // Waits for the other writes in progress, and lets no new one start.
+        if let Ok(all) = self.inner.gate.acquire_many(GATE).await {
+            all.forget();
+            self.inner.gate.close();
+        }
         self.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         for task in tasks {
