@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
-use liveroom_domain::{Metadata, NewRoom, RoomChanges, SystemClock};
+use liveroom_domain::{Metadata, NewRoom, Room, RoomChanges, SystemClock};
 use liveroom_server::{AppConfig, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig};
 use liveroom_store::{SqliteOptions, SqliteStore};
 use serde::{Deserialize, Serialize};
@@ -188,11 +188,10 @@ pub fn serve_baseline(workers: usize) -> anyhow::Result<()> {
     })
 }
 
-/// Writes `rooms` rooms (`room-0` …), each with three 100-byte values, straight through the
-/// store's bulk import, and closes the store (everything durable) before exiting.
-pub fn preload(data_dir: &Path, rooms: u64) -> anyhow::Result<()> {
+/// The preloaded rooms (`room-0` …), each with three 100-byte values, created now.
+pub fn preloaded_rooms(rooms: u64) -> impl Iterator<Item = (Room, Metadata)> {
     let now = liveroom_domain::Clock::unix_secs(&SystemClock);
-    let rooms_iter = (0..rooms).map(move |i| {
+    (0..rooms).map(move |i| {
         let room = NewRoom::validate(room_id(i), None, None, ADMIN, RoomChanges::default())
             .expect("benchmark room ids are valid")
             .into_room(now);
@@ -202,7 +201,13 @@ pub fn preload(data_dir: &Path, rooms: u64) -> anyhow::Result<()> {
             .map(|(k, key)| ((*key).to_owned(), value(i, k)))
             .collect();
         (room, metadata)
-    });
+    })
+}
+
+/// Writes the [`preloaded_rooms`] straight through the store's bulk import, and closes the
+/// store (everything durable) before exiting.
+pub fn preload(data_dir: &Path, rooms: u64) -> anyhow::Result<()> {
+    let rooms_iter = preloaded_rooms(rooms);
     tokio::runtime::Builder::new_current_thread()
         .build()?
         .block_on(async {

@@ -16,13 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use liveroom_client::{Client, Credentials};
-use liveroom_domain::{Metadata, NewRoom, RoomChanges};
 use serde::Serialize;
 
 use crate::binary::{Launch, Liveroom};
-use crate::children::{
-    ADMIN, PRELOAD_KEYS, RATE_LIMIT, SDKAPPID, SECRET_KEY, room_id, value as preload_value,
-};
+use crate::children::{ADMIN, RATE_LIMIT, SDKAPPID, SECRET_KEY, preloaded_rooms, room_id};
 use crate::load::{self, Caller, Load, Outcome, Pace, Workload};
 use crate::report::{Run, Series, TargetCheck, median, thousands};
 use crate::scenarios::{self, Api};
@@ -212,20 +209,8 @@ fn config_text(postgres: Option<(&str, &str, bool, u64)>) -> String {
 
 /// A backup of the preloaded rooms (the main scenarios' shape), made in memory.
 async fn write_preload(path: &Path, rooms: u64) -> anyhow::Result<()> {
-    let now = liveroom_domain::Clock::unix_secs(&liveroom_domain::SystemClock);
     let store = liveroom_store::MemoryStore::new();
-    let rooms = (0..rooms).map(|i| {
-        let room = NewRoom::validate(room_id(i), None, None, ADMIN, RoomChanges::default())
-            .expect("benchmark room ids are valid")
-            .into_room(now);
-        let metadata: Metadata = PRELOAD_KEYS
-            .iter()
-            .enumerate()
-            .map(|(k, key)| ((*key).to_owned(), preload_value(i, k)))
-            .collect();
-        (room, metadata)
-    });
-    store.import_rooms(SDKAPPID, rooms).await?;
+    store.import_rooms(SDKAPPID, preloaded_rooms(rooms)).await?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     liveroom_store::backup::export(&store, &mut out).await?;
     Ok(())

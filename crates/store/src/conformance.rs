@@ -1917,3 +1917,34 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
     );
     assert_eq!(store.replay(APP, None).await.unwrap(), 0);
 }
+
+/// The PostgreSQL server of the tests: the one `TEST_POSTGRES` names (`scripts/test` starts a
+/// throwaway one), shared by every crate's PostgreSQL tests.
+pub mod postgres {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The server's connection string. Without one the tests fail, saying how to get one: a
+    /// PostgreSQL test that passes without PostgreSQL would prove nothing.
+    pub fn url() -> String {
+        std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
+            panic!(
+                "TEST_POSTGRES is not set: run the tests with scripts/test (or \
+                 scripts/with-postgres.sh cargo test …), which starts a throwaway PostgreSQL"
+            )
+        })
+    }
+
+    /// A schema no other test uses (of this process or another).
+    pub fn fresh_schema() -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        format!(
+            "t{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}

@@ -3,32 +3,10 @@
 //! each cluster on a schema of its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::common::{ADMIN, APP, KEY};
 
-pub fn postgres_url() -> String {
-    std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "TEST_POSTGRES is not set: run the tests with scripts/test, which starts \
-             a throwaway PostgreSQL"
-        )
-    })
-}
-
-/// A schema no other test uses.
-pub fn fresh_schema() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "b{}_{}_{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use liveroom_store::conformance::postgres::{fresh_schema, url as postgres_url};
 
 /// Node `node`'s configuration file in `dir`: the test app (no rate limits in the way), on
 /// `schema`, with `extra` appended (an `[apps.webhook]` section, say).

@@ -331,33 +331,11 @@ pub async fn next_room_event(client: &mut liveroom_client::Client) -> liveroom_c
 /// The PostgreSQL server of the tests: the one `TEST_POSTGRES` names (`scripts/test`
 /// starts a throwaway one).
 pub mod postgres {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use liveroom_store::{PostgresOptions, PostgresStore};
 
-    pub fn url() -> String {
-        std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
-            panic!(
-                "TEST_POSTGRES is not set: run the tests with scripts/test, which \
-                 starts a throwaway PostgreSQL"
-            )
-        })
-    }
-
-    /// A schema no other test uses.
-    pub fn fresh_schema() -> String {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        format!(
-            "s{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )
-    }
+    pub use liveroom_store::conformance::postgres::{fresh_schema, url};
 
     /// A node on `schema`; without `notify`, other nodes' changes come only with the poll.
     pub async fn node(schema: &str, notify: bool) -> PostgresStore {

@@ -1,36 +1,10 @@
 //! The conformance suites against a real PostgreSQL server: the one `TEST_POSTGRES`
 //! names (`scripts/test` starts a throwaway one). Each test gets a schema of its own.
 
-use std::sync::atomic::AtomicUsize;
-
 use super::*;
 use crate::conformance::Shorthand;
+use crate::conformance::postgres::{fresh_schema, url as test_url};
 use liveroom_domain::{NewRoom, RoomChanges};
-
-/// The test server's connection string. Without one the tests fail, saying how to get one:
-/// a PostgreSQL test that passes without PostgreSQL would prove nothing.
-pub(crate) fn test_url() -> String {
-    std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "TEST_POSTGRES is not set: run the tests with scripts/test (or \
-             scripts/with-postgres.sh cargo test …), which starts a throwaway PostgreSQL"
-        )
-    })
-}
-
-/// A schema no other test uses.
-fn fresh_schema() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "t{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos()
-    )
-}
 
 fn options() -> PostgresOptions {
     let mut options = PostgresOptions::new(test_url());
