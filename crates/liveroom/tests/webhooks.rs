@@ -724,6 +724,46 @@ fn each_callback_request_is_as_documented() {
     lr.stop();
 }
 
+/// A member whose connection is lost and who does not come back within the grace period
+/// leaves: `HeartbeatInterrupt`, then `Leave` (docs/webhooks.md §3).
+#[test]
+fn an_interrupted_member_that_does_not_return_leaves() {
+    let rx = Receiver::start();
+    let grace = "[realtime]\npresence_grace_secs = 1\n".to_owned();
+    let mut lr = Lr::start(&[signed_fast(&rx, 3600), grace]);
+    lr.ok("create_room", json!({"RoomInfo": {"RoomId": "g"}}));
+    let mut alice = lr
+        .rt
+        .block_on(Client::connect(&ws_url(&lr.base()), &user(A1, "alice")))
+        .unwrap();
+    lr.rt.block_on(alice.enter("g")).unwrap();
+    // Gone without a close frame: an interrupt.
+    drop(alice);
+    let states = |requests: &[Request]| -> Vec<(String, String)> {
+        requests
+            .iter()
+            .filter(|r| r.delivered())
+            .map(Request::json)
+            .filter(|b| b["CallbackCommand"] == "Live.CallbackAfterMemberStateChanged")
+            .map(|b| {
+                let text = |k: &str| b[k].as_str().unwrap_or_default().to_owned();
+                (text("EventType"), text("EventCause"))
+            })
+            .collect()
+    };
+    let requests = rx.wait_for("enter, interrupt, leave", STEP, |r| states(r).len() >= 3);
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        states(&requests),
+        [
+            pair("Online", "Enter"),
+            pair("Offline", "HeartbeatInterrupt"),
+            pair("Offline", "Leave")
+        ]
+    );
+    lr.stop();
+}
+
 // ---- 2. signatures -----------------------------------------------------------------------
 
 #[test]

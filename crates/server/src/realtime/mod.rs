@@ -68,6 +68,7 @@ impl Realtime {
         let counts = count_members(
             self.hub.clone(),
             self.presence.clone(),
+            self.recorder.clone(),
             self.config.presence_events_max_members,
         );
         async move {
@@ -87,16 +88,26 @@ impl Realtime {
 }
 
 /// Every second: `room.count` to the rooms over `max_announced` members whose count changed
-/// (smaller rooms announce each entry and departure instead).
-async fn count_members(hub: Arc<Hub>, presence: Arc<presence::Presence>, max_announced: usize) {
+/// (smaller rooms announce each entry and departure instead), and a `Leave` in the feed for
+/// each interrupted member whose grace period ended (docs/webhooks.md §3).
+async fn count_members(
+    hub: Arc<Hub>,
+    presence: Arc<presence::Presence>,
+    recorder: Recorder,
+    max_announced: usize,
+) {
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        for ((app, room), members) in presence.tick(std::time::Instant::now()) {
+        let tick = presence.tick(std::time::Instant::now());
+        for ((app, room), members) in tick.counts {
             if members > max_announced {
                 hub.publish_live(app, &room, frames::room_count(&room, members));
             }
+        }
+        for ((app, room), user) in tick.gone {
+            recorder.record(app, &room, &user, presence::Cause::Leave);
         }
     }
 }

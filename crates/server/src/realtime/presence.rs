@@ -50,6 +50,15 @@ pub(crate) struct Entered {
     pub members: usize,
 }
 
+/// What a [`Presence::tick`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tick {
+    /// Rooms whose member count changed, with their members now.
+    pub counts: Vec<((AppId, RoomId), usize)>,
+    /// Interrupted members whose grace period ended without their return: gone for good.
+    pub gone: Vec<((AppId, RoomId), String)>,
+}
+
 /// A member as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listed {
@@ -235,21 +244,26 @@ impl Presence {
         (page, total)
     }
 
-    /// The rooms whose member count changed since the last tick, with their members now;
-    /// forgets interrupted members past the grace period.
-    pub fn tick(&self, now: Instant) -> Vec<((AppId, RoomId), usize)> {
+    /// The rooms whose member count changed since the last tick, with their members now; and
+    /// the interrupted members that the grace period ended, forgotten now.
+    pub fn tick(&self, now: Instant) -> Tick {
         let mut rooms = self.rooms();
-        let mut changed = Vec::new();
+        let mut tick = Tick::default();
         rooms.retain(|key, members| {
-            members
-                .interrupted
-                .retain(|_, at| now.duration_since(*at) < self.grace);
+            members.interrupted.retain(|user, at| {
+                let within = now.duration_since(*at) < self.grace;
+                if !within {
+                    tick.gone.push((key.clone(), user.clone()));
+                }
+                within
+            });
             if std::mem::take(&mut members.recount) {
-                changed.push((key.clone(), count(Some(members), &members.robots)));
+                tick.counts
+                    .push((key.clone(), count(Some(members), &members.robots)));
             }
             !(members.online.is_empty() && members.interrupted.is_empty())
         });
-        changed
+        tick
     }
 }
 
@@ -354,11 +368,14 @@ mod tests {
         let p = Presence::new(Duration::from_secs(30));
         let now = Instant::now();
         enter(&p, "u", 1, 0, now).unwrap();
-        assert_eq!(p.tick(now), [((1, room()), 1)]);
-        assert!(p.tick(now).is_empty());
+        assert_eq!(p.tick(now).counts, [((1, room()), 1)]);
+        assert_eq!(p.tick(now), Tick::default());
         p.leave(1, &room(), "u", 1, Cause::HeartbeatInterrupt, now);
-        assert_eq!(p.tick(now), [((1, room()), 0)]);
-        p.tick(now + Duration::from_secs(31));
+        assert_eq!(p.tick(now).counts, [((1, room()), 0)]);
+        // The grace period over, the interrupted member is gone for good, once.
+        let later = now + Duration::from_secs(31);
+        assert_eq!(p.tick(later).gone, [((1, room()), "u".to_owned())]);
+        assert_eq!(p.tick(later), Tick::default());
         assert!(p.rooms().is_empty());
     }
 }
