@@ -1,12 +1,12 @@
 //! The cluster backend: PostgreSQL ≥ 14, shared by any number of liveroom nodes
 //! (docs/cluster.md).
 //!
-//! Every write is one transaction on a pooled connection: lock the room's row, let the domain
-//! decide, write the room, its events, its feed entries and its webhook queue, and COMMIT with
-//! `synchronous_commit = on` before anything is answered. The room's row lock orders its
-//! writes, so its positions are gap-free in commit order on every node; the app's feed row
-//! (`feed_apps`) numbers its feed entries the same way. Nodes keep no cache: every read sees
-//! every node's last commit.
+//! Room writes are queued and committed in batches (group commit): one transaction locks the
+//! batch's rooms' rows, lets the domain decide each write, saves the rooms, their events, their
+//! feed entries and their webhook queue, and COMMITs with `synchronous_commit = on` before any
+//! of them is answered. A room's row lock orders its writes, so its positions are gap-free in
+//! commit order on every node; the app's feed row (`feed_apps`) numbers its feed entries the
+//! same way. Nodes keep no cache: every read sees every node's last commit.
 //!
 //! Other nodes' commits reach this node's subscribers through the feed (`follow`): a task
 //! reads every app's new entries in order, woken by this node's commits, by `NOTIFY` from the
@@ -85,7 +85,8 @@ impl PostgresOptions {
     }
 }
 
-/// Writes that may be in progress at once, far above any pool; `close` takes them all.
+/// Writes outside the batches (counts, deliveries, accounts, imports) that may be in progress
+/// at once, far above any pool; `close` takes them all.
 const GATE: u32 = 1 << 30;
 /// Times a transaction that lost a race (serialization failure, deadlock, a concurrent create
 /// of the same row) is tried again before it answers `Unavailable`.
