@@ -591,6 +591,7 @@ impl Settings {
     ) -> anyhow::Result<ServerConfig> {
         let c = &self.connections;
         Ok(ServerConfig {
+            node: self.node(),
             tls,
             apps,
             auth_failure_throttle: self.auth_failure_throttle.to_config()?,

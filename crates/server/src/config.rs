@@ -251,6 +251,8 @@ impl fmt::Debug for TlsConfig {
 
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
+    /// This node's name, as `liveroom_node_info{node=…}` in the metrics; empty: none.
+    pub node: String,
     pub apps: Vec<AppConfig>,
     pub auth_failure_throttle: ThrottleConfig,
     pub connections: ConnectionLimits,

@@ -53,8 +53,13 @@ pub async fn serve<S: Store>(
         clock.clone(),
         webhooks_stop,
     ));
+    let node = config.node.clone();
     let state = Arc::new(gateway::State::new(store, config, clock));
     metrics::handle();
+    if !node.is_empty() {
+        // Which node's metrics these are, for dashboards over a cluster (docs/cluster.md §6).
+        ::metrics::gauge!("liveroom_node_info", "node" => node).set(1.0);
+    }
     let upkeep = tokio::spawn(metrics::upkeep());
     // Subscribed before the first connection is accepted, so no client can miss an event.
     let fan_out = tokio::spawn(state.realtime.fan_out(state.store.subscribe()));

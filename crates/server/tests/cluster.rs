@@ -35,6 +35,12 @@ async fn writes_reach_the_other_node(writer: &TestServer, reader: &TestServer, r
 async fn events_cross_nodes_in_order() {
     let nodes = TestServer::cluster(2, config(), true).await;
     writes_reach_the_other_node(&nodes[0], &nodes[1], "r").await;
+    // Every notification was consumed: none piles up in the server's queue.
+    let piled = postgres::number(
+        "SELECT (CASE WHEN pg_notification_queue_usage() >= 0.01 THEN 1 ELSE 0 END)::BIGINT",
+    )
+    .await;
+    assert_eq!(piled, 0, "the notification queue is filling up");
 }
 
 /// Without NOTIFY the poll carries every change, within about its interval.
