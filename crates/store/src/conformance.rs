@@ -1948,3 +1948,143 @@ pub mod postgres {
         )
     }
 }
+
+/// The suite of [`crate::Shared`], for a backend whose nodes share presence: `a` and `b` are
+/// two nodes on one database, `lease` the presence lease both were opened with
+/// (docs/cluster.md §4). A store that shares nothing answers the trait's defaults.
+pub mod shared {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use liveroom_domain::{Account, RoomId};
+
+    use crate::{Listed, MemberInfo, Reported, Roster, Store};
+
+    const APP: u32 = 1_400_000_077;
+
+    fn room() -> RoomId {
+        RoomId::parse("shared".into()).unwrap()
+    }
+
+    fn now() -> Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    }
+
+    fn member(account: &str) -> Reported {
+        Reported::In {
+            app: APP,
+            room: room(),
+            account: account.into(),
+            info: MemberInfo {
+                nick: Some(format!("nick of {account}")),
+                avatar: None,
+            },
+        }
+    }
+
+    async fn listed<S: Store>(store: &S, robots: &BTreeSet<Account>) -> (Vec<String>, Roster) {
+        let roster = store.members(APP, &room(), robots, None, 100).await.unwrap();
+        let accounts = roster.page.iter().map(|l| l.account.clone()).collect();
+        (accounts, roster)
+    }
+
+    /// Members reported by either node are listed by both, once each, in account order and
+    /// paged; leaving through one node keeps a member that the other still has.
+    pub async fn members_are_seen_by_every_node<S: Store>(a: &S, b: &S) {
+        assert!(a.shares_presence());
+        a.report_members(vec![member("u1"), member("u2")])
+            .await
+            .unwrap();
+        b.report_members(vec![member("u2"), member("u3"), member("bot")])
+            .await
+            .unwrap();
+        let robots: BTreeSet<Account> = [
+            Account::parse("robot", "bot".into()).unwrap(),
+            Account::parse("robot", "absent".into()).unwrap(),
+        ]
+        .into();
+        for node in [a, b] {
+            let (accounts, roster) = listed(node, &robots).await;
+            assert_eq!(accounts, ["bot", "u1", "u2", "u3"]);
+            assert_eq!((roster.connected, roster.robots_connected), (4, 1));
+            assert_eq!(
+                roster.page[1],
+                Listed {
+                    account: "u1".into(),
+                    info: MemberInfo {
+                        nick: Some("nick of u1".into()),
+                        avatar: None
+                    }
+                }
+            );
+        }
+        let page = b
+            .members(APP, &room(), &robots, Some("u1"), 1)
+            .await
+            .unwrap();
+        assert_eq!(page.page.len(), 1);
+        assert_eq!(page.page[0].account, "u2");
+        assert_eq!(page.connected, 4);
+        let out = |account: &str| Reported::Out {
+            app: APP,
+            room: room(),
+            account: account.into(),
+        };
+        a.report_members(vec![out("u2"), out("u1")]).await.unwrap();
+        assert_eq!(listed(b, &robots).await.0, ["bot", "u2", "u3"]);
+        b.report_members(vec![Reported::Cleared {
+            app: APP,
+            room: room(),
+        }])
+        .await
+        .unwrap();
+        assert_eq!(listed(a, &robots).await.1, Roster::default());
+    }
+
+    /// A node that stops renewing its lease loses its members once the lease ends: the first
+    /// node to sweep after that removes them and is told who left (once); a member the sweeper
+    /// still has stays. The node that lost its lease learns it must report its members again.
+    pub async fn a_silent_nodes_members_leave<S: Store>(a: &S, b: &S, lease: Duration) {
+        a.report_members(vec![member("gone"), member("both")])
+            .await
+            .unwrap();
+        b.report_members(vec![member("both")]).await.unwrap();
+        let swept = b.sweep_members(now()).await.unwrap();
+        assert!(swept.gone.is_empty(), "a's lease has not ended yet");
+        assert!(!swept.rejoined);
+        let later = now() + lease + Duration::from_secs(1);
+        let swept = b.sweep_members(later).await.unwrap();
+        let gone: Vec<_> = swept
+            .gone
+            .iter()
+            .map(|(app, room, l)| (*app, room.as_str().to_owned(), l.account.clone()))
+            .collect();
+        assert_eq!(gone, [(APP, "shared".to_owned(), "gone".to_owned())]);
+        assert_eq!(b.sweep_members(later).await.unwrap(), Default::default());
+        let (accounts, _) = listed(a, &BTreeSet::new()).await;
+        assert_eq!(accounts, ["both"]);
+        assert!(a.sweep_members(later).await.unwrap().rejoined);
+    }
+
+    /// A live frame relayed by one node reaches the other's subscribers, in order, and not its
+    /// own.
+    pub async fn frames_reach_the_other_nodes<S: Store>(a: &S, b: &S) {
+        let mut on_b = b.relayed().expect("a shared store relays");
+        let mut on_a = a.relayed().unwrap();
+        for i in 0..3 {
+            a.relay(APP, &room(), format!("frame {i}"));
+        }
+        let mut texts = Vec::new();
+        while texts.len() < 3 {
+            let batch = tokio::time::timeout(Duration::from_secs(10), on_b.recv())
+                .await
+                .expect("b reads a's frames")
+                .unwrap();
+            texts.extend(batch.iter().map(|r| r.text.clone()));
+        }
+        assert_eq!(texts, ["frame 0", "frame 1", "frame 2"]);
+        assert!(on_a.try_recv().is_err(), "a does not hear itself");
+    }
+}

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use liveroom_domain::{
     Account, AppId, DomainError, FeedEntry, FeedItem, Hooks, IfExists, ListPosition, MemberChange,
@@ -321,8 +321,118 @@ pub trait Backup: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<(Account, Profile)>>> + Send;
 }
 
+/// What a member shows the others: from its account's profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub nick: Option<String>,
+    pub avatar: Option<String>,
+}
+
+/// A member of a room, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub account: String,
+    pub info: MemberInfo,
+}
+
+/// A change to this node's members, for every node to see (docs/cluster.md §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// The member is in the room through this node, showing `info`.
+    In {
+        app: AppId,
+        room: RoomId,
+        account: String,
+        info: MemberInfo,
+    },
+    /// The member is no longer in the room through this node.
+    Out {
+        app: AppId,
+        room: RoomId,
+        account: String,
+    },
+    /// The room was destroyed: nobody is in it, through any node.
+    Cleared { app: AppId, room: RoomId },
+}
+
+/// The connected members of a room on every node, a page of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    /// Up to the limit asked for, in account order after the cursor.
+    pub page: Vec<Listed>,
+    /// How many are connected.
+    pub connected: usize,
+    /// How many of the robots asked about are among them.
+    pub robots_connected: usize,
+}
+
+/// What [`Shared::sweep_members`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Members of nodes whose lease ended, removed: they left (and are this caller's to
+    /// announce and record).
+    pub gone: Vec<(AppId, RoomId, Listed)>,
+    /// This node's own lease had ended (it could not renew it in time), so its members may
+    /// have been removed: it must report them all again.
+    pub rejoined: bool,
+}
+
+/// A live-only frame that another node published (docs/protocol.md, "Live events").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    pub app: AppId,
+    pub room: RoomId,
+    pub text: String,
+}
+
+/// What the nodes of one store share beyond durable state: who is connected to each room and
+/// the live-only frames (docs/cluster.md §4). A store that serves one process shares nothing:
+/// presence and live frames stay in the process, and none of these is called.
+pub trait Shared: Send + Sync + 'static {
+    /// Whether presence and live frames are shared by the nodes of this store.
+    fn shares_presence(&self) -> bool {
+        false
+    }
+
+    /// Records changes to this node's members, in order; resolves once every node sees them.
+    fn report_members(
+        &self,
+        _changes: Vec<Reported>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// The room's connected members on every node: up to `limit` after `after`, how many
+    /// there are, and how many of `robots` are among them.
+    fn members(
+        &self,
+        _app: AppId,
+        _room: &RoomId,
+        _robots: &BTreeSet<Account>,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> impl Future<Output = StoreResult<Roster>> + Send {
+        async { Ok(Roster::default()) }
+    }
+
+    /// Renews this node's lease at `now` (since the Unix epoch), and removes the members of
+    /// nodes whose lease ended before it. Called about once a second.
+    fn sweep_members(&self, _now: Duration) -> impl Future<Output = StoreResult<Swept>> + Send {
+        async { Ok(Swept::default()) }
+    }
+
+    /// Hands a live-only frame of `room` to the other nodes, best effort, never waiting.
+    fn relay(&self, _app: AppId, _room: &RoomId, _text: String) {}
+
+    /// The frames other nodes relay, batch by batch in each node's order; `None` when nothing
+    /// is shared.
+    fn relayed(&self) -> Option<broadcast::Receiver<Arc<[Relayed]>>> {
+        None
+    }
+}
+
 /// Everything the server needs from a backend.
-pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox + Backup {
+pub trait Store: RoomStore + EventLog + AccountStore + Feed + Outbox + Backup + Shared {
     /// Finishes every write already accepted, then refuses new ones. Idempotent.
     fn close(&self) -> impl Future<Output = ()> + Send;
 

@@ -714,6 +714,9 @@ impl Backup for MemoryStore {
     }
 }
 
+/// One process: presence and live frames stay in it.
+impl crate::Shared for MemoryStore {}
+
 impl Store for MemoryStore {
     async fn close(&self) {
         self.lock().closed = true;

@@ -15,6 +15,7 @@
 
 mod follow;
 mod schema;
+mod shared;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -63,6 +64,9 @@ pub struct PostgresOptions {
     pub lease: Duration,
     /// This node's name in webhook leases (and logs).
     pub node: String,
+    /// How long a node that stopped renewing its lease (it renews about once a second) keeps
+    /// its members in the rooms before the others remove them.
+    pub presence_lease: Duration,
     pub retention: Retention,
     pub outboxes: Outboxes,
 }
@@ -79,6 +83,7 @@ impl PostgresOptions {
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(60),
             node: String::from("liveroom"),
+            presence_lease: Duration::from_secs(10),
             retention: Retention::default(),
             outboxes: Outboxes::default(),
         }
@@ -115,6 +120,10 @@ pub struct PostgresStore {
     writes: RwLock<Option<mpsc::Sender<WriteJob>>>,
     /// Record of members' coming and going, applied in call order by one task.
     members: RwLock<Option<mpsc::Sender<MembersJob>>>,
+    /// This node's members and live frames for the others, written in call order by one task.
+    shared: RwLock<Option<mpsc::Sender<shared::Job>>>,
+    /// Live frames of the other nodes, as the follower reads them.
+    relayed: broadcast::Sender<Arc<[crate::Relayed]>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -128,6 +137,9 @@ struct Inner {
     notify: bool,
     lease: Duration,
     node: String,
+    /// This process among the nodes (docs/cluster.md §4).
+    node_key: i64,
+    presence_lease: Duration,
     /// Wakes the follower after this node's commits.
     committed: Arc<Notify>,
     /// Every write holds a permit; closing takes them all.
@@ -276,6 +288,9 @@ impl PostgresStore {
         let mut client = get(&pool).await?;
         schema::migrate(&mut client).await?;
         let cursors = follow::cursors(&client).await?;
+        let frames = shared::FrameCursors::now(&client)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot read live frames: {e}")))?;
         drop(client);
 
         let inner = Arc::new(Inner {
@@ -286,6 +301,8 @@ impl PostgresStore {
             notify: options.notify,
             lease: options.lease,
             node: options.node,
+            node_key: shared::node_key(),
+            presence_lease: options.presence_lease,
             committed: Arc::new(Notify::new()),
             gate: Semaphore::new(GATE as usize),
             last_sweep_ms: AtomicU64::new(0),
@@ -295,12 +312,19 @@ impl PostgresStore {
         let mut tasks = vec![tokio::spawn(record_members(Arc::clone(&inner), queue))];
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         tasks.push(tokio::spawn(write_batches(Arc::clone(&inner), queue)));
+        shared::register(&inner).await?;
+        let (shared_jobs, queue) = mpsc::channel(shared::QUEUE);
+        tasks.push(tokio::spawn(shared::write(Arc::clone(&inner), queue)));
+        let relayed = shared::relay_channel();
         let follower = follow::Follower {
             pool: inner.pool.clone(),
             bus: inner.bus.clone(),
             committed: Arc::clone(&inner.committed),
             poll: options.poll,
             cursors,
+            node_key: inner.node_key,
+            frames,
+            relayed: relayed.clone(),
         };
         let listen = options.notify.then_some(config);
         tasks.push(tokio::spawn(follower.run(listen, stopped)));
@@ -308,6 +332,8 @@ impl PostgresStore {
             inner,
             writes: RwLock::new(Some(writes)),
             members: RwLock::new(Some(members)),
+            shared: RwLock::new(Some(shared_jobs)),
+            relayed,
             stop,
             tasks: Mutex::new(tasks),
         })
@@ -1589,6 +1615,63 @@ impl Backup for PostgresStore {
     }
 }
 
+impl crate::Shared for PostgresStore {
+    fn shares_presence(&self) -> bool {
+        true
+    }
+
+    fn report_members(
+        &self,
+        changes: Vec<crate::Reported>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        // Queued now: one node's reports apply in call order.
+        let (reply, answer) = oneshot::channel();
+        let waiting = enqueue(&self.shared, shared::Job::Report(changes, reply));
+        async move {
+            if let Some((queue, job)) = waiting? {
+                queue.send(job).await.map_err(|_| closed())?;
+            }
+            answer.await.unwrap_or_else(|_| Err(closed()))
+        }
+    }
+
+    async fn members(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        robots: &BTreeSet<Account>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<crate::Roster> {
+        shared::members(&self.inner, app, room, robots, after, limit).await
+    }
+
+    async fn sweep_members(&self, now: Duration) -> StoreResult<crate::Swept> {
+        let _writing = self.inner.enter()?;
+        shared::sweep(&self.inner, now).await
+    }
+
+    fn relay(&self, app: AppId, room: &RoomId, text: String) {
+        let job = shared::Job::Frame {
+            app,
+            room: room.clone(),
+            at_ms: big(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64),
+            text,
+        };
+        // Best effort: a full queue (or a closed store) drops the frame.
+        if !matches!(enqueue(&self.shared, job), Ok(None)) {
+            tracing::warn!("postgres store: a live frame for other nodes dropped: its queue is full");
+        }
+    }
+
+    fn relayed(&self) -> Option<broadcast::Receiver<Arc<[crate::Relayed]>>> {
+        Some(self.relayed.subscribe())
+    }
+}
+
 impl Store for PostgresStore {
     fn shares_rate_limits(&self) -> bool {
         true
@@ -1659,6 +1742,10 @@ impl Store for PostgresStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.shared
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         // Waits for the other writes in progress, and lets no new one start.
         if let Ok(all) = self.inner.gate.acquire_many(GATE).await {
             all.forget();
@@ -1669,6 +1756,8 @@ impl Store for PostgresStore {
         for task in tasks {
             let _ = task.await;
         }
+        // After the reports queued before the stop: the node's members leave with it.
+        shared::deregister(&self.inner).await;
     }
 }
 

@@ -621,6 +621,9 @@ impl Backup for SqliteStore {
     }
 }
 
+/// One process: presence and live frames stay in it.
+impl crate::Shared for SqliteStore {}
+
 impl Store for SqliteStore {
     async fn ready(&self) -> StoreResult<()> {
         if self.jobs()?.is_closed() {

@@ -41,6 +41,11 @@ pub(super) struct Follower {
     pub(super) poll: Duration,
     /// Per app, the last feed number published.
     pub(super) cursors: HashMap<i64, i64>,
+    /// This node, whose own frames are not read back.
+    pub(super) node_key: i64,
+    /// Per other node, the last live frame relayed.
+    pub(super) frames: super::shared::FrameCursors,
+    pub(super) relayed: tokio::sync::broadcast::Sender<Arc<[crate::Relayed]>>,
 }
 
 impl Follower {
@@ -71,9 +76,17 @@ impl Follower {
         }
     }
 
-    /// Publishes every app's entries after its cursor, in order.
+    /// Publishes every app's entries after its cursor, in order, then relays the other
+    /// nodes' live frames.
     async fn catch_up(&mut self) -> Result<(), String> {
         let client = self.pool.get().await.map_err(|e| super::pool_error(&e))?;
+        self.publish_feed(&client).await?;
+        self.frames
+            .catch_up(&client, self.node_key, &self.relayed)
+            .await
+    }
+
+    async fn publish_feed(&mut self, client: &Object) -> Result<(), String> {
         let heads = client
             .query("SELECT app, last_seq FROM feed_apps", &[])
             .await

@@ -13,7 +13,7 @@ pub(super) const SCHEMA_VERSION: i32 = 1 + UPGRADES.len() as i32;
 /// The advisory lock every node takes while it migrates ("liveroom" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c69_7665_726f_6f6d;
 
-/// The current version, for a new database. RoomIds and accounts compare byte by byte
+/// Version 1, where a new database starts. RoomIds and accounts compare byte by byte
 /// (`COLLATE "C"`), the same order as Rust's strings, so lists page alike on every backend.
 ///
 /// A room is one row: the room itself (fields, owner, counters, revision) and its metadata as
@@ -98,8 +98,40 @@ CREATE TABLE rate_buckets (
 );
 "#;
 
-/// Each step upgrades a database by one version, from version 1.
-const UPGRADES: &[&str] = &[];
+/// Each step upgrades a database by one version, from version 1; a new database runs
+/// [`SCHEMA`] and then every step.
+///
+/// Version 2: what the nodes share beyond durable state (docs/cluster.md §4). A node is a
+/// process with a lease; a member row is one node's connection(s) of a user to a room; a live
+/// frame is numbered per node, in the order the node wrote it, and kept for seconds only
+/// (unlogged: a crash of PostgreSQL empties it, which loses nothing durable).
+const UPGRADES: &[&str] = &[r#"
+CREATE TABLE nodes (
+    node_key       BIGINT PRIMARY KEY,
+    node           TEXT   NOT NULL,
+    lease_until_ms BIGINT NOT NULL
+);
+CREATE TABLE members (
+    app      BIGINT NOT NULL,
+    room_id  TEXT   COLLATE "C" NOT NULL,
+    account  TEXT   COLLATE "C" NOT NULL,
+    node_key BIGINT NOT NULL,
+    nick     TEXT,
+    avatar   TEXT,
+    PRIMARY KEY (app, room_id, account, node_key)
+);
+CREATE INDEX members_node ON members (node_key);
+CREATE UNLOGGED TABLE live_frames (
+    node_key BIGINT NOT NULL,
+    seq      BIGINT NOT NULL,
+    at_ms    BIGINT NOT NULL,
+    app      BIGINT NOT NULL,
+    room_id  TEXT   NOT NULL,
+    frame    TEXT   NOT NULL,
+    PRIMARY KEY (node_key, seq)
+);
+CREATE INDEX live_frames_age ON live_frames (at_ms);
+"#];
 
 /// Creates the schema in an empty database, upgrades an older one, refuses a newer one; all in
 /// one transaction under [`MIGRATION_LOCK`].
@@ -123,7 +155,7 @@ pub(super) async fn migrate(client: &mut Object) -> StoreResult<()> {
         .map_err(fail)?
         .map(|row| row.get(0));
     let steps = match version {
-        None => SCHEMA.to_owned(),
+        None => [SCHEMA].iter().chain(UPGRADES).copied().collect(),
         Some(SCHEMA_VERSION) => return Ok(()),
         Some(v) if (1..SCHEMA_VERSION).contains(&v) => UPGRADES[v as usize - 1..].concat(),
         Some(other) => {

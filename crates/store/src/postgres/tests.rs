@@ -100,3 +100,60 @@ async fn nodes_see_each_other_commits() {
     a.close().await;
     b.close().await;
 }
+
+/// Two nodes on one schema, for the suite of [`crate::Shared`].
+async fn two_nodes(lease: Duration) -> (PostgresStore, PostgresStore) {
+    let mut a_options = options();
+    a_options.presence_lease = lease;
+    let mut b_options = a_options.clone();
+    b_options.node = "b".into();
+    let a = PostgresStore::open(a_options).await.unwrap();
+    let b = PostgresStore::open(b_options).await.unwrap();
+    (a, b)
+}
+
+mod shared {
+    use super::*;
+    use crate::Shared as _;
+    use crate::conformance::shared;
+
+    #[tokio::test]
+    async fn members_are_seen_by_every_node() {
+        let (a, b) = two_nodes(Duration::from_secs(10)).await;
+        shared::members_are_seen_by_every_node(&a, &b).await;
+    }
+
+    #[tokio::test]
+    async fn a_silent_nodes_members_leave() {
+        let lease = Duration::from_secs(10);
+        let (a, b) = two_nodes(lease).await;
+        shared::a_silent_nodes_members_leave(&a, &b, lease).await;
+    }
+
+    #[tokio::test]
+    async fn frames_reach_the_other_nodes() {
+        let (a, b) = two_nodes(Duration::from_secs(10)).await;
+        shared::frames_reach_the_other_nodes(&a, &b).await;
+    }
+
+    /// A clean stop takes the node's members out at once.
+    #[tokio::test]
+    async fn a_stopped_nodes_members_leave_with_it() {
+        let (a, b) = two_nodes(Duration::from_secs(10)).await;
+        let room = RoomId::parse("r".into()).unwrap();
+        let info = crate::MemberInfo::default();
+        let member = crate::Reported::In {
+            app: 1,
+            room: room.clone(),
+            account: "u".into(),
+            info,
+        };
+        a.report_members(vec![member]).await.unwrap();
+        a.close().await;
+        let roster = b
+            .members(1, &room, &Default::default(), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(roster.connected, 0);
+    }
+}
