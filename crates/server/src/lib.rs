@@ -62,7 +62,11 @@ pub async fn serve<S: Store>(
     }
     let upkeep = tokio::spawn(metrics::upkeep());
     // Subscribed before the first connection is accepted, so no client can miss an event.
-    let fan_out = tokio::spawn(state.realtime.fan_out(state.store.subscribe()));
+    let fan_out = tokio::spawn(realtime::background(
+        state.clone(),
+        state.store.subscribe(),
+        state.store.relayed(),
+    ));
     let served = listener::run(listener, state.clone(), &connections, tls, shutdown).await;
     state.realtime.close_all(REALTIME_CLOSE_PATIENCE).await;
     state.realtime.recorder.flush().await;

@@ -164,3 +164,133 @@ async fn rate_limits_hold_across_nodes() {
     }
     assert_eq!(admitted(&nodes, "get_room_info", 60).await, 10);
 }
+
+/// The next live event (presence, counts, messages) of `client`, past room events.
+async fn next_live(client: &mut Client) -> liveroom_client::Event {
+    loop {
+        let event = within(client.next_event()).await.unwrap();
+        if event.position.is_none() {
+            return event;
+        }
+    }
+}
+
+/// The accounts `get_member_list` of `node` lists, and its count.
+async fn member_list(node: &TestServer, room: &str) -> (Vec<String>, u64) {
+    let answer = node
+        .ok("get_member_list", json!({"RoomId": room, "Next": "0"}))
+        .await;
+    let accounts = answer["MemberList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Member_Account"].as_str().unwrap().to_owned())
+        .collect();
+    (accounts, answer["MemberCount"].as_u64().unwrap())
+}
+
+/// Members of one node are members of the room on every node: listed and counted by all,
+/// announced to members elsewhere; messages sent through any node reach them all.
+async fn presence_and_messages_cross_nodes(notify: bool) {
+    let nodes = TestServer::cluster(2, config(), notify).await;
+    create_room(&nodes[0], "r", "alice").await;
+    let mut alice = nodes[0].connect("alice").await;
+    assert_eq!(within(alice.enter("r")).await.unwrap().members, 1);
+    assert_eq!(next_live(&mut alice).await.ev, "member.enter");
+    let mut bob = nodes[1].connect("bob").await;
+    let entered = within(bob.enter("r")).await.unwrap();
+    assert_eq!(entered.members, 2, "bob counts alice, on the other node");
+    let seen = next_live(&mut alice).await;
+    assert_eq!(
+        (seen.ev.as_str(), seen.d["user"]["id"].as_str(), &seen.d["members"]),
+        ("member.enter", Some("bob"), &json!(2))
+    );
+    for node in &nodes {
+        assert_eq!(
+            member_list(node, "r").await,
+            (vec!["alice".to_owned(), "bob".to_owned()], 2)
+        );
+    }
+    let listed = within(bob.get_members("r", None)).await.unwrap();
+    assert_eq!(listed["members"], 2);
+
+    within(bob.send_text("r", "hello from b", None)).await.unwrap();
+    nodes[0]
+        .ok(
+            "send_text_msg",
+            json!({"RoomId": "r", "Sender_Account": "host", "TextContent": "from a"}),
+        )
+        .await;
+    let mut texts = Vec::new();
+    while texts.len() < 2 {
+        let event = next_live(&mut alice).await;
+        if event.ev == "msg.text" {
+            texts.push(event.d["text"].as_str().unwrap().to_owned());
+        }
+    }
+    // Messages sent through different nodes have no order between them (docs/cluster.md §4).
+    texts.sort();
+    assert_eq!(texts, ["from a", "hello from b"]);
+    loop {
+        let event = next_live(&mut bob).await;
+        if event.ev == "msg.text" && event.d["text"] == "from a" {
+            break;
+        }
+    }
+
+    within(bob.exit("r")).await.unwrap();
+    let left = next_live(&mut alice).await;
+    assert_eq!(
+        (left.ev.as_str(), left.d["user"]["id"].as_str(), &left.d["members"]),
+        ("member.leave", Some("bob"), &json!(1))
+    );
+    assert_eq!(member_list(&nodes[0], "r").await, (vec!["alice".to_owned()], 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_messages_cross_nodes_with_notify() {
+    presence_and_messages_cross_nodes(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_messages_cross_nodes_without_notify() {
+    presence_and_messages_cross_nodes(false).await;
+}
+
+/// The room's member limit counts every node's members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_room_is_full_on_every_node() {
+    let nodes = TestServer::cluster(2, config(), true).await;
+    nodes[0]
+        .ok(
+            "create_room",
+            json!({"RoomInfo": {"RoomId": "small", "Owner_Account": "alice", "MaxMemberCount": 1}}),
+        )
+        .await;
+    let mut alice = nodes[0].connect("alice").await;
+    within(alice.enter("small")).await.unwrap();
+    let mut bob = nodes[1].connect("bob").await;
+    let refused = within(bob.enter("small")).await.unwrap_err();
+    assert_eq!(server_code(refused), 10014);
+}
+
+/// A node that stops cleanly takes its members out of the rooms at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_nodes_members_leave() {
+    let mut nodes = TestServer::cluster(2, config(), true).await;
+    create_room(&nodes[0], "r", "alice").await;
+    let mut alice = nodes[0].connect("alice").await;
+    within(alice.enter("r")).await.unwrap();
+    let mut bob = nodes[1].connect("bob").await;
+    within(bob.enter("r")).await.unwrap();
+    assert_eq!(member_list(&nodes[0], "r").await.1, 2);
+    nodes.remove(1).stop().await;
+    loop {
+        let event = next_live(&mut alice).await;
+        if event.ev == "member.leave" {
+            assert_eq!(event.d["user"]["id"], "bob");
+            break;
+        }
+    }
+    assert_eq!(member_list(&nodes[0], "r").await, (vec!["alice".to_owned()], 1));
+}

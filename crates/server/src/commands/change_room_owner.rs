@@ -29,9 +29,10 @@ impl super::Handler for Handler {
     ) -> Result<Response, ApiError> {
         let room = existing_room(state, call, &change.room).await?;
         let owner = change.owner.as_str();
-        let member = state.realtime.presence.is_member(call.app, &change.room, owner)
-            || room.people.robots.contains(owner)
-            || room.room.owner == change.owner;
+        let member = room.people.robots.contains(owner)
+            || room.room.owner == change.owner
+            || crate::realtime::members::is_member(state, call.app, &change.room, &change.owner)
+                .await?;
         if !member {
             return Err(DomainError::NotAMember.into());
         }

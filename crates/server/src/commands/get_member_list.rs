@@ -60,13 +60,15 @@ impl super::Handler for Handler {
         page: Page,
     ) -> Result<Response, ApiError> {
         let room = existing_room(state, call, &page.room).await?;
-        let (mut members, member_count) = state.realtime.presence.list(
+        let (mut members, member_count) = crate::realtime::members::listing(
+            state,
             call.app,
             &page.room,
             &room.people.robots,
             page.after.as_deref(),
             PAGE + 1,
-        );
+        )
+        .await?;
         let more = members.len() > PAGE;
         members.truncate(PAGE);
         let next = match members.last() {

@@ -13,7 +13,6 @@ use liveroom_domain::{Account, AppId, Position, RoomChange, RoomEvent, RoomId};
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::frames;
-use super::presence::Presence;
 
 /// What the fan-out reads: every committed event of every room, in commit order. Today the
 /// store's in-process bus; a multi-node mode feeds it from the shared database.
@@ -218,15 +217,19 @@ fn deliver_to(
     }
 }
 
-/// Feeds `hub` from `feed` until the feed ends. A destroyed room's members are all gone from
-/// `presence` (its subscribers learn from the event itself).
-pub(crate) async fn run(hub: Arc<Hub>, presence: Arc<Presence>, mut feed: impl EventFeed) {
+/// Feeds `hub` from `feed` until the feed ends. A destroyed room's members are all gone:
+/// `forget` is told (its subscribers learn from the event itself).
+pub(crate) async fn run(
+    hub: Arc<Hub>,
+    mut forget: impl FnMut(AppId, &RoomId) + Send,
+    mut feed: impl EventFeed,
+) {
     while let Some(item) = feed.next().await {
         match item {
             Feed::Events(events) => {
                 for event in events.iter() {
                     if event.change == RoomChange::Destroyed {
-                        presence.forget_room(event.app, &event.room);
+                        forget(event.app, &event.room);
                     }
                 }
                 hub.dispatch(&events);
@@ -304,8 +307,7 @@ mod tests {
             sender.send(Arc::from([event("a", seq)])).unwrap();
         }
         drop(sender);
-        let presence = Arc::new(Presence::new(Duration::from_secs(1)));
-        run(hub.clone(), presence, feed).await;
+        run(hub.clone(), |_, _: &RoomId| {}, feed).await;
         let Some(Delivery::Reset(reset)) = rx.recv().await else {
             panic!("a reset first")
         };

@@ -155,7 +155,7 @@ pub(crate) async fn send<S: Store>(
         }
     };
     let frame = frames::live(ev, room, now_ms, Value::Object(d));
-    state.realtime.hub.publish_live(call.app, room, frame);
+    super::members::publish_live(state, call.app, room, frame);
     Ok(sent)
 }
 

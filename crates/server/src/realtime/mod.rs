@@ -7,12 +7,14 @@
 
 mod fanout;
 pub(crate) mod frames;
+pub(crate) mod members;
 pub(crate) mod messages;
 pub(crate) mod presence;
 mod recorder;
 mod rooms;
 mod session;
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +24,9 @@ use axum::extract::Request as HttpRequest;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use liveroom_store::Store;
-use tokio::sync::{Semaphore, watch};
+use liveroom_domain::{Account, AppId, RoomId};
+use liveroom_store::{Relayed, Reported, Store};
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::config::RealtimeConfig;
 use crate::gateway::{ClientAddr, State};
@@ -61,24 +64,6 @@ impl Realtime {
         }
     }
 
-    /// Feeds the fan-out from `feed` until the feed ends, and meanwhile sends big rooms'
-    /// member counts once a second.
-    pub fn fan_out(&self, feed: impl EventFeed) -> impl Future<Output = ()> + Send + 'static {
-        let events = fanout::run(self.hub.clone(), self.presence.clone(), feed);
-        let counts = count_members(
-            self.hub.clone(),
-            self.presence.clone(),
-            self.recorder.clone(),
-            self.config.presence_events_max_members,
-        );
-        async move {
-            tokio::select! {
-                () = events => {}
-                () = counts => {}
-            }
-        }
-    }
-
     /// Closes every connection (4100) and waits until they are gone, or `patience` passed.
     pub async fn close_all(&self, patience: Duration) {
         self.shutdown.send_replace(true);
@@ -87,28 +72,131 @@ impl Realtime {
     }
 }
 
-/// Every second: `room.count` to the rooms over `max_announced` members whose count changed
-/// (smaller rooms announce each entry and departure instead), and a `Leave` in the feed for
-/// each interrupted member whose grace period ended (docs/webhooks.md §3).
-async fn count_members(
-    hub: Arc<Hub>,
-    presence: Arc<presence::Presence>,
-    recorder: Recorder,
-    max_announced: usize,
-) {
+/// What runs beside the connections until the feed ends: the fan-out of `feed`, the live
+/// frames other nodes relay (`relayed`, when presence is shared), and the once-a-second
+/// upkeep of presence ([`upkeep`]).
+pub(crate) fn background<S: Store>(
+    state: Arc<State<S>>,
+    feed: impl EventFeed,
+    relayed: Option<broadcast::Receiver<Arc<[Relayed]>>>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let realtime = &state.realtime;
+    let forget = {
+        let state = state.clone();
+        move |app, room: &RoomId| {
+            state.realtime.presence.forget_room(app, room);
+            if state.store.shares_presence() {
+                let (state, room) = (state.clone(), room.clone());
+                tokio::spawn(async move {
+                    let cleared = Reported::Cleared { app, room };
+                    if let Err(error) = members::report(&state, vec![cleared]).await {
+                        tracing::warn!(error = %error.info, "a destroyed room's members not cleared");
+                    }
+                });
+            }
+        }
+    };
+    let events = fanout::run(realtime.hub.clone(), forget, feed);
+    let relay = relay(realtime.hub.clone(), relayed);
+    let upkeep = upkeep(state);
+    async move {
+        tokio::select! {
+            () = events => {}
+            () = relay => {}
+            () = upkeep => {}
+        }
+    }
+}
+
+/// Hands the frames other nodes relay to this node's subscribers.
+async fn relay(hub: Arc<Hub>, relayed: Option<broadcast::Receiver<Arc<[Relayed]>>>) {
+    let Some(mut relayed) = relayed else {
+        return std::future::pending().await;
+    };
+    loop {
+        match relayed.recv().await {
+            Ok(frames) => {
+                for frame in frames.iter() {
+                    hub.publish_live(frame.app, &frame.room, frame.text.clone());
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                ::metrics::counter!("liveroom_relay_missed_total").increment(missed);
+                tracing::warn!(missed, "live frames of other nodes missed: too far behind");
+            }
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
+}
+
+/// Every second: `room.count` to the rooms over `presence_events_max_members` members whose
+/// count changed (smaller rooms announce each entry and departure instead), and a `Leave` in
+/// the feed for each interrupted member whose grace period ended (docs/webhooks.md §3). With
+/// presence shared, also this node's lease, and the departure of the members of nodes whose
+/// lease ended (docs/cluster.md §4).
+async fn upkeep<S: Store>(state: Arc<State<S>>) {
+    let realtime = &state.realtime;
+    let max_announced = realtime.config.presence_events_max_members;
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let tick = presence.tick(std::time::Instant::now());
-        for ((app, room), members) in tick.counts {
+        let tick = realtime.presence.tick(std::time::Instant::now());
+        for ((app, room), here) in tick.counts {
+            let members = if state.store.shares_presence() {
+                let robots = robots(&state, app, &room).await;
+                members::count(&state, app, &room, &robots)
+                    .await
+                    .unwrap_or(here)
+            } else {
+                here
+            };
             if members > max_announced {
-                hub.publish_live(app, &room, frames::room_count(&room, members));
+                members::publish_live(&state, app, &room, frames::room_count(&room, members));
             }
         }
         for ((app, room), user) in tick.gone {
-            recorder.record(app, &room, &user, presence::Cause::Leave);
+            realtime.recorder.record(app, &room, &user, presence::Cause::Leave);
         }
+        if state.store.shares_presence() {
+            sweep(&state).await;
+        }
+    }
+}
+
+/// Renews this node's lease, and sees the members of nodes whose lease ended out: recorded in
+/// the feed and announced, as if they had left.
+async fn sweep<S: Store>(state: &State<S>) {
+    let swept = match state.store.sweep_members(state.clock.since_epoch()).await {
+        Ok(swept) => swept,
+        Err(error) => {
+            tracing::warn!(%error, "cannot renew this node's lease or sweep other nodes' members");
+            return;
+        }
+    };
+    if swept.rejoined {
+        tracing::warn!("this node's lease had ended; its members are reported again");
+        let everyone = state.realtime.presence.everyone();
+        if let Err(error) = members::report(state, everyone).await {
+            tracing::warn!(error = %error.info, "members not reported again");
+        }
+    }
+    for (app, room, member) in swept.gone {
+        let cause = presence::Cause::Leave;
+        state.realtime.recorder.record(app, &room, &member.account, cause);
+        let robots = robots(state, app, &room).await;
+        if let Ok(members) = members::count(state, app, &room, &robots).await {
+            let who = (member.account.as_str(), &member.info);
+            rooms::announce(state, app, &room, who, ("member.leave", cause), members);
+        }
+    }
+}
+
+/// The room's robots, none if it cannot be read.
+async fn robots<S: Store>(state: &State<S>, app: AppId, room: &RoomId) -> BTreeSet<Account> {
+    match state.store.room(app, room).await {
+        Ok(Some(room)) => room.people.robots.clone(),
+        _ => BTreeSet::new(),
     }
 }
 

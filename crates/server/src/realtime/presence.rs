@@ -2,7 +2,8 @@
 //! stored (docs/protocol.md, "Members and presence"). A member is a user that entered a room
 //! over a connection; one connection per user and room (the newer wins). A member whose
 //! connection died is remembered for the grace period, so that coming back is a recovery and
-//! not a new entry.
+//! not a new entry. On a store whose nodes share presence, this is the node's own part: what
+//! it reports to the others (docs/cluster.md §4).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -10,18 +11,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use liveroom_domain::{Account, AppId, DomainError, RoomId};
+pub(crate) use liveroom_store::{Listed, MemberInfo};
+use liveroom_store::{Reported, Roster};
 
 use super::fanout::ConnectionId;
 
 /// Why a member came or went.
 pub(crate) use liveroom_domain::MemberCause as Cause;
-
-/// What the server knows of a member to show others: from its account's profile.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct MemberInfo {
-    pub nick: Option<String>,
-    pub avatar: Option<String>,
-}
 
 struct Online {
     connection: ConnectionId,
@@ -59,13 +55,6 @@ pub(crate) struct Tick {
     pub gone: Vec<((AppId, RoomId), String)>,
 }
 
-/// A member as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Listed {
-    pub account: String,
-    pub info: MemberInfo,
-}
-
 /// Every room's members on this server.
 pub(crate) struct Presence {
     rooms: Mutex<HashMap<(AppId, RoomId), RoomMembers>>,
@@ -80,6 +69,33 @@ fn count(members: Option<&RoomMembers>, robots: &BTreeSet<Account>) -> usize {
         .filter(|r| members.is_none_or(|m| !m.online.contains_key(r.as_str())))
         .count();
     online + absent_robots
+}
+
+/// The room's members as listed, up to `limit` after `after`, and how many there are: the
+/// connected ones of `roster` (a page of them) and the robots, connected or not.
+pub(crate) fn listing(
+    roster: Roster,
+    robots: &BTreeSet<Account>,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<Listed>, usize) {
+    let total = roster.connected + robots.len() - roster.robots_connected.min(robots.len());
+    let after = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = roster.page;
+    // A robot not on the connected page is added; one connected beyond a full page sorts
+    // after all of it and is cut off with the rest.
+    let absent: Vec<Listed> = robots
+        .range::<str, _>((after, Bound::Unbounded))
+        .filter(|r| !page.iter().any(|l| l.account == r.as_str()))
+        .map(|r| Listed {
+            account: r.as_str().to_owned(),
+            info: MemberInfo::default(),
+        })
+        .collect();
+    page.extend(absent);
+    page.sort_unstable_by(|a, b| a.account.cmp(&b.account));
+    page.truncate(limit);
+    (page, total)
 }
 
 impl Presence {
@@ -203,45 +219,55 @@ impl Presence {
         count(self.rooms().get(&(app, room.clone())), robots)
     }
 
-    /// Up to `limit` members in account order after `after` (robots among them), and the
-    /// room's member count.
-    pub fn list(
+    /// Up to `limit` connected members in account order after `after`, how many are
+    /// connected, and how many of `robots` are among them.
+    pub fn roster(
         &self,
         app: AppId,
         room: &RoomId,
         robots: &BTreeSet<Account>,
         after: Option<&str>,
         limit: usize,
-    ) -> (Vec<Listed>, usize) {
+    ) -> Roster {
         let rooms = self.rooms();
-        let members = rooms.get(&(app, room.clone()));
+        let Some(members) = rooms.get(&(app, room.clone())) else {
+            return Roster::default();
+        };
         let after = after.map_or(Bound::Unbounded, Bound::Excluded);
-        // The page comes from the connected members from `after` on, and the (at most three)
-        // robots: nothing before the page is walked.
-        let online = members
-            .into_iter()
-            .flat_map(|m| {
-                m.online
-                    .range::<str, _>((after, Bound::Unbounded))
-                    .take(limit)
-            })
-            .map(|(account, online)| (account.as_str(), Some(&online.info)));
-        let robots_only = robots
+        let page = members
+            .online
             .range::<str, _>((after, Bound::Unbounded))
-            .filter(|r| members.is_none_or(|m| !m.online.contains_key(r.as_str())))
-            .map(|r| (r.as_str(), None));
-        let mut page: Vec<(&str, Option<&MemberInfo>)> = online.chain(robots_only).collect();
-        page.sort_unstable_by_key(|(account, _)| *account);
-        page.truncate(limit);
-        let page = page
-            .into_iter()
-            .map(|(account, info)| Listed {
-                account: account.to_owned(),
-                info: info.cloned().unwrap_or_default(),
+            .take(limit)
+            .map(|(account, online)| Listed {
+                account: account.clone(),
+                info: online.info.clone(),
             })
             .collect();
-        let total = count(members, robots);
-        (page, total)
+        Roster {
+            page,
+            connected: members.online.len(),
+            robots_connected: robots
+                .iter()
+                .filter(|r| members.online.contains_key(r.as_str()))
+                .count(),
+        }
+    }
+
+    /// Every member connected here, as reports: for the other nodes to see them again.
+    pub fn everyone(&self) -> Vec<Reported> {
+        let rooms = self.rooms();
+        let mut all = Vec::new();
+        for ((app, room), members) in rooms.iter() {
+            for (account, online) in &members.online {
+                all.push(Reported::In {
+                    app: *app,
+                    room: room.clone(),
+                    account: account.clone(),
+                    info: online.info.clone(),
+                });
+            }
+        }
+        all
     }
 
     /// The rooms whose member count changed since the last tick, with their members now; and
@@ -353,13 +379,14 @@ mod tests {
         assert!(enter("a", 3).is_ok());
         // The robot itself may connect: it is counted once.
         assert_eq!(enter("bot", 4).unwrap().members, 2);
-        let (page, total) = p.list(1, &room(), &robots, None, 10);
+        let (page, total) = listing(p.roster(1, &room(), &robots, None, 10), &robots, None, 10);
         assert_eq!(total, 2);
         assert_eq!(
             page.iter().map(|l| l.account.as_str()).collect::<Vec<_>>(),
             ["a", "bot"]
         );
-        let (page, _) = p.list(1, &room(), &robots, Some("a"), 10);
+        let roster = p.roster(1, &room(), &robots, Some("a"), 10);
+        let (page, _) = listing(roster, &robots, Some("a"), 10);
         assert_eq!(page.len(), 1);
     }
 

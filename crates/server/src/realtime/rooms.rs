@@ -4,6 +4,7 @@
 //! (`crate::commands`), so they follow the same rules, answer the same codes and reach every
 //! subscriber as events.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use liveroom_domain::ops::{AsManager, DeleteMetadata, IfRevision, SetMetadata};
@@ -12,10 +13,11 @@ use liveroom_domain::{
     ProfileValue, RoomChange, RoomId, RoomState, RoomStats, select_metadata,
 };
 use liveroom_protocol::{ApiError, Command, ErrorCode, Fields, RoomInfoWire};
-use liveroom_store::{Since, Store};
+use liveroom_store::{Reported, Since, Store};
 use serde_json::{Map, Value, json};
 
 use super::frames::{self, Op};
+use super::members;
 use super::messages::{self, Body};
 use super::presence::{Cause, MemberInfo};
 use super::session::{Session, Subscription};
@@ -24,6 +26,29 @@ use crate::gateway::State;
 
 /// Members one `get_members` reply lists.
 const MEMBERS_PER_PAGE: usize = 100;
+
+/// Tells the room's subscribers on every node that `user` came or went (`ev`, `cause`), while
+/// the room has at most `presence_events_max_members` members (docs/protocol.md, "Members and
+/// presence").
+pub(crate) fn announce<S: Store>(
+    state: &State<S>,
+    app: AppId,
+    room: &RoomId,
+    (user, info): (&str, &MemberInfo),
+    (ev, cause): (&str, Cause),
+    members: usize,
+) {
+    if members > state.realtime.config.presence_events_max_members {
+        return;
+    }
+    let d = json!({
+        "user": frames::user(user, info),
+        "cause": cause.as_str(),
+        "members": members,
+    });
+    let ts = state.clock.since_epoch().as_millis() as u64;
+    members::publish_live(state, app, room, frames::live(ev, room, ts, d));
+}
 
 /// What others see of `user`: the nickname and avatar of its account, if it was imported.
 /// A failed lookup shows the user without them rather than failing its entry.
@@ -112,7 +137,7 @@ impl<S: Store> Session<S> {
             Op::Watch => self.enter(&d, false).await,
             Op::Exit => {
                 let room = room_field(&d)?;
-                self.leave(&room, Cause::Leave);
+                self.leave(&room, Cause::Leave).await;
                 Ok(json!({}))
             }
             Op::GetMembers => {
@@ -120,14 +145,15 @@ impl<S: Store> Session<S> {
                 let room = room_field(&d)?;
                 let after = d.string("after")?;
                 let state = existing_room(&self.state, &self.call(), &room).await?;
-                let presence = &self.state.realtime.presence;
-                let (page, members) = presence.list(
+                let (page, members) = members::listing(
+                    &self.state,
                     self.app,
                     &room,
                     &state.people.robots,
                     after.as_deref(),
                     MEMBERS_PER_PAGE,
-                );
+                )
+                .await?;
                 let next = (page.len() == MEMBERS_PER_PAGE)
                     .then(|| page.last().map(|m| m.account.clone()))
                     .flatten();
@@ -306,7 +332,7 @@ impl<S: Store> Session<S> {
             outcome => {
                 // Undone: a new membership (a failed join undid itself), a new subscription.
                 if becomes_member && joined_ok {
-                    self.depart(&room, Cause::Leave);
+                    self.depart(&room, Cause::Leave).await;
                 }
                 if subscribed.is_none() {
                     realtime.hub.leave(self.app, &room, self.id);
@@ -319,9 +345,13 @@ impl<S: Store> Session<S> {
         self.rooms
             .insert(room.clone(), Subscription { position, member });
         if let (Some(reply), Some(state)) = (reply.as_object_mut(), &state) {
-            let members = realtime
-                .presence
-                .count(self.app, &room, &state.people.robots);
+            let members = members::count(&self.state, self.app, &room, &state.people.robots)
+                .await
+                .unwrap_or_else(|_| {
+                    realtime
+                        .presence
+                        .count(self.app, &room, &state.people.robots)
+                });
             reply.insert("members".into(), members.into());
             reply.insert("self".into(), standing(state, &self.user, now_secs));
         }
@@ -329,24 +359,45 @@ impl<S: Store> Session<S> {
     }
 
     /// Makes the user a member of `room`: in presence (the newer connection wins), announced,
-    /// and counted in the room's viewers when it is a new entry.
+    /// and counted in the room's viewers when it is a new entry. With presence shared by the
+    /// nodes, the room's limit counts every node's members, and the others see the member
+    /// before the entry is answered.
     async fn join_members(&self, room: &RoomId, state: &RoomState) -> Result<(), ApiError> {
         let info = member_info(&self.state, self.app, &self.user).await;
         let realtime = &self.state.realtime;
+        let robots = &state.people.robots;
+        let mut max_members = state.room.fields.max_member_count;
+        if self.state.store.shares_presence() && max_members > 0 {
+            let here = realtime.presence.is_member(self.app, room, &self.user)
+                || robots.contains(self.user.as_str());
+            let members = members::count(&self.state, self.app, room, robots).await?;
+            if !here && members >= max_members as usize {
+                return Err(DomainError::RoomFull.into());
+            }
+            max_members = 0;
+        }
         let entered = realtime.presence.enter(
             self.app,
             room,
             &self.user,
             self.id,
             info.clone(),
-            state.room.fields.max_member_count,
-            &state.people.robots,
+            max_members,
+            robots,
             Instant::now(),
         )?;
         if let Some(older) = entered.replaced {
             realtime.hub.replace(self.app, room, older);
         }
-        if entered.cause == Some(Cause::Enter) {
+        let Some(cause) = entered.cause else {
+            return Ok(());
+        };
+        let reported = members::report(&self.state, vec![self.reported_in(room, &info)]).await;
+        if let Err(error) = reported {
+            self.depart_silently(room);
+            return Err(error);
+        }
+        if cause == Cause::Enter {
             let counted = RoomStats {
                 viewers: 1,
                 messages: 0,
@@ -354,45 +405,71 @@ impl<S: Store> Session<S> {
             let outcome = self.state.store.count(self.app, room, counted).await;
             if let Err(error) = outcome {
                 self.depart_silently(room);
+                let _ = members::report(&self.state, vec![self.reported_out(room)]).await;
                 return Err(store_error(error));
             }
         }
-        if let Some(cause) = entered.cause {
-            realtime.recorder.record(self.app, room, &self.user, cause);
-            self.announce(room, "member.enter", &info, cause, entered.members);
-        }
+        realtime.recorder.record(self.app, room, &self.user, cause);
+        let members = self.members_now(room, robots, entered.members).await;
+        self.announce(room, "member.enter", &info, cause, members);
         Ok(())
+    }
+
+    fn reported_in(&self, room: &RoomId, info: &MemberInfo) -> Reported {
+        Reported::In {
+            app: self.app,
+            room: room.clone(),
+            account: self.user.clone(),
+            info: info.clone(),
+        }
+    }
+
+    fn reported_out(&self, room: &RoomId) -> Reported {
+        Reported::Out {
+            app: self.app,
+            room: room.clone(),
+            account: self.user.clone(),
+        }
+    }
+
+    /// The room's member count to announce: every node's when presence is shared (this node's,
+    /// `here`, if they cannot be read).
+    async fn members_now(&self, room: &RoomId, robots: &BTreeSet<Account>, here: usize) -> usize {
+        if !self.state.store.shares_presence() {
+            return here;
+        }
+        members::count(&self.state, self.app, room, robots)
+            .await
+            .unwrap_or(here)
     }
 
     /// Tells the room's subscribers that this connection's member came or went, while the
     /// room is small enough to announce each (docs/protocol.md, "Members and presence").
     fn announce(&self, room: &RoomId, ev: &str, info: &MemberInfo, cause: Cause, members: usize) {
-        let realtime = &self.state.realtime;
-        if members > realtime.config.presence_events_max_members {
-            return;
-        }
-        let d = json!({
-            "user": frames::user(&self.user, info),
-            "cause": cause.as_str(),
-            "members": members,
-        });
-        let ts = self.state.clock.since_epoch().as_millis() as u64;
-        let frame = frames::live(ev, room, ts, d);
-        realtime.hub.publish_live(self.app, room, frame);
+        announce(&self.state, self.app, room, (&self.user, info), (ev, cause), members);
     }
 
     /// Ends the connection's membership of `room`, announcing it with `cause`.
-    pub(super) fn depart(&self, room: &RoomId, cause: Cause) {
+    pub(super) async fn depart(&self, room: &RoomId, cause: Cause) {
         let presence = &self.state.realtime.presence;
         let info = presence.info(self.app, room, &self.user);
         let left = presence.leave(self.app, room, &self.user, self.id, cause, Instant::now());
-        if let Some(members) = left {
-            self.state
-                .realtime
-                .recorder
-                .record(self.app, room, &self.user, cause);
-            self.announce(room, "member.leave", &info, cause, members);
+        let Some(members) = left else {
+            return;
+        };
+        self.state
+            .realtime
+            .recorder
+            .record(self.app, room, &self.user, cause);
+        if let Err(error) = members::report(&self.state, vec![self.reported_out(room)]).await {
+            tracing::warn!(error = %error.info, "a departure not reported to the other nodes");
         }
+        let robots = match self.state.store.room(self.app, room).await {
+            Ok(Some(state)) => state.people.robots.clone(),
+            _ => BTreeSet::new(),
+        };
+        let members = self.members_now(room, &robots, members).await;
+        self.announce(room, "member.leave", &info, cause, members);
     }
 
     /// Undoes an entry that could not be completed: nobody was told of it.
@@ -409,11 +486,11 @@ impl<S: Store> Session<S> {
     }
 
     /// Ends the subscription to `room`, if any, and the membership with it.
-    pub(super) fn leave(&mut self, room: &RoomId, cause: Cause) {
+    pub(super) async fn leave(&mut self, room: &RoomId, cause: Cause) {
         if let Some(subscription) = self.rooms.remove(room)
             && subscription.member
         {
-            self.depart(room, cause);
+            self.depart(room, cause).await;
         }
         self.state.realtime.hub.leave(self.app, room, self.id);
     }

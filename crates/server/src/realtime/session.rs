@@ -122,7 +122,7 @@ pub(crate) async fn run<S: Store>(
             let close = session.serve(&mut stream).await;
             let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
             for room in rooms {
-                session.leave(&room, close.departure());
+                session.leave(&room, close.departure()).await;
             }
             (close, Some((session.app, session.user)))
         }
@@ -418,7 +418,7 @@ impl<S: Store> Session<S> {
                     // Frames over the size limit, broken framing, a reset connection.
                     Some(Err(_)) => Err(Close::TRANSPORT),
                 },
-                Some(delivery) = self.inbox.recv() => self.deliver(delivery),
+                Some(delivery) = self.inbox.recv() => self.deliver(delivery).await,
             };
             if let Err(close) = step {
                 return close;
@@ -467,7 +467,7 @@ impl<S: Store> Session<S> {
     }
 
     /// A room event from the fan-out, passed on if it is the next one of a subscribed room.
-    fn deliver(&mut self, delivery: Delivery) -> Result<(), Close> {
+    async fn deliver(&mut self, delivery: Delivery) -> Result<(), Close> {
         let event = match delivery {
             Delivery::Event(event) => event,
             Delivery::Live(frame) => {
@@ -476,7 +476,7 @@ impl<S: Store> Session<S> {
                 }
                 return self.send(frame.text.clone());
             }
-            Delivery::Reset(room) => return self.reset(&room),
+            Delivery::Reset(room) => return self.reset(&room).await,
             Delivery::Replaced(room) => {
                 // Out of the room without a departure: the user is still in it, elsewhere.
                 if self.rooms.remove(&room).is_none() {
@@ -498,14 +498,14 @@ impl<S: Store> Session<S> {
         }
         if position.incarnation != cursor.incarnation || position.seq != cursor.seq + 1 {
             // Not the next one: something was missed, so the client must catch up.
-            return self.reset(&event.room);
+            return self.reset(&event.room).await;
         }
         *cursor = position;
         self.send(event.text.clone())?;
         match &event.removes {
             Removes::Everyone => self.unsubscribe(&event.room),
             removes if removes.includes(&self.user) => {
-                self.leave(&event.room, Cause::Kicked);
+                self.leave(&event.room, Cause::Kicked).await;
                 self.send(frames::sub_ended(event.room.as_str(), "banned"))?;
             }
             _ => {}
@@ -515,11 +515,11 @@ impl<S: Store> Session<S> {
 
     /// The room's events cannot be continued: the client must enter again, and until it does
     /// its member is away as if its connection had dropped.
-    fn reset(&mut self, room: &RoomId) -> Result<(), Close> {
+    async fn reset(&mut self, room: &RoomId) -> Result<(), Close> {
         if !self.rooms.contains_key(room) {
             return Ok(());
         }
-        self.leave(room, Cause::HeartbeatInterrupt);
+        self.leave(room, Cause::HeartbeatInterrupt).await;
         self.send(frames::sub_reset(room.as_str()))
     }
 }
