@@ -125,6 +125,8 @@ pub struct PostgresSettings {
     pub notify: bool,
     /// How often each node reads the feed for other nodes' commits, notified or not.
     pub poll_ms: u64,
+    /// How long a node that stopped renewing its lease keeps its members in the rooms.
+    pub presence_lease_ms: u64,
 }
 
 impl Default for PostgresSettings {
@@ -138,6 +140,7 @@ impl Default for PostgresSettings {
             statement_timeout_ms: defaults.statement_timeout.as_millis() as u64,
             notify: defaults.notify,
             poll_ms: defaults.poll.as_millis() as u64,
+            presence_lease_ms: defaults.presence_lease.as_millis() as u64,
         }
     }
 }
@@ -431,6 +434,7 @@ impl StorageSettings {
         options.statement_timeout = Duration::from_millis(pg.statement_timeout_ms);
         options.notify = pg.notify;
         options.poll = Duration::from_millis(pg.poll_ms);
+        options.presence_lease = Duration::from_millis(pg.presence_lease_ms);
         options.node = node.to_owned();
         options.retention = self.retention();
         Ok(options)
@@ -533,6 +537,11 @@ impl Settings {
                 "",
             ),
             ("storage.postgres.poll_ms", st.postgres.poll_ms, ""),
+            (
+                "storage.postgres.presence_lease_ms",
+                st.postgres.presence_lease_ms,
+                "",
+            ),
             ("realtime.max_connections", rt.max_connections as u64, ""),
             ("realtime.hello_timeout_secs", rt.hello_timeout_secs, ""),
             ("realtime.ping_interval_secs", rt.ping_interval_secs, ""),

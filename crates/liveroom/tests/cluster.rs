@@ -202,3 +202,109 @@ fn a_node_killed_in_a_loop_loses_nothing() {
         node.stop();
     }
 }
+
+fn ws_url(base: &str) -> String {
+    format!("{}/v1/realtime", base.replacen("http://", "ws://", 1))
+}
+
+fn credentials(user: &str) -> liveroom_client::Credentials {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    liveroom_client::Credentials {
+        sdkappid: APP,
+        userid: user.into(),
+        usersig: liveroom_usersig::generate(APP, common::KEY, user, now, 86_400),
+    }
+}
+
+/// The next live event (presence, counts, messages) of `client`, past room events.
+async fn next_live(client: &mut liveroom_client::Client) -> liveroom_client::Event {
+    loop {
+        let event = tokio::time::timeout(STEP, client.next_event())
+            .await
+            .expect("an event in time")
+            .unwrap();
+        if event.position.is_none() {
+            return event;
+        }
+    }
+}
+
+/// A node SIGKILLed with members connected: once its lease ends (two seconds here) a survivor
+/// sees them out (`member.leave` to the room's other members, gone from the member list), and
+/// a client of the dead node resumes on a survivor from its position.
+#[test]
+fn a_killed_nodes_members_leave_and_its_clients_resume_elsewhere() {
+    use liveroom_client::{Client, Mode};
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = fresh_schema();
+    let configs: Vec<_> = (0..2)
+        .map(|n| node_config(dir.path(), n, &schema, ""))
+        .collect();
+    let survivor = Server::start(serve_command(&configs[0]));
+    let victim = Server::start(serve_command(&configs[1]));
+    let created = survivor.call("create_room", json!({"RoomInfo": {"RoomId": "p"}}));
+    assert_eq!(created["ErrorCode"], 0, "{created}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (survivor_ws, victim_ws) = (ws_url(&survivor.base), ws_url(&victim.base));
+    let (mut alice, bob) = runtime.block_on(async {
+        let mut alice = Client::connect(&survivor_ws, &credentials("alice"))
+            .await
+            .unwrap();
+        alice.enter("p").await.unwrap();
+        let mut bob = Client::connect(&victim_ws, &credentials("bob"))
+            .await
+            .unwrap();
+        assert_eq!(bob.enter("p").await.unwrap().members, 2);
+        loop {
+            let event = next_live(&mut alice).await;
+            if event.ev == "member.enter" && event.d["user"]["id"] == "bob" {
+                break;
+            }
+        }
+        (alice, bob)
+    });
+    let listed = |node: &Server| {
+        let answer = node.call("get_member_list", json!({"RoomId": "p", "Next": "0"}));
+        answer["Response"]["MemberList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Member_Account"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&survivor), ["alice", "bob"]);
+    victim.kill();
+    runtime.block_on(async {
+        loop {
+            let event = next_live(&mut alice).await;
+            if event.ev == "member.leave" {
+                assert_eq!(event.d["user"]["id"], "bob");
+                assert_eq!(event.d["members"], 1);
+                break;
+            }
+        }
+    });
+    assert_eq!(listed(&survivor), ["alice"]);
+    let set = survivor.call(
+        "set_room_metadata",
+        json!({"RoomId": "p", "Metadata": [{"Key": "k", "Value": "after the kill"}]}),
+    );
+    assert_eq!(set["ErrorCode"], 0, "{set}");
+    runtime.block_on(async {
+        let (_bob, entered) = Client::resume(&survivor_ws, &credentials("bob"), &bob)
+            .await
+            .unwrap();
+        let (_, entered) = &entered[0];
+        assert_eq!(entered.mode, Mode::Delta);
+        assert_eq!(entered.events.len(), 1, "the one write it missed");
+    });
+    assert_eq!(listed(&survivor), ["alice", "bob"]);
+    survivor.stop();
+}

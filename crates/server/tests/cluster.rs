@@ -202,7 +202,11 @@ async fn presence_and_messages_cross_nodes(notify: bool) {
     assert_eq!(entered.members, 2, "bob counts alice, on the other node");
     let seen = next_live(&mut alice).await;
     assert_eq!(
-        (seen.ev.as_str(), seen.d["user"]["id"].as_str(), &seen.d["members"]),
+        (
+            seen.ev.as_str(),
+            seen.d["user"]["id"].as_str(),
+            &seen.d["members"]
+        ),
         ("member.enter", Some("bob"), &json!(2))
     );
     for node in &nodes {
@@ -214,7 +218,9 @@ async fn presence_and_messages_cross_nodes(notify: bool) {
     let listed = within(bob.get_members("r", None)).await.unwrap();
     assert_eq!(listed["members"], 2);
 
-    within(bob.send_text("r", "hello from b", None)).await.unwrap();
+    within(bob.send_text("r", "hello from b", None))
+        .await
+        .unwrap();
     nodes[0]
         .ok(
             "send_text_msg",
@@ -241,10 +247,17 @@ async fn presence_and_messages_cross_nodes(notify: bool) {
     within(bob.exit("r")).await.unwrap();
     let left = next_live(&mut alice).await;
     assert_eq!(
-        (left.ev.as_str(), left.d["user"]["id"].as_str(), &left.d["members"]),
+        (
+            left.ev.as_str(),
+            left.d["user"]["id"].as_str(),
+            &left.d["members"]
+        ),
         ("member.leave", Some("bob"), &json!(1))
     );
-    assert_eq!(member_list(&nodes[0], "r").await, (vec!["alice".to_owned()], 1));
+    assert_eq!(
+        member_list(&nodes[0], "r").await,
+        (vec!["alice".to_owned()], 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,5 +305,8 @@ async fn a_stopped_nodes_members_leave() {
             break;
         }
     }
-    assert_eq!(member_list(&nodes[0], "r").await, (vec!["alice".to_owned()], 1));
+    assert_eq!(
+        member_list(&nodes[0], "r").await,
+        (vec!["alice".to_owned()], 1)
+    );
 }

@@ -1985,7 +1985,10 @@ pub mod shared {
     }
 
     async fn listed<S: Store>(store: &S, robots: &BTreeSet<Account>) -> (Vec<String>, Roster) {
-        let roster = store.members(APP, &room(), robots, None, 100).await.unwrap();
+        let roster = store
+            .members(APP, &room(), robots, None, 100)
+            .await
+            .unwrap();
         let accounts = roster.page.iter().map(|l| l.account.clone()).collect();
         (accounts, roster)
     }

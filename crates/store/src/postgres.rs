@@ -1663,7 +1663,9 @@ impl crate::Shared for PostgresStore {
         };
         // Best effort: a full queue (or a closed store) drops the frame.
         if !matches!(enqueue(&self.shared, job), Ok(None)) {
-            tracing::warn!("postgres store: a live frame for other nodes dropped: its queue is full");
+            tracing::warn!(
+                "postgres store: a live frame for other nodes dropped: its queue is full"
+            );
         }
     }
 

@@ -9,14 +9,14 @@ use crate::common::{ADMIN, APP, KEY};
 pub use liveroom_store::conformance::postgres::{fresh_schema, url as postgres_url};
 
 /// Node `node`'s configuration file in `dir`: the test app (no rate limits in the way), on
-/// `schema`, with `extra` appended (an `[apps.webhook]` section, say).
+/// `schema`, a presence lease of two seconds, with `extra` appended (an `[apps.webhook]` section, say).
 pub fn node_config(dir: &Path, node: usize, schema: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("node-{node}.toml"));
     let text = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nnode_id = \"node-{node}\"\n\
          [auth_failure_throttle]\nmax_failures = 0\n\
          [storage]\nbackend = \"postgres\"\n\
-         [storage.postgres]\nurl = {url:?}\nschema = \"{schema}\"\npoll_ms = 200\n\
+         [storage.postgres]\nurl = {url:?}\nschema = \"{schema}\"\npoll_ms = 200\npresence_lease_ms = 2000\n\
          [[apps]]\nsdkappid = {APP}\nsecret_key = \"{KEY}\"\nadmins = [\"{ADMIN}\"]\n\
          [apps.rate_limits]\n\"*\" = 1000000\n{extra}",
         data = dir.join(format!("data-{node}")),

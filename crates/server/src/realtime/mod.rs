@@ -156,7 +156,9 @@ async fn upkeep<S: Store>(state: Arc<State<S>>) {
             }
         }
         for ((app, room), user) in tick.gone {
-            realtime.recorder.record(app, &room, &user, presence::Cause::Leave);
+            realtime
+                .recorder
+                .record(app, &room, &user, presence::Cause::Leave);
         }
         if state.store.shares_presence() {
             sweep(&state).await;
@@ -183,7 +185,10 @@ async fn sweep<S: Store>(state: &State<S>) {
     }
     for (app, room, member) in swept.gone {
         let cause = presence::Cause::Leave;
-        state.realtime.recorder.record(app, &room, &member.account, cause);
+        state
+            .realtime
+            .recorder
+            .record(app, &room, &member.account, cause);
         let robots = robots(state, app, &room).await;
         if let Ok(members) = members::count(state, app, &room, &robots).await {
             let who = (member.account.as_str(), &member.info);

@@ -446,7 +446,14 @@ impl<S: Store> Session<S> {
     /// Tells the room's subscribers that this connection's member came or went, while the
     /// room is small enough to announce each (docs/protocol.md, "Members and presence").
     fn announce(&self, room: &RoomId, ev: &str, info: &MemberInfo, cause: Cause, members: usize) {
-        announce(&self.state, self.app, room, (&self.user, info), (ev, cause), members);
+        announce(
+            &self.state,
+            self.app,
+            room,
+            (&self.user, info),
+            (ev, cause),
+            members,
+        );
     }
 
     /// Ends the connection's membership of `room`, announcing it with `cause`.
