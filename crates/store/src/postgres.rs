@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use liveroom_domain::{
     Account, AppId, DomainError, FeedEntry, FeedItem, IfExists, ListPosition, MemberChange,
@@ -32,7 +33,7 @@ use liveroom_domain::{
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row, Transaction};
+use tokio_postgres::{NoTls, Row};
 
 use crate::codec::{self, Malformed};
 use crate::{
@@ -478,9 +479,9 @@ impl Inner {
         let swept = self
             .transact("sweep", |client| {
                 committed!(client, tx => {
-                    tx.execute(SWEEP_ROOMS, &[&rooms, &SWEEP_LIMIT]).await?;
-                    tx.execute(SWEEP_FEED, &[&0i16, &done, &SWEEP_LIMIT]).await?;
-                    tx.execute(SWEEP_FEED, &[&2i16, &parked, &SWEEP_LIMIT])
+                    tx.execute(&tx.prepare_cached(SWEEP_ROOMS).await?, &[&rooms, &SWEEP_LIMIT]).await?;
+                    tx.execute(&tx.prepare_cached(SWEEP_FEED).await?, &[&0i16, &done, &SWEEP_LIMIT]).await?;
+                    tx.execute(&tx.prepare_cached(SWEEP_FEED).await?, &[&2i16, &parked, &SWEEP_LIMIT])
                         .await?;
                     Ok(())
                 })
@@ -540,13 +541,25 @@ const SELECT_TOMBSTONE: &str = "SELECT incarnation, destroyed_at_ms FROM room_to
 const INSERT_ROOM: &str = "INSERT INTO rooms (app, room_id, room, metadata, people, \
     incarnation, seq, is_public, view_count, create_time) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-const UPDATE_ROOM: &str = "UPDATE rooms SET room = $3, metadata = $4, people = $5, seq = $6, \
-    is_public = $7 WHERE app = $1 AND room_id = $2";
+/// Every room of a batch that stays in its incarnation, saved in one statement.
+const UPDATE_ROOMS: &str = "UPDATE rooms r SET room = u.room, metadata = u.metadata, \
+    people = u.people, seq = u.seq, is_public = u.is_public \
+    FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], \
+    $7::BOOLEAN[]) AS u(app, room_id, room, metadata, people, seq, is_public) \
+    WHERE r.app = u.app AND r.room_id = u.room_id COLLATE \"C\"";
+/// The live rooms of a batch, locked in key order (so that batches of several nodes cannot
+/// deadlock): the state's columns, then the key.
+const LOCK_ROOMS: &str = "SELECT r.room, r.metadata, r.people, r.incarnation, r.seq, \
+    r.view_count, r.app, r.room_id FROM rooms r \
+    JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k(app, room_id) \
+    ON r.app = k.app AND r.room_id = k.room_id COLLATE \"C\" \
+    ORDER BY r.app, r.room_id FOR UPDATE OF r";
 const DELETE_ROOM: &str = "DELETE FROM rooms WHERE app = $1 AND room_id = $2";
 const UPSERT_TOMBSTONE: &str = "INSERT INTO room_tombstones VALUES ($1, $2, $3, $4) \
     ON CONFLICT (app, room_id) DO UPDATE SET incarnation = $3, destroyed_at_ms = $4";
-const INSERT_EVENTS: &str = "INSERT INTO room_events SELECT $1, $2, * \
-    FROM UNNEST($3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])";
+/// Every event of a batch, in one statement.
+const INSERT_EVENTS: &str = "INSERT INTO room_events SELECT * FROM UNNEST($1::BIGINT[], \
+    $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])";
 /// Events of the incarnation beyond the newest ones retention keeps.
 const PRUNE_EVENTS: &str = "DELETE FROM room_events \
     WHERE app = $1 AND room_id = $2 AND incarnation = $3 AND seq <= $4";
@@ -643,28 +656,33 @@ async fn apply_batch(
     inner: &Inner,
     jobs: &[WriteJob],
 ) -> Result<Vec<StoreResult<Committed>>, Failure> {
-    // Locked in one order, so that batches of several nodes cannot deadlock on their rooms.
     let keys: BTreeSet<(AppId, &RoomId)> =
         jobs.iter().map(|j| (j.app, j.operation.room())).collect();
-    let select = select_state(" FOR UPDATE");
+    let (apps, ids): (Vec<i64>, Vec<&str>) = keys
+        .iter()
+        .map(|(app, id)| (i64::from(*app), id.as_str()))
+        .unzip();
+    let mut live: HashMap<(i64, String), RoomState> = HashMap::with_capacity(keys.len());
+    for row in tx
+        .query(&tx.prepare_cached(LOCK_ROOMS).await?, &[&apps, &ids])
+        .await?
+    {
+        live.insert((row.get(6), row.get(7)), state_of(&row)?);
+    }
+    // Rooms that do not exist (to be created, mostly): their tombstones, if any.
+    let tombstone = tx.prepare_cached(SELECT_TOMBSTONE).await?;
     let read = keys.iter().map(|(app, id)| {
-        let select = &select;
+        let live = live.remove(&(i64::from(*app), id.as_str().to_owned()));
+        let tombstone = &tombstone;
         async move {
             let app64 = i64::from(*app);
             let key: [&(dyn ToSql + Sync); 2] = [&app64, &id.as_str()];
-            let live = match tx.query_opt(select, &key).await? {
-                Some(row) => Some(state_of(&row)?),
-                None => None,
-            };
             let tombstone = match &live {
                 Some(_) => None,
-                None => tx
-                    .query_opt(SELECT_TOMBSTONE, &key)
-                    .await?
-                    .map(|row| Tombstone {
-                        incarnation: unsigned(row.get(0)),
-                        destroyed_at_ms: unsigned(row.get(1)),
-                    }),
+                None => tx.query_opt(tombstone, &key).await?.map(|row| Tombstone {
+                    incarnation: unsigned(row.get(0)),
+                    destroyed_at_ms: unsigned(row.get(1)),
+                }),
             };
             let work = RoomWork {
                 was: live.as_ref().map(|l| l.position.incarnation),
@@ -726,54 +744,124 @@ async fn apply_batch(
         }));
     }
 
-    let saves = rooms
-        .iter()
-        .filter(|(_, work)| !work.events.is_empty())
-        .map(|((app, id), work)| save(tx, *app, id, work, &inner.retention));
-    futures_util::future::try_join_all(saves).await?;
+    save_rooms(tx, &rooms, &inner.retention).await?;
     for (app, entries) in feed {
         append_feed(tx, inner, app, entries).await?;
     }
     Ok(outcomes)
 }
 
-/// Writes what a batch did to one room (now as `work.slot` holds it) and appends its events
-/// to the room's log.
-async fn save(
+/// Whether a batch left the room in the incarnation it found it in (only its row changes).
+fn stays(work: &RoomWork) -> bool {
+    matches!((&work.slot.live, work.was), (Some(now), Some(was)) if was == now.position.incarnation)
+}
+
+/// Writes what a batch did to its rooms (as each `work.slot` now holds it) and appends their
+/// events to their logs: the rooms that stay in their incarnation in one statement, every
+/// event in one, so that a batch costs the database a few statements however many rooms it
+/// touched.
+async fn save_rooms(
     tx: &Transaction<'_>,
-    app: AppId,
-    id: &RoomId,
-    work: &RoomWork,
+    rooms: &BTreeMap<(AppId, &RoomId), RoomWork>,
     retention: &Retention,
 ) -> Result<(), Failure> {
-    let (Some(first), Some(last)) = (work.events.first(), work.events.last()) else {
-        return Ok(());
-    };
-    let app = i64::from(app);
-    let room_id = id.as_str();
-    match (&work.slot.live, work.was) {
-        (Some(now), Some(was)) if was == now.position.incarnation => {
-            tx.execute(
-                UPDATE_ROOM,
-                &[
-                    &app,
-                    &room_id,
-                    &codec::encode_room_text(&now.room),
-                    &codec::encode_metadata(&now.metadata),
-                    &people_text(&now.people),
-                    &big(now.position.seq),
-                    &now.room.fields.is_public_visible,
-                ],
-            )
-            .await?;
+    let changed: Vec<_> = rooms
+        .iter()
+        .filter(|(_, work)| !work.events.is_empty())
+        .collect();
+    let structural = changed
+        .iter()
+        .filter(|(_, work)| !stays(work))
+        .map(|((app, id), work)| save_structure(tx, i64::from(*app), id.as_str(), work));
+    futures_util::future::try_join_all(structural).await?;
+
+    let (mut apps, mut ids, mut texts, mut metadata, mut people, mut seqs, mut public) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for ((app, id), work) in changed.iter().filter(|(_, work)| stays(work)) {
+        let Some(now) = &work.slot.live else { continue };
+        apps.push(i64::from(*app));
+        ids.push(id.as_str());
+        texts.push(codec::encode_room_text(&now.room));
+        metadata.push(codec::encode_metadata(&now.metadata));
+        people.push(people_text(&now.people));
+        seqs.push(big(now.position.seq));
+        public.push(now.room.fields.is_public_visible);
+    }
+    if !apps.is_empty() {
+        let update = tx.prepare_cached(UPDATE_ROOMS).await?;
+        tx.execute(
+            &update,
+            &[&apps, &ids, &texts, &metadata, &people, &seqs, &public],
+        )
+        .await?;
+    }
+
+    let (mut apps, mut ids, mut incarnations, mut seqs, mut times, mut changes) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for ((app, id), work) in &changed {
+        for event in &work.events {
+            apps.push(i64::from(*app));
+            ids.push(id.as_str());
+            incarnations.push(big(event.position.incarnation));
+            seqs.push(big(event.position.seq));
+            times.push(big(event.at_ms));
+            changes.push(codec::encode(&event.change));
         }
-        (Some(now), was) => {
-            if was.is_some() {
-                tx.execute(DELETE_ROOM, &[&app, &room_id]).await?;
+    }
+    let insert = tx.prepare_cached(INSERT_EVENTS).await?;
+    tx.execute(
+        &insert,
+        &[&apps, &ids, &incarnations, &seqs, &times, &changes],
+    )
+    .await?;
+
+    let prune = tx.prepare_cached(PRUNE_EVENTS).await?;
+    let prunes = changed.iter().filter_map(|((app, id), work)| {
+        let (first, last) = (work.events.first()?, work.events.last()?);
+        let beyond = last.position.seq.checked_sub(retention.events_per_room)?;
+        (beyond > 0 && first.position.incarnation == last.position.incarnation).then(|| {
+            let (app, prune) = (i64::from(*app), &prune);
+            let incarnation = big(last.position.incarnation);
+            async move {
+                tx.execute(prune, &[&app, &id.as_str(), &incarnation, &big(beyond)])
+                    .await
             }
+        })
+    });
+    futures_util::future::try_join_all(prunes).await?;
+    Ok(())
+}
+
+/// A room the batch created, created again or destroyed: its row replaced or removed (and its
+/// tombstone written), the events of its earlier incarnations dropped.
+async fn save_structure(
+    tx: &Transaction<'_>,
+    app: i64,
+    room_id: &str,
+    work: &RoomWork,
+) -> Result<(), Failure> {
+    if work.was.is_some() {
+        tx.execute(&tx.prepare_cached(DELETE_ROOM).await?, &[&app, &room_id])
+            .await?;
+    }
+    match &work.slot.live {
+        Some(now) => {
             let room = &now.room;
             tx.execute(
-                INSERT_ROOM,
+                &tx.prepare_cached(INSERT_ROOM).await?,
                 &[
                     &app,
                     &room_id,
@@ -789,42 +877,21 @@ async fn save(
             )
             .await?;
             let incarnation = big(now.position.incarnation);
-            tx.execute(DROP_EARLIER_EVENTS, &[&app, &room_id, &incarnation])
-                .await?;
+            tx.execute(
+                &tx.prepare_cached(DROP_EARLIER_EVENTS).await?,
+                &[&app, &room_id, &incarnation],
+            )
+            .await?;
         }
-        (None, was) => {
-            if was.is_some() {
-                tx.execute(DELETE_ROOM, &[&app, &room_id]).await?;
-            }
+        None => {
             if let Some(t) = work.slot.tombstone {
                 tx.execute(
-                    UPSERT_TOMBSTONE,
+                    &tx.prepare_cached(UPSERT_TOMBSTONE).await?,
                     &[&app, &room_id, &big(t.incarnation), &big(t.destroyed_at_ms)],
                 )
                 .await?;
             }
         }
-    }
-    let (mut incarnations, mut seqs, mut times, mut changes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for event in &work.events {
-        incarnations.push(big(event.position.incarnation));
-        seqs.push(big(event.position.seq));
-        times.push(big(event.at_ms));
-        changes.push(codec::encode(&event.change));
-    }
-    tx.execute(
-        INSERT_EVENTS,
-        &[&app, &room_id, &incarnations, &seqs, &times, &changes],
-    )
-    .await?;
-    if let Some(beyond) = last.position.seq.checked_sub(retention.events_per_room)
-        && beyond > 0
-        && first.position.incarnation == last.position.incarnation
-    {
-        let incarnation = big(last.position.incarnation);
-        tx.execute(PRUNE_EVENTS, &[&app, &room_id, &incarnation, &big(beyond)])
-            .await?;
     }
     Ok(())
 }
@@ -834,7 +901,10 @@ async fn import_chunk(tx: &Transaction<'_>, app: AppId, rooms: &[Saved]) -> Resu
         let (room, metadata) = (&saved.room, &saved.metadata);
         crate::check_imported_metadata(metadata)?;
         let key: [&(dyn ToSql + Sync); 2] = [&i64::from(app), &room.id.as_str()];
-        if let Some(row) = tx.query_opt(&select_state(""), &key).await? {
+        if let Some(row) = tx
+            .query_opt(&tx.prepare_cached(&select_state("")).await?, &key)
+            .await?
+        {
             let existing = state_of(&row)?;
             return Err(DomainError::RoomExists {
                 same_owner: existing.room.owner == room.owner,
@@ -843,7 +913,7 @@ async fn import_chunk(tx: &Transaction<'_>, app: AppId, rooms: &[Saved]) -> Resu
         }
         let position = crate::imported_position(room);
         tx.execute(
-            INSERT_ROOM,
+            &tx.prepare_cached(INSERT_ROOM).await?,
             &[
                 &i64::from(app),
                 &room.id.as_str(),
@@ -860,7 +930,7 @@ async fn import_chunk(tx: &Transaction<'_>, app: AppId, rooms: &[Saved]) -> Resu
         .await?;
         if saved.messages > 0 {
             tx.execute(
-                COUNT,
+                &tx.prepare_cached(COUNT).await?,
                 &[
                     &i64::from(app),
                     &room.id.as_str(),
@@ -959,7 +1029,10 @@ async fn append_feed(
     }
     let app64 = i64::from(app);
     let count = entries.len() as i64;
-    let last: i64 = tx.query_one(NEXT_SEQS, &[&app64, &count]).await?.get(0);
+    let last: i64 = tx
+        .query_one(&tx.prepare_cached(NEXT_SEQS).await?, &[&app64, &count])
+        .await?
+        .get(0);
     let mut columns = FeedColumns::default();
     let mut queued: HashMap<&str, (i64, i64)> = HashMap::new();
     for (seq, entry) in (last - count + 1..).zip(&entries) {
@@ -978,7 +1051,7 @@ async fn append_feed(
         }
     }
     tx.execute(
-        INSERT_ENTRIES,
+        &tx.prepare_cached(INSERT_ENTRIES).await?,
         &[
             &app64,
             &columns.seqs,
@@ -993,12 +1066,18 @@ async fn append_feed(
         let mut rooms: Vec<&str> = queued.keys().copied().collect();
         rooms.sort_unstable();
         let (seqs, times): (Vec<i64>, Vec<i64>) = rooms.iter().map(|r| queued[r]).unzip();
-        tx.execute(QUEUE_ROOMS, &[&app64, &rooms, &seqs, &times])
-            .await?;
+        tx.execute(
+            &tx.prepare_cached(QUEUE_ROOMS).await?,
+            &[&app64, &rooms, &seqs, &times],
+        )
+        .await?;
     }
     if inner.notify {
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &app.to_string()])
-            .await?;
+        tx.execute(
+            &tx.prepare_cached("SELECT pg_notify($1, $2)").await?,
+            &[&CHANNEL, &app.to_string()],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -1019,27 +1098,54 @@ async fn settle_one(
     seq: i64,
     outcome: &Outcome,
 ) -> Result<(), Failure> {
-    let Some(row) = tx.query_opt(HEAD_ROOM, &[&app, &seq]).await? else {
+    let Some(row) = tx
+        .query_opt(&tx.prepare_cached(HEAD_ROOM).await?, &[&app, &seq])
+        .await?
+    else {
         return Ok(());
     };
     let room: String = row.get(0);
     let (state, error) = match outcome {
         Outcome::Retry { at_ms, error } => {
-            tx.execute(SET_STATE, &[&app, &seq, &WAITING, error])
-                .await?;
-            tx.execute(RETRY_AT, &[&app, &room, &big(*at_ms)]).await?;
+            tx.execute(
+                &tx.prepare_cached(SET_STATE).await?,
+                &[&app, &seq, &WAITING, error],
+            )
+            .await?;
+            tx.execute(
+                &tx.prepare_cached(RETRY_AT).await?,
+                &[&app, &room, &big(*at_ms)],
+            )
+            .await?;
             return Ok(());
         }
         Outcome::Delivered => (DONE, ""),
         Outcome::Park { error } => (PARKED, error.as_str()),
     };
-    tx.execute(SET_STATE, &[&app, &seq, &state, &error]).await?;
-    match tx.query_opt(NEXT_WAITING, &[&app, &room, &seq]).await? {
+    tx.execute(
+        &tx.prepare_cached(SET_STATE).await?,
+        &[&app, &seq, &state, &error],
+    )
+    .await?;
+    match tx
+        .query_opt(
+            &tx.prepare_cached(NEXT_WAITING).await?,
+            &[&app, &room, &seq],
+        )
+        .await?
+    {
         Some(next) => {
             let (next, at_ms): (i64, i64) = (next.get(0), next.get(1));
-            tx.execute(MOVE_HEAD, &[&app, &room, &next, &at_ms]).await?
+            tx.execute(
+                &tx.prepare_cached(MOVE_HEAD).await?,
+                &[&app, &room, &next, &at_ms],
+            )
+            .await?
         }
-        None => tx.execute(DROP_HEAD, &[&app, &room]).await?,
+        None => {
+            tx.execute(&tx.prepare_cached(DROP_HEAD).await?, &[&app, &room])
+                .await?
+        }
     };
     Ok(())
 }
@@ -1058,7 +1164,7 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
                     for job in jobs {
                         let app = i64::from(job.app);
                         let exists = tx
-                            .query_opt(SELECT_HEAD, &[&app, &job.room.as_str()])
+                            .query_opt(&tx.prepare_cached(SELECT_HEAD).await?, &[&app, &job.room.as_str()])
                             .await?
                             .is_some();
                         if exists {
@@ -1132,7 +1238,10 @@ impl RoomStore for PostgresStore {
         self.inner
             .read("read", |client| async move {
                 let row = client
-                    .query_opt(&sql, &[&i64::from(app), &room.as_str()])
+                    .query_opt(
+                        &client.prepare_cached(&sql).await?,
+                        &[&i64::from(app), &room.as_str()],
+                    )
                     .await?;
                 match row {
                     Some(row) => Ok(Some(Arc::new(state_of(&row)?))),
@@ -1150,7 +1259,7 @@ impl RoomStore for PostgresStore {
                 committed!(client, tx => {
                     let found = tx
                         .execute(
-                            COUNT,
+                            &tx.prepare_cached(COUNT).await?,
                             &[&i64::from(app), &room.as_str(), &params.0, &params.1],
                         )
                         .await?;
@@ -1167,7 +1276,10 @@ impl RoomStore for PostgresStore {
         self.inner
             .read("read", |client| async move {
                 let row = client
-                    .query_opt(SELECT_STATS, &[&i64::from(app), &room.as_str()])
+                    .query_opt(
+                        &client.prepare_cached(SELECT_STATS).await?,
+                        &[&i64::from(app), &room.as_str()],
+                    )
                     .await?;
                 Ok(row.map(|row| RoomStats {
                     viewers: unsigned(row.get(0)),
@@ -1188,12 +1300,19 @@ impl RoomStore for PostgresStore {
             .read("list", |client| async move {
                 let app = i64::from(app);
                 let rows = match &after {
-                    None => client.query(LIST_FIRST, &[&app, &limit]).await?,
+                    None => {
+                        client
+                            .query(&client.prepare_cached(LIST_FIRST).await?, &[&app, &limit])
+                            .await?
+                    }
                     Some(p) => {
                         let (views, created) = (big(p.view_count), big(p.create_time));
                         let id = p.room_id.as_str();
                         client
-                            .query(LIST_AFTER, &[&app, &views, &created, &id, &limit])
+                            .query(
+                                &client.prepare_cached(LIST_AFTER).await?,
+                                &[&app, &views, &created, &id, &limit],
+                            )
                             .await?
                     }
                 };
@@ -1231,7 +1350,7 @@ impl EventLog for PostgresStore {
             let app = i64::from(app);
             let rows = tx
                 .query(
-                    SELECT_EVENTS,
+                    &tx.prepare_cached(SELECT_EVENTS).await?,
                     &[
                         &app,
                         &room.as_str(),
@@ -1242,7 +1361,10 @@ impl EventLog for PostgresStore {
                 )
                 .await?;
             let head = tx
-                .query_opt(SELECT_HEAD, &[&app, &room.as_str()])
+                .query_opt(
+                    &tx.prepare_cached(SELECT_HEAD).await?,
+                    &[&app, &room.as_str()],
+                )
                 .await?
                 .map(|row| Position {
                     incarnation: unsigned(row.get(0)),
@@ -1324,7 +1446,7 @@ impl AccountStore for PostgresStore {
                 let names: Vec<&str> = accounts.iter().map(Account::as_str).collect();
                 let rows = client
                     .query(
-                        "SELECT user_id, profile FROM accounts WHERE app = $1 AND user_id = ANY($2)",
+                        &client.prepare_cached(SELECT_PROFILES).await?,
                         &[&i64::from(app), &names],
                     )
                     .await?;
@@ -1409,7 +1531,9 @@ impl Feed for PostgresStore {
                             "SELECT {ENTRY_COLUMNS} FROM feed WHERE app = $1 AND seq > $2 \
                              ORDER BY seq LIMIT $3"
                         );
-                        client.query(&sql, &[&app, &after, &limit]).await?
+                        client
+                            .query(&client.prepare_cached(&sql).await?, &[&app, &after, &limit])
+                            .await?
                     }
                     Some(room) => {
                         let sql = format!(
@@ -1417,7 +1541,10 @@ impl Feed for PostgresStore {
                              AND seq > $2 ORDER BY seq LIMIT $3"
                         );
                         client
-                            .query(&sql, &[&app, &after, &limit, &room.as_str()])
+                            .query(
+                                &client.prepare_cached(&sql).await?,
+                                &[&app, &after, &limit, &room.as_str()],
+                            )
                             .await?
                     }
                 };
@@ -1440,7 +1567,7 @@ impl Outbox for PostgresStore {
                     tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
                     let rows = tx
                         .query(
-                            DUE,
+                            &tx.prepare_cached(DUE).await?,
                             &[&i64::from(app), &big(now_ms), &inner.node, &limit, &until],
                         )
                         .await?;
@@ -1484,7 +1611,10 @@ impl Outbox for PostgresStore {
                      AND seq > $2 ORDER BY seq LIMIT $3"
                 );
                 let rows = client
-                    .query(&sql, &[&i64::from(app), &big(after), &limit])
+                    .query(
+                        &client.prepare_cached(&sql).await?,
+                        &[&i64::from(app), &big(after), &limit],
+                    )
                     .await?;
                 rows.iter()
                     .map(|row| {
@@ -1507,13 +1637,13 @@ impl Outbox for PostgresStore {
                 committed!(client, tx => {
                     let app = i64::from(app);
                     let rows = match seqs {
-                        None => tx.query(ALL_PARKED, &[&app]).await?,
-                        Some(seqs) => tx.query(SOME_PARKED, &[&app, seqs]).await?,
+                        None => tx.query(&tx.prepare_cached(ALL_PARKED).await?, &[&app]).await?,
+                        Some(seqs) => tx.query(&tx.prepare_cached(SOME_PARKED).await?, &[&app, seqs]).await?,
                     };
                     for row in &rows {
                         let (seq, room): (i64, &str) = (row.get(0), row.get(1));
-                        tx.execute(SET_STATE, &[&app, &seq, &WAITING, &""]).await?;
-                        tx.execute(REQUEUE, &[&app, &room, &seq]).await?;
+                        tx.execute(&tx.prepare_cached(SET_STATE).await?, &[&app, &seq, &WAITING, &""]).await?;
+                        tx.execute(&tx.prepare_cached(REQUEUE).await?, &[&app, &room, &seq]).await?;
                     }
                     Ok(rows.len() as u64)
                 })
@@ -1524,7 +1654,9 @@ impl Outbox for PostgresStore {
     async fn backlog(&self, app: AppId) -> StoreResult<Backlog> {
         self.inner
             .read("read", |client| async move {
-                let row = client.query_one(BACKLOG, &[&i64::from(app)]).await?;
+                let row = client
+                    .query_one(&client.prepare_cached(BACKLOG).await?, &[&i64::from(app)])
+                    .await?;
                 Ok(Backlog {
                     pending: unsigned(row.get(0)),
                     parked: unsigned(row.get(1)),
@@ -1535,6 +1667,8 @@ impl Outbox for PostgresStore {
     }
 }
 
+const SELECT_PROFILES: &str =
+    "SELECT user_id, profile FROM accounts WHERE app = $1 AND user_id = ANY($2)";
 const APPS: &str = "SELECT app FROM rooms UNION SELECT app FROM accounts ORDER BY app";
 const SAVED_ROOMS: &str = "SELECT room, metadata, people, incarnation, seq, view_count, messages \
     FROM rooms WHERE app = $1 AND room_id > $2 ORDER BY room_id LIMIT $3";
@@ -1553,7 +1687,9 @@ impl Backup for PostgresStore {
     async fn apps(&self) -> StoreResult<Vec<AppId>> {
         self.inner
             .read("read", |client| async move {
-                let rows = client.query(APPS, &[]).await?;
+                let rows = client
+                    .query(&client.prepare_cached(APPS).await?, &[])
+                    .await?;
                 Ok(rows
                     .iter()
                     .filter_map(|row| AppId::try_from(row.get::<_, i64>(0)).ok())
@@ -1573,7 +1709,10 @@ impl Backup for PostgresStore {
         self.inner
             .read("read", |client| async move {
                 let rows = client
-                    .query(SAVED_ROOMS, &[&i64::from(app), &after, &limit])
+                    .query(
+                        &client.prepare_cached(SAVED_ROOMS).await?,
+                        &[&i64::from(app), &after, &limit],
+                    )
                     .await?;
                 rows.iter()
                     .map(|row| {
@@ -1601,7 +1740,10 @@ impl Backup for PostgresStore {
         self.inner
             .read("read", |client| async move {
                 let rows = client
-                    .query(SAVED_ACCOUNTS, &[&i64::from(app), &after, &limit])
+                    .query(
+                        &client.prepare_cached(SAVED_ACCOUNTS).await?,
+                        &[&i64::from(app), &after, &limit],
+                    )
                     .await?;
                 rows.iter()
                     .map(|row| {

@@ -119,7 +119,7 @@ pub(super) async fn write(inner: Arc<Inner>, mut queue: mpsc::Receiver<Job>) {
 }
 
 async fn apply(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     inner: &Inner,
     jobs: &[Job],
     first_seq: i64,
@@ -149,18 +149,22 @@ async fn apply(
                                 &info.nick,
                                 &info.avatar,
                             ];
-                            tx.execute(UPSERT_MEMBER, &params).await?;
+                            tx.execute(&tx.prepare_cached(UPSERT_MEMBER).await?, &params)
+                                .await?;
                         }
                         Reported::Out { app, room, account } => {
                             tx.execute(
-                                DELETE_MEMBER,
+                                &tx.prepare_cached(DELETE_MEMBER).await?,
                                 &[&i64::from(*app), &room.as_str(), account, &key],
                             )
                             .await?;
                         }
                         Reported::Cleared { app, room } => {
-                            tx.execute(CLEAR_ROOM, &[&i64::from(*app), &room.as_str()])
-                                .await?;
+                            tx.execute(
+                                &tx.prepare_cached(CLEAR_ROOM).await?,
+                                &[&i64::from(*app), &room.as_str()],
+                            )
+                            .await?;
                         }
                     }
                 }
@@ -180,8 +184,11 @@ async fn apply(
         }
     }
     if !seqs.is_empty() {
-        tx.execute(INSERT_FRAMES, &[&key, &seqs, &at, &apps, &rooms, &texts])
-            .await?;
+        tx.execute(
+            &tx.prepare_cached(INSERT_FRAMES).await?,
+            &[&key, &seqs, &at, &apps, &rooms, &texts],
+        )
+        .await?;
         if inner.notify {
             tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
         }
@@ -200,9 +207,9 @@ pub(super) async fn sweep(inner: &Inner, now: Duration) -> StoreResult<Swept> {
         .transact("sweeping members", |client| {
             committed!(client, tx => {
                 tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-                let rejoined: bool = tx.query_one(REGISTER, &[&key, &node, &until]).await?.get(0);
-                let rows = tx.query(SWEEP_NODES, &[&now_ms]).await?;
-                tx.execute(PRUNE_FRAMES, &[&kept]).await?;
+                let rejoined: bool = tx.query_one(&tx.prepare_cached(REGISTER).await?, &[&key, &node, &until]).await?.get(0);
+                let rows = tx.query(&tx.prepare_cached(SWEEP_NODES).await?, &[&now_ms]).await?;
+                tx.execute(&tx.prepare_cached(PRUNE_FRAMES).await?, &[&kept]).await?;
                 let mut gone = Vec::with_capacity(rows.len());
                 for row in rows {
                     let (Ok(app), Ok(room)) = (
@@ -275,8 +282,8 @@ pub(super) async fn members(
                 [&app, &room, &robots];
             // One round trip: the two statements are pipelined.
             let (page, counts) = futures_util::future::try_join(
-                client.query(MEMBER_PAGE, &page_params),
-                client.query_one(MEMBER_COUNTS, &count_params),
+                client.query(&client.prepare_cached(MEMBER_PAGE).await?, &page_params),
+                client.query_one(&client.prepare_cached(MEMBER_COUNTS).await?, &count_params),
             )
             .await?;
             Ok(Roster {
