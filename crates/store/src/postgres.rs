@@ -607,48 +607,81 @@ struct RoomWork {
 }
 
 /// Group commit (docs/cluster.md §3): the node's writer task takes the writes queued, up to
-/// [`MAX_BATCH`], and commits them in one transaction. One task, not several: every batch of
-/// an app ends holding the app's feed row through its COMMIT, so parallel batches would only
-/// queue for that row with fewer writes each (measured: three nodes wrote 1,436/s with four
-/// writer tasks each, about 1,900/s with one). The batch locks its rooms in order with
-/// one pipelined round of `SELECT … FOR UPDATE`, lets each write decide in turn on its room's
-/// slot in memory, then saves each room once, its events, and the batch's feed entries. A write
-/// a rule refuses is answered so and changes nothing; any database failure fails the batch,
-/// which is tried again whole when it lost a race.
+/// [`MAX_BATCH`], and commits them in one transaction. The batch locks its rooms in key order
+/// with one `SELECT … FOR UPDATE`, lets each write decide in turn on its room's slot in
+/// memory, then saves its rooms, their events and the batch's feed entries in a few
+/// statements. A write a rule refuses is answered so and changes nothing; any database failure
+/// fails the batch, which is tried again whole when it lost a race.
+///
+/// Two batches overlap, no more: the next is gathered and started once the one before reached
+/// its COMMIT, so that its statements run while the other waits for the disk. It cannot get
+/// ahead: a room of both, and the app's feed row, stay locked until the first commits
+/// (BENCHMARKS.md: about 10 % more writes per second on one node). More would only queue for
+/// the feed row.
 async fn write_batches(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteJob>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut previous: Option<tokio::task::JoinHandle<()>> = None;
     loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
         if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
+            break;
         }
-        let jobs = &batch;
-        let outcome = inner
-            .transact("write", |client| {
-                let inner = &*inner;
-                committed!(client, tx => { apply_batch(&tx, inner, jobs).await })
-            })
-            .await;
-        let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
-        match outcome {
-            Ok(outcomes) => {
-                if outcomes
-                    .iter()
-                    .any(|o| o.as_ref().is_ok_and(|c| !c.events.is_empty()))
-                {
-                    inner.committed.notify_one();
-                }
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(outcome);
-                }
-            }
-            Err(error) => {
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-            }
+        let committing = Arc::new(Notify::new());
+        let mut current = tokio::spawn(commit_batch(
+            Arc::clone(&inner),
+            batch,
+            Arc::clone(&committing),
+        ));
+        if let Some(previous) = previous.take() {
+            let _ = previous.await;
         }
-        inner.sweep(now).await;
+        // Gather the next batch when this one is committing, or over.
+        tokio::select! {
+            () = committing.notified() => previous = Some(current),
+            _ = &mut current => {}
+        }
     }
+    if let Some(previous) = previous {
+        let _ = previous.await;
+    }
+}
+
+/// Commits one batch (telling `committing` when its COMMIT is sent), answers its writes, and
+/// sweeps when a sweep is due.
+async fn commit_batch(inner: Arc<Inner>, batch: Vec<WriteJob>, committing: Arc<Notify>) {
+    let jobs = &batch;
+    let outcome = inner
+        .transact("write", |client| {
+            let (inner, committing) = (&*inner, &committing);
+            async move {
+                let mut client = client;
+                let tx = client.transaction().await?;
+                let outcomes = apply_batch(&tx, inner, jobs).await?;
+                committing.notify_one();
+                tx.commit().await?;
+                Ok::<_, Failure>(outcomes)
+            }
+        })
+        .await;
+    let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
+    match outcome {
+        Ok(outcomes) => {
+            if outcomes
+                .iter()
+                .any(|o| o.as_ref().is_ok_and(|c| !c.events.is_empty()))
+            {
+                inner.committed.notify_one();
+            }
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.reply.send(outcome);
+            }
+        }
+        Err(error) => {
+            for job in batch {
+                let _ = job.reply.send(Err(error.clone()));
+            }
+        }
+    }
+    inner.sweep(now).await;
 }
 
 async fn apply_batch(
