@@ -1,6 +1,7 @@
 //! Three `liveroom serve` nodes on one PostgreSQL schema (docs/cluster.md), driven through all
 //! three at once while one of them is SIGKILLed and restarted, round after round: every
-//! acknowledged write is there on every node, nothing is half applied, and the app's webhook
+//! acknowledged write is there on every node, nothing is half applied, the dead node's member
+//! leaves the room once its lease ends and resumes on a survivor, and the app's webhook
 //! (configured on every node) delivers every acknowledged write, in order per room, each entry
 //! sent by one node at a time, though the node that was sending it died.
 
@@ -130,10 +131,36 @@ fn a_node_killed_in_a_loop_loses_nothing() {
         wait_until("writes before the kill", || {
             acked() >= before + WRITES_PER_PHASE
         });
+        // A member of the victim, in a room the writers write to.
+        let user = format!("m-{round}");
+        let victim_ws = ws_url(&nodes[victim].as_ref().unwrap().base);
+        let member = runtime.block_on(async {
+            let mut member = liveroom_client::Client::connect(&victim_ws, &credentials(&user))
+                .await
+                .unwrap();
+            member.enter("c-0").await.unwrap();
+            member
+        });
         nodes[victim].take().unwrap().kill();
         let before = acked();
         wait_until("writes through the survivors", || {
             acked() >= before + WRITES_PER_PHASE
+        });
+        // The dead node's member leaves once its lease ends, and resumes on a survivor.
+        let survivor = nodes[(victim + 1) % NODES].as_ref().unwrap();
+        wait_until("the dead node's member gone", || {
+            let answer = survivor.call("get_member_list", json!({"RoomId": "c-0", "Next": "0"}));
+            !answer.to_string().contains(&format!("\"{user}\""))
+        });
+        runtime.block_on(async {
+            let (_, entered) = liveroom_client::Client::resume(
+                &ws_url(&survivor.base),
+                &credentials(&user),
+                &member,
+            )
+            .await
+            .expect("the dead node's client resumes on a survivor");
+            assert_eq!(entered.len(), 1);
         });
         stop.store(true, Ordering::Relaxed);
         for (w, writer) in writers.into_iter().enumerate() {
