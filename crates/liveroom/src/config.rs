@@ -18,7 +18,7 @@ use liveroom_server::{
     AppConfig, ConnectionLimits, RealtimeConfig, SecretKey, ServerConfig, ThrottleConfig,
     TlsConfig, TrustedProxies,
 };
-use liveroom_store::{PostgresOptions, Retention, SqliteOptions};
+use liveroom_store::{PostgresOptions, PostgresTls, Retention, SqliteOptions};
 use liveroom_webhooks::{BeforeSendConfig, OnFailure, SigningKey, Target, WebhookConfig};
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +127,10 @@ pub struct PostgresSettings {
     pub poll_ms: u64,
     /// How long a node that stopped renewing its lease keeps its members in the rooms.
     pub presence_lease_ms: u64,
+    /// Connect over TLS only, verifying the server's certificate.
+    pub tls: bool,
+    /// PEM certificates of authorities trusted beside Mozilla's, for `tls`.
+    pub tls_ca_file: PathBuf,
 }
 
 impl Default for PostgresSettings {
@@ -141,6 +145,8 @@ impl Default for PostgresSettings {
             notify: defaults.notify,
             poll_ms: defaults.poll.as_millis() as u64,
             presence_lease_ms: defaults.presence_lease.as_millis() as u64,
+            tls: false,
+            tls_ca_file: PathBuf::new(),
         }
     }
 }
@@ -435,6 +441,24 @@ impl StorageSettings {
         options.notify = pg.notify;
         options.poll = Duration::from_millis(pg.poll_ms);
         options.presence_lease = Duration::from_millis(pg.presence_lease_ms);
+        options.tls = match (pg.tls, pg.tls_ca_file.as_os_str().is_empty()) {
+            (false, true) => None,
+            (false, false) => bail!("storage.postgres.tls_ca_file: set only with tls = true"),
+            (true, true) => Some(PostgresTls::default()),
+            (true, false) => {
+                let file = &pg.tls_ca_file;
+                let pem = std::fs::read(file).with_context(|| {
+                    format!(
+                        "storage.postgres.tls_ca_file: cannot read {}",
+                        file.display()
+                    )
+                })?;
+                let tls = PostgresTls::with_pem_authorities(&pem).map_err(|problem| {
+                    anyhow::anyhow!("storage.postgres.tls_ca_file: {} {problem}", file.display())
+                })?;
+                Some(tls)
+            }
+        };
         options.node = node.to_owned();
         options.retention = self.retention();
         Ok(options)

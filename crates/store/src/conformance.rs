@@ -1926,9 +1926,21 @@ pub mod postgres {
     /// The server's connection string. Without one the tests fail, saying how to get one: a
     /// PostgreSQL test that passes without PostgreSQL would prove nothing.
     pub fn url() -> String {
-        std::env::var("TEST_POSTGRES").unwrap_or_else(|_| {
+        variable("TEST_POSTGRES")
+    }
+
+    /// The same server over TLS on a loopback port, and the PEM certificate of the throwaway
+    /// authority that signed its certificate.
+    pub fn tls_url_and_authority() -> (String, Vec<u8>) {
+        let authority = variable("TEST_POSTGRES_CA");
+        let pem = std::fs::read(&authority).unwrap_or_else(|e| panic!("{authority}: {e}"));
+        (variable("TEST_POSTGRES_TLS"), pem)
+    }
+
+    fn variable(name: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| {
             panic!(
-                "TEST_POSTGRES is not set: run the tests with scripts/test (or \
+                "{name} is not set: run the tests with scripts/test (or \
                  scripts/with-postgres.sh cargo test …), which starts a throwaway PostgreSQL"
             )
         })

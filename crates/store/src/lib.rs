@@ -33,7 +33,7 @@ mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{PostgresOptions, PostgresStore, PostgresTls};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Why a store call failed. Nothing was applied in either case.

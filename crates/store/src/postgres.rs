@@ -70,6 +70,46 @@ pub struct PostgresOptions {
     pub presence_lease: Duration,
     pub retention: Retention,
     pub outboxes: Outboxes,
+    /// `Some`: connect over TLS only, verifying the server's certificate against Mozilla's
+    /// root certificates and these (docs/cluster.md §2); `None`: as the URL's `sslmode` says
+    /// without a certificate to check, that is in plain text.
+    pub tls: Option<PostgresTls>,
+}
+
+/// TLS to PostgreSQL: which certificate authorities, beyond Mozilla's, vouch for the server.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresTls {
+    pub authorities: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl PostgresTls {
+    /// The certificates of a PEM file (any other blocks in it are skipped), as authorities.
+    pub fn with_pem_authorities(pem: &[u8]) -> Result<Self, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let authorities = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("not PEM certificates: {e}"))?;
+        if authorities.is_empty() {
+            return Err("holds no certificate".into());
+        }
+        Ok(Self { authorities })
+    }
+
+    fn connector(&self) -> StoreResult<tokio_postgres_rustls::MakeRustlsConnect> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for authority in &self.authorities {
+            roots.add(authority.clone()).map_err(|e| {
+                StoreError::Unavailable(format!("a PostgreSQL CA certificate is not valid: {e}"))
+            })?;
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
 }
 
 impl PostgresOptions {
@@ -87,6 +127,7 @@ impl PostgresOptions {
             presence_lease: Duration::from_secs(10),
             retention: Retention::default(),
             outboxes: Outboxes::default(),
+            tls: None,
         }
     }
 }
@@ -253,13 +294,21 @@ impl PostgresStore {
             config.application_name("liveroom");
         }
         config.connect_timeout(options.connect_timeout);
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = options
+            .tls
+            .as_ref()
+            .map(PostgresTls::connector)
+            .transpose()?;
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(config.clone(), tls.clone(), recycling)
+            }
+            None => Manager::from_config(config.clone(), NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -327,7 +376,7 @@ impl PostgresStore {
             frames,
             relayed: relayed.clone(),
         };
-        let listen = options.notify.then_some(config);
+        let listen = options.notify.then_some((config, tls));
         tasks.push(tokio::spawn(follower.run(listen, stopped)));
         Ok(Self {
             inner,

@@ -13,7 +13,9 @@ use deadpool_postgres::{Object, Pool};
 use futures_util::StreamExt as _;
 use liveroom_domain::{AppId, FeedItem, RoomEvent, RoomId};
 use tokio::sync::{Notify, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{CHANNEL, describe, unsigned};
 use crate::codec;
@@ -53,11 +55,17 @@ impl Follower {
     /// commits.
     pub(super) async fn run(
         mut self,
-        listen: Option<tokio_postgres::Config>,
+        listen: Option<(tokio_postgres::Config, Option<MakeRustlsConnect>)>,
         mut stop: watch::Receiver<bool>,
     ) {
         let heard = Arc::new(Notify::new());
-        let listener = listen.map(|config| tokio::spawn(listener(config, Arc::clone(&heard))));
+        let listener = listen.map(|(config, tls)| {
+            let heard = Arc::clone(&heard);
+            match tls {
+                Some(tls) => tokio::spawn(listener(config, tls, heard)),
+                None => tokio::spawn(listener(config, NoTls, heard)),
+            }
+        });
         let mut ticks = tokio::time::interval(self.poll.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -156,9 +164,13 @@ fn room_event(app: i64, row: &tokio_postgres::Row) -> Option<RoomEvent> {
 /// Keeps a connection that `LISTEN`s on [`CHANNEL`], and tells `heard` of every notification
 /// and of every new connection (what was notified while it was down is lost: the follower must
 /// read).
-async fn listener(config: tokio_postgres::Config, heard: Arc<Notify>) {
+async fn listener<T>(config: tokio_postgres::Config, tls: T, heard: Arc<Notify>)
+where
+    T: MakeTlsConnect<Socket> + Clone,
+    T::Stream: Send,
+{
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let mut messages =
                     futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

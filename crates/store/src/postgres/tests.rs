@@ -157,3 +157,40 @@ mod shared {
         assert_eq!(roster.connected, 0);
     }
 }
+
+/// Over TLS, the server's certificate is checked: a node trusting the authority that signed it
+/// connects (and sees the connection encrypted), one trusting only Mozilla's roots does not.
+#[tokio::test]
+async fn tls_connects_only_to_a_trusted_server() {
+    use crate::conformance::postgres::tls_url_and_authority;
+
+    let (url, authority) = tls_url_and_authority();
+    let mut options = PostgresOptions::new(url);
+    options.schema = Some(fresh_schema());
+    options.pool_size = 2;
+    options.tls = Some(PostgresTls::with_pem_authorities(&authority).unwrap());
+    let store = PostgresStore::open(options.clone()).await.unwrap();
+    let encrypted: bool = store
+        .inner
+        .read("checking TLS", |client| async move {
+            let row = client
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await?;
+            Ok(row.get(0))
+        })
+        .await
+        .unwrap();
+    assert!(encrypted);
+    store.close().await;
+
+    options.tls = Some(PostgresTls::default());
+    let refused = PostgresStore::open(options).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("certificate"),
+        "refused for its certificate: {refused}"
+    );
+    assert!(PostgresTls::with_pem_authorities(b"not a certificate").is_err());
+}
