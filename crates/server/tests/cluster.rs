@@ -310,3 +310,58 @@ async fn a_stopped_nodes_members_leave() {
         (vec!["alice".to_owned()], 1)
     );
 }
+
+/// A member whose connection dropped and who comes back within the grace period through
+/// another node recovers, as on one node: `HeartbeatInterrupt`, then `HeartbeatRecover`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_recovers_through_another_node() {
+    let nodes = TestServer::cluster(2, config(), true).await;
+    create_room(&nodes[0], "r", "alice").await;
+    let mut alice = nodes[0].connect("alice").await;
+    within(alice.enter("r")).await.unwrap();
+    let mut bob = nodes[1].connect("bob").await;
+    within(bob.enter("r")).await.unwrap();
+    let cause_of = |event: &liveroom_client::Event| {
+        (
+            event.ev.clone(),
+            event.d["user"]["id"].as_str().map(str::to_owned),
+            event.d["cause"].as_str().map(str::to_owned),
+        )
+    };
+    let next_about_bob = async |alice: &mut Client| loop {
+        let event = next_live(alice).await;
+        if event.d["user"]["id"] == "bob" {
+            return event;
+        }
+    };
+    assert_eq!(
+        cause_of(&next_about_bob(&mut alice).await).2.as_deref(),
+        Some("Enter")
+    );
+    // Gone without a close frame.
+    drop(bob);
+    let left = next_about_bob(&mut alice).await;
+    assert_eq!(
+        cause_of(&left),
+        (
+            "member.leave".into(),
+            Some("bob".into()),
+            Some("HeartbeatInterrupt".into())
+        )
+    );
+    let mut bob = nodes[0].connect("bob").await;
+    within(bob.enter("r")).await.unwrap();
+    let back = next_about_bob(&mut alice).await;
+    assert_eq!(
+        cause_of(&back),
+        (
+            "member.enter".into(),
+            Some("bob".into()),
+            Some("HeartbeatRecover".into())
+        )
+    );
+    assert_eq!(
+        member_list(&nodes[1], "r").await,
+        (vec!["alice".to_owned(), "bob".to_owned()], 2)
+    );
+}

@@ -2062,9 +2062,20 @@ pub mod shared {
     /// node to sweep after that removes them and is told who left (once); a member the sweeper
     /// still has stays. The node that lost its lease learns it must report its members again.
     pub async fn a_silent_nodes_members_leave<S: Store>(a: &S, b: &S, lease: Duration) {
-        a.report_members(vec![member("gone"), member("both")])
-            .await
-            .unwrap();
+        let dropped = Reported::Interrupted {
+            app: APP,
+            room: room(),
+            account: "dropped".into(),
+            at_ms: 1,
+        };
+        a.report_members(vec![
+            member("gone"),
+            member("both"),
+            member("dropped"),
+            dropped,
+        ])
+        .await
+        .unwrap();
         b.report_members(vec![member("both")]).await.unwrap();
         let swept = b.sweep_members(now()).await.unwrap();
         assert!(swept.gone.is_empty(), "a's lease has not ended yet");
@@ -2074,13 +2085,48 @@ pub mod shared {
         let gone: Vec<_> = swept
             .gone
             .iter()
-            .map(|(app, room, l)| (*app, room.as_str().to_owned(), l.account.clone()))
+            .map(|d| (d.app, d.member.account.clone(), d.interrupted))
             .collect();
-        assert_eq!(gone, [(APP, "shared".to_owned(), "gone".to_owned())]);
+        assert_eq!(
+            gone,
+            [
+                (APP, "dropped".to_owned(), true),
+                (APP, "gone".to_owned(), false)
+            ]
+        );
         assert_eq!(b.sweep_members(later).await.unwrap(), Default::default());
         let (accounts, _) = listed(a, &BTreeSet::new()).await;
         assert_eq!(accounts, ["both"]);
         assert!(a.sweep_members(later).await.unwrap().rejoined);
+    }
+
+    /// A member whose connection dropped is out of the lists; coming back within the grace
+    /// period through another node takes it over (its node then does not see it leave); one
+    /// that does not come back in time leaves from its own node, once.
+    pub async fn an_interrupted_member_recovers_on_another_node<S: Store>(a: &S, b: &S) {
+        let interrupted = |account: &str| Reported::Interrupted {
+            app: APP,
+            room: room(),
+            account: account.into(),
+            at_ms: 10_000,
+        };
+        a.report_members(vec![
+            member("u"),
+            member("v"),
+            interrupted("u"),
+            interrupted("v"),
+        ])
+        .await
+        .unwrap();
+        let (accounts, roster) = listed(b, &BTreeSet::new()).await;
+        assert!(accounts.is_empty());
+        assert_eq!(roster.connected, 0);
+        assert!(b.recover_member(APP, &room(), "u", 9_000).await.unwrap());
+        assert!(!a.end_interruption(APP, &room(), "u").await.unwrap());
+        // Dropped before the grace period began: not a recovery.
+        assert!(!b.recover_member(APP, &room(), "v", 11_000).await.unwrap());
+        assert!(a.end_interruption(APP, &room(), "v").await.unwrap());
+        assert!(!a.end_interruption(APP, &room(), "v").await.unwrap());
     }
 
     /// A live frame relayed by one node reaches the other's subscribers, in order, and not its

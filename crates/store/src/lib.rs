@@ -345,6 +345,14 @@ pub enum Reported {
         account: String,
         info: MemberInfo,
     },
+    /// The member's connection through this node dropped at `at_ms` (Unix milliseconds):
+    /// out of the room, but it may come back within the grace period, through any node.
+    Interrupted {
+        app: AppId,
+        room: RoomId,
+        account: String,
+        at_ms: u64,
+    },
     /// The member is no longer in the room through this node.
     Out {
         app: AppId,
@@ -366,12 +374,22 @@ pub struct Roster {
     pub robots_connected: usize,
 }
 
+/// A member of a node whose lease ended, removed by [`Shared::sweep_members`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departed {
+    pub app: AppId,
+    pub room: RoomId,
+    pub member: Listed,
+    /// Its connection had dropped already (its departure was announced then).
+    pub interrupted: bool,
+}
+
 /// What [`Shared::sweep_members`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Swept {
     /// Members of nodes whose lease ended, removed: they left (and are this caller's to
     /// announce and record).
-    pub gone: Vec<(AppId, RoomId, Listed)>,
+    pub gone: Vec<Departed>,
     /// This node's own lease had ended (it could not renew it in time), so its members may
     /// have been removed: it must report them all again.
     pub rejoined: bool,
@@ -413,6 +431,30 @@ pub trait Shared: Send + Sync + 'static {
         _limit: usize,
     ) -> impl Future<Output = StoreResult<Roster>> + Send {
         async { Ok(Roster::default()) }
+    }
+
+    /// Whether `account` came back to the room within the grace period: a member of it on
+    /// any node whose connection dropped at `since_ms` or later, taken over (so that its own
+    /// node does not see it leave when the grace period ends).
+    fn recover_member(
+        &self,
+        _app: AppId,
+        _room: &RoomId,
+        _account: &str,
+        _since_ms: u64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async { Ok(false) }
+    }
+
+    /// Ends this node's interrupted `account` in the room, its grace period over: whether it
+    /// was still waiting (and so leaves now), not recovered through another node meanwhile.
+    fn end_interruption(
+        &self,
+        _app: AppId,
+        _room: &RoomId,
+        _account: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async { Ok(true) }
     }
 
     /// Renews this node's lease at `now` (since the Unix epoch), and removes the members of

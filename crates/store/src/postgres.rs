@@ -1870,6 +1870,25 @@ impl crate::Shared for PostgresStore {
         shared::members(&self.inner, app, room, robots, after, limit).await
     }
 
+    async fn recover_member(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        account: &str,
+        since_ms: u64,
+    ) -> StoreResult<bool> {
+        shared::recover(&self.inner, (app, room, account), since_ms).await
+    }
+
+    async fn end_interruption(
+        &self,
+        app: AppId,
+        room: &RoomId,
+        account: &str,
+    ) -> StoreResult<bool> {
+        shared::end_interruption(&self.inner, (app, room, account)).await
+    }
+
     async fn sweep_members(&self, now: Duration) -> StoreResult<crate::Swept> {
         let _writing = self.inner.enter()?;
         shared::sweep(&self.inner, now).await

@@ -156,9 +156,18 @@ async fn upkeep<S: Store>(state: Arc<State<S>>) {
             }
         }
         for ((app, room), user) in tick.gone {
-            realtime
-                .recorder
-                .record(app, &room, &user, presence::Cause::Leave);
+            // Unless it came back through another node meanwhile (docs/cluster.md §4).
+            let gone = !state.store.shares_presence()
+                || state
+                    .store
+                    .end_interruption(app, &room, &user)
+                    .await
+                    .unwrap_or(true);
+            if gone {
+                realtime
+                    .recorder
+                    .record(app, &room, &user, presence::Cause::Leave);
+            }
         }
         if state.store.shares_presence() {
             sweep(&state).await;
@@ -183,16 +192,20 @@ async fn sweep<S: Store>(state: &State<S>) {
             tracing::warn!(error = %error.info, "members not reported again");
         }
     }
-    for (app, room, member) in swept.gone {
+    for departed in swept.gone {
+        let (app, room, member) = (departed.app, &departed.room, &departed.member);
         let cause = presence::Cause::Leave;
         state
             .realtime
             .recorder
-            .record(app, &room, &member.account, cause);
-        let robots = robots(state, app, &room).await;
-        if let Ok(members) = members::count(state, app, &room, &robots).await {
+            .record(app, room, &member.account, cause);
+        if departed.interrupted {
+            continue; // announced when its connection dropped
+        }
+        let robots = robots(state, app, room).await;
+        if let Ok(members) = members::count(state, app, room, &robots).await {
             let who = (member.account.as_str(), &member.info);
-            rooms::announce(state, app, &room, who, ("member.leave", cause), members);
+            rooms::announce(state, app, room, who, ("member.leave", cause), members);
         }
     }
 }

@@ -389,9 +389,27 @@ impl<S: Store> Session<S> {
         if let Some(older) = entered.replaced {
             realtime.hub.replace(self.app, room, older);
         }
-        let Some(cause) = entered.cause else {
+        let Some(mut cause) = entered.cause else {
             return Ok(());
         };
+        if cause == Cause::Enter && self.state.store.shares_presence() {
+            // Back within the grace period through another node: a recovery there too.
+            let now_ms = self.call().now.as_millis() as u64;
+            let grace_ms = realtime.config.presence_grace.as_millis() as u64;
+            let since = now_ms.saturating_sub(grace_ms);
+            let store = &self.state.store;
+            match store
+                .recover_member(self.app, room, &self.user, since)
+                .await
+            {
+                Ok(true) => cause = Cause::HeartbeatRecover,
+                Ok(false) => {}
+                Err(error) => {
+                    self.depart_silently(room);
+                    return Err(store_error(error));
+                }
+            }
+        }
         let reported = members::report(&self.state, vec![self.reported_in(room, &info)]).await;
         if let Err(error) = reported {
             self.depart_silently(room);
@@ -468,7 +486,16 @@ impl<S: Store> Session<S> {
             .realtime
             .recorder
             .record(self.app, room, &self.user, cause);
-        if let Err(error) = members::report(&self.state, vec![self.reported_out(room)]).await {
+        let reported = match cause {
+            Cause::HeartbeatInterrupt => Reported::Interrupted {
+                app: self.app,
+                room: room.clone(),
+                account: self.user.clone(),
+                at_ms: self.call().now.as_millis() as u64,
+            },
+            _ => self.reported_out(room),
+        };
+        if let Err(error) = members::report(&self.state, vec![reported]).await {
             tracing::warn!(error = %error.info, "a departure not reported to the other nodes");
         }
         let robots = match self.state.store.room(self.app, room).await {

@@ -118,6 +118,9 @@ CREATE TABLE members (
     node_key BIGINT NOT NULL,
     nick     TEXT,
     avatar   TEXT,
+    -- When its connection dropped (docs/protocol.md, "Members and presence"); null while
+    -- connected.
+    interrupted_ms BIGINT,
     PRIMARY KEY (app, room_id, account, node_key)
 );
 CREATE INDEX members_node ON members (node_key);

@@ -13,7 +13,7 @@ use liveroom_domain::{Account, AppId, RoomId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{CHANNEL, Failure, Inner, big, committed, describe, unsigned};
-use crate::{Listed, MemberInfo, Relayed, Reported, Roster, StoreResult, Swept};
+use crate::{Departed, Listed, MemberInfo, Relayed, Reported, Roster, StoreResult, Swept};
 
 /// Reports and frames that may wait for the task; a report beyond waits for room, a frame
 /// beyond is dropped (and counted).
@@ -55,9 +55,16 @@ pub(super) fn relay_channel() -> broadcast::Sender<Arc<[Relayed]>> {
 
 const REGISTER: &str = "INSERT INTO nodes VALUES ($1, $2, $3) ON CONFLICT (node_key) \
     DO UPDATE SET lease_until_ms = EXCLUDED.lease_until_ms RETURNING (xmax = 0)";
-const UPSERT_MEMBER: &str = "INSERT INTO members VALUES ($1, $2, $3, $4, $5, $6) \
+const UPSERT_MEMBER: &str = "INSERT INTO members VALUES ($1, $2, $3, $4, $5, $6, NULL) \
     ON CONFLICT (app, room_id, account, node_key) \
-    DO UPDATE SET nick = EXCLUDED.nick, avatar = EXCLUDED.avatar";
+    DO UPDATE SET nick = EXCLUDED.nick, avatar = EXCLUDED.avatar, interrupted_ms = NULL";
+const INTERRUPT_MEMBER: &str = "UPDATE members SET interrupted_ms = $5 \
+    WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key = $4";
+const RECOVER_MEMBER: &str = "DELETE FROM members \
+    WHERE app = $1 AND room_id = $2 AND account = $3 AND interrupted_ms >= $4";
+const END_INTERRUPTION: &str = "DELETE FROM members \
+    WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key = $4 \
+    AND interrupted_ms IS NOT NULL";
 const DELETE_MEMBER: &str =
     "DELETE FROM members WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key = $4";
 const CLEAR_ROOM: &str = "DELETE FROM members WHERE app = $1 AND room_id = $2";
@@ -67,17 +74,19 @@ const INSERT_FRAMES: &str = "INSERT INTO live_frames SELECT $1, * FROM \
 const SWEEP_NODES: &str = "WITH dead AS \
     (DELETE FROM nodes WHERE lease_until_ms < $1 RETURNING node_key), \
     gone AS (DELETE FROM members WHERE node_key IN (SELECT node_key FROM dead) \
-    RETURNING app, room_id, account, nick, avatar) \
-    SELECT DISTINCT ON (app, room_id, account) app, room_id, account, nick, avatar FROM gone g \
+    RETURNING app, room_id, account, nick, avatar, interrupted_ms) \
+    SELECT DISTINCT ON (app, room_id, account) app, room_id, account, nick, avatar, \
+    interrupted_ms IS NOT NULL FROM gone g \
     WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.app = g.app AND m.room_id = g.room_id \
     AND m.account = g.account AND m.node_key NOT IN (SELECT node_key FROM dead)) \
-    ORDER BY app, room_id, account";
+    ORDER BY app, room_id, account, interrupted_ms IS NOT NULL";
 const PRUNE_FRAMES: &str = "DELETE FROM live_frames WHERE at_ms < $1";
 const MEMBER_PAGE: &str = "SELECT DISTINCT ON (account) account, nick, avatar FROM members \
-    WHERE app = $1 AND room_id = $2 AND account > $3 ORDER BY account, node_key LIMIT $4";
+    WHERE app = $1 AND room_id = $2 AND account > $3 AND interrupted_ms IS NULL \
+    ORDER BY account, node_key LIMIT $4";
 const MEMBER_COUNTS: &str = "SELECT count(DISTINCT account), \
     count(DISTINCT account) FILTER (WHERE account = ANY($3)) \
-    FROM members WHERE app = $1 AND room_id = $2";
+    FROM members WHERE app = $1 AND room_id = $2 AND interrupted_ms IS NULL";
 const FRAMES_AFTER: &str = "SELECT f.node_key, f.seq, f.app, f.room_id, f.frame \
     FROM live_frames f LEFT JOIN UNNEST($2::bigint[], $3::bigint[]) AS c(node_key, seq) \
     ON c.node_key = f.node_key WHERE f.node_key <> $1 AND f.seq > COALESCE(c.seq, 0) \
@@ -152,6 +161,18 @@ async fn apply(
                             tx.execute(&tx.prepare_cached(UPSERT_MEMBER).await?, &params)
                                 .await?;
                         }
+                        Reported::Interrupted {
+                            app,
+                            room,
+                            account,
+                            at_ms,
+                        } => {
+                            let at = big(*at_ms);
+                            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                                [&i64::from(*app), &room.as_str(), account, &key, &at];
+                            tx.execute(&tx.prepare_cached(INTERRUPT_MEMBER).await?, &params)
+                                .await?;
+                        }
                         Reported::Out { app, room, account } => {
                             tx.execute(
                                 &tx.prepare_cached(DELETE_MEMBER).await?,
@@ -218,7 +239,12 @@ pub(super) async fn sweep(inner: &Inner, now: Duration) -> StoreResult<Swept> {
                     ) else {
                         continue;
                     };
-                    gone.push((app, room, listed(&row, 2)));
+                    gone.push(Departed {
+                        app,
+                        room,
+                        member: listed(&row, 2),
+                        interrupted: row.get(5),
+                    });
                 }
                 Ok(Swept { gone, rejoined })
             })
@@ -249,6 +275,41 @@ pub(super) async fn deregister(inner: &Inner) {
     if let Err(error) = outcome {
         tracing::warn!(%error, "postgres store: could not leave the cluster; the lease will end");
     }
+}
+
+/// Deletes the member rows `sql` selects (`$1` app, `$2` room, `$3` account, `$4` as given):
+/// whether there were any.
+pub(super) async fn take_member(
+    inner: &Inner,
+    sql: &'static str,
+    (app, room, account): (AppId, &RoomId, &str),
+    fourth: i64,
+) -> StoreResult<bool> {
+    let app = i64::from(app);
+    inner
+        .transact("taking a member over", |client| async move {
+            let statement = client.prepare_cached(sql).await?;
+            let taken = client
+                .execute(&statement, &[&app, &room.as_str(), &account, &fourth])
+                .await?;
+            Ok::<_, Failure>(taken > 0)
+        })
+        .await
+}
+
+pub(super) async fn recover(
+    inner: &Inner,
+    member: (AppId, &RoomId, &str),
+    since_ms: u64,
+) -> StoreResult<bool> {
+    take_member(inner, RECOVER_MEMBER, member, big(since_ms)).await
+}
+
+pub(super) async fn end_interruption(
+    inner: &Inner,
+    member: (AppId, &RoomId, &str),
+) -> StoreResult<bool> {
+    take_member(inner, END_INTERRUPTION, member, inner.node_key).await
 }
 
 fn listed(row: &tokio_postgres::Row, from: usize) -> Listed {

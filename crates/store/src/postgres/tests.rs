@@ -131,6 +131,12 @@ mod shared {
     }
 
     #[tokio::test]
+    async fn an_interrupted_member_recovers_on_another_node() {
+        let (a, b) = two_nodes(Duration::from_secs(10)).await;
+        shared::an_interrupted_member_recovers_on_another_node(&a, &b).await;
+    }
+
+    #[tokio::test]
     async fn frames_reach_the_other_nodes() {
         let (a, b) = two_nodes(Duration::from_secs(10)).await;
         shared::frames_reach_the_other_nodes(&a, &b).await;
