@@ -365,3 +365,39 @@ async fn a_member_recovers_through_another_node() {
         (vec!["alice".to_owned(), "bob".to_owned()], 2)
     );
 }
+
+/// The newer connection of a user wins the room across nodes too: the older one, on another
+/// node, is told `sub.ended`, and the user stays one member, neither announced nor counted
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newer_connection_wins_across_nodes() {
+    let nodes = TestServer::cluster(2, config(), true).await;
+    create_room(&nodes[0], "r", "alice").await;
+    let mut alice = nodes[0].connect("alice").await;
+    within(alice.enter("r")).await.unwrap();
+    assert_eq!(next_live(&mut alice).await.ev, "member.enter"); // her own entry
+    let mut phone = nodes[0].connect("bob").await;
+    within(phone.enter("r")).await.unwrap();
+    assert_eq!(next_live(&mut alice).await.ev, "member.enter");
+    let mut laptop = nodes[1].connect("bob").await;
+    assert_eq!(within(laptop.enter("r")).await.unwrap().members, 2);
+    let ended = loop {
+        let event = next_live(&mut phone).await;
+        if event.ev != "member.enter" {
+            break event;
+        }
+    };
+    assert_eq!(ended.ev, "sub.ended");
+    assert_eq!(ended.d, json!({"reason": "entered_elsewhere"}));
+    within(phone.close()).await.unwrap();
+    assert_eq!(
+        member_list(&nodes[0], "r").await,
+        (vec!["alice".to_owned(), "bob".to_owned()], 2)
+    );
+    within(laptop.send_text("r", "still here", None))
+        .await
+        .unwrap();
+    assert_eq!(next_live(&mut alice).await.ev, "msg.text");
+    let stats = nodes[1].ok("get_room_stats", json!({"RoomId": "r"})).await;
+    assert_eq!(stats["TotalViewers"], 2);
+}

@@ -1970,7 +1970,7 @@ pub mod shared {
 
     use liveroom_domain::{Account, RoomId};
 
-    use crate::{Listed, MemberInfo, Reported, Roster, Store};
+    use crate::{Listed, MemberInfo, Relay, Reported, Returning, Roster, Store};
 
     const APP: u32 = 1_400_000_077;
 
@@ -2121,12 +2121,23 @@ pub mod shared {
         let (accounts, roster) = listed(b, &BTreeSet::new()).await;
         assert!(accounts.is_empty());
         assert_eq!(roster.connected, 0);
-        assert!(b.recover_member(APP, &room(), "u", 9_000).await.unwrap());
+        let returning = b.returning(APP, &room(), "u", 9_000).await.unwrap();
+        assert_eq!(returning, Returning::Recovered);
         assert!(!a.end_interruption(APP, &room(), "u").await.unwrap());
         // Dropped before the grace period began: not a recovery.
-        assert!(!b.recover_member(APP, &room(), "v", 11_000).await.unwrap());
+        let returning = b.returning(APP, &room(), "v", 11_000).await.unwrap();
+        assert_eq!(returning, Returning::New);
         assert!(a.end_interruption(APP, &room(), "v").await.unwrap());
         assert!(!a.end_interruption(APP, &room(), "v").await.unwrap());
+        // Connected through another node: a member already.
+        a.report_members(vec![member("w")]).await.unwrap();
+        let returning = b.returning(APP, &room(), "w", 0).await.unwrap();
+        assert_eq!(returning, Returning::Elsewhere);
+        assert_eq!(
+            a.returning(APP, &room(), "w", 0).await.unwrap(),
+            Returning::New,
+            "its own node's row is not elsewhere"
+        );
     }
 
     /// A live frame relayed by one node reaches the other's subscribers, in order, and not its
@@ -2135,17 +2146,27 @@ pub mod shared {
         let mut on_b = b.relayed().expect("a shared store relays");
         let mut on_a = a.relayed().unwrap();
         for i in 0..3 {
-            a.relay(APP, &room(), format!("frame {i}"));
+            a.relay(APP, &room(), Relay::Frame(format!("frame {i}")));
         }
+        a.relay(
+            APP,
+            &room(),
+            Relay::Replace {
+                account: "u".into(),
+            },
+        );
         let mut texts = Vec::new();
-        while texts.len() < 3 {
+        while texts.len() < 4 {
             let batch = tokio::time::timeout(Duration::from_secs(10), on_b.recv())
                 .await
                 .expect("b reads a's frames")
                 .unwrap();
-            texts.extend(batch.iter().map(|r| r.text.clone()));
+            texts.extend(batch.iter().map(|r| match &r.relay {
+                Relay::Frame(text) => text.clone(),
+                Relay::Replace { account } => format!("replace {account}"),
+            }));
         }
-        assert_eq!(texts, ["frame 0", "frame 1", "frame 2"]);
+        assert_eq!(texts, ["frame 0", "frame 1", "frame 2", "replace u"]);
         assert!(on_a.try_recv().is_err(), "a does not hear itself");
     }
 }

@@ -395,12 +395,34 @@ pub struct Swept {
     pub rejoined: bool,
 }
 
-/// A live-only frame that another node published (docs/protocol.md, "Live events").
+/// What one node hands the others about a room, best effort (docs/cluster.md §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    /// A live-only frame for the room's subscribers (docs/protocol.md, "Live events").
+    Frame(String),
+    /// `account` entered the room through the relaying node: its connection to the room
+    /// through any other node is replaced (the newer connection wins).
+    Replace { account: String },
+}
+
+/// A [`Relay`] that another node sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relayed {
     pub app: AppId,
     pub room: RoomId,
-    pub text: String,
+    pub relay: Relay,
+}
+
+/// Whether a member entering a room through this node was in it before (see
+/// [`Shared::returning`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returning {
+    /// Not in the room: a new entry.
+    New,
+    /// Its connection through some node dropped within the grace period: a recovery.
+    Recovered,
+    /// Connected through another node: still a member, now through this one as well.
+    Elsewhere,
 }
 
 /// What the nodes of one store share beyond durable state: who is connected to each room and
@@ -433,17 +455,17 @@ pub trait Shared: Send + Sync + 'static {
         async { Ok(Roster::default()) }
     }
 
-    /// Whether `account` came back to the room within the grace period: a member of it on
-    /// any node whose connection dropped at `since_ms` or later, taken over (so that its own
-    /// node does not see it leave when the grace period ends).
-    fn recover_member(
+    /// Whether `account`, entering the room through this node, was in it before: connected
+    /// through another node, or interrupted (on any node) at `since_ms` or later, which is
+    /// then taken over (so that its node does not see it leave when the grace period ends).
+    fn returning(
         &self,
         _app: AppId,
         _room: &RoomId,
         _account: &str,
         _since_ms: u64,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        async { Ok(false) }
+    ) -> impl Future<Output = StoreResult<Returning>> + Send {
+        async { Ok(Returning::New) }
     }
 
     /// Ends this node's interrupted `account` in the room, its grace period over: whether it
@@ -463,11 +485,11 @@ pub trait Shared: Send + Sync + 'static {
         async { Ok(Swept::default()) }
     }
 
-    /// Hands a live-only frame of `room` to the other nodes, best effort, never waiting.
-    fn relay(&self, _app: AppId, _room: &RoomId, _text: String) {}
+    /// Hands `relay` about `room` to the other nodes, best effort, never waiting.
+    fn relay(&self, _app: AppId, _room: &RoomId, _relay: Relay) {}
 
-    /// The frames other nodes relay, batch by batch in each node's order; `None` when nothing
-    /// is shared.
+    /// What other nodes relay, batch by batch in each node's order; `None` when nothing is
+    /// shared.
     fn relayed(&self) -> Option<broadcast::Receiver<Arc<[Relayed]>>> {
         None
     }

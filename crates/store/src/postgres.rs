@@ -1870,14 +1870,14 @@ impl crate::Shared for PostgresStore {
         shared::members(&self.inner, app, room, robots, after, limit).await
     }
 
-    async fn recover_member(
+    async fn returning(
         &self,
         app: AppId,
         room: &RoomId,
         account: &str,
         since_ms: u64,
-    ) -> StoreResult<bool> {
-        shared::recover(&self.inner, (app, room, account), since_ms).await
+    ) -> StoreResult<crate::Returning> {
+        shared::returning(&self.inner, (app, room, account), since_ms).await
     }
 
     async fn end_interruption(
@@ -1894,7 +1894,7 @@ impl crate::Shared for PostgresStore {
         shared::sweep(&self.inner, now).await
     }
 
-    fn relay(&self, app: AppId, room: &RoomId, text: String) {
+    fn relay(&self, app: AppId, room: &RoomId, relay: crate::Relay) {
         let job = shared::Job::Frame {
             app,
             room: room.clone(),
@@ -1902,7 +1902,7 @@ impl crate::Shared for PostgresStore {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis() as u64),
-            text,
+            relay,
         };
         // Best effort: a full queue (or a closed store) drops the frame.
         if !matches!(enqueue(&self.shared, job), Ok(None)) {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use liveroom_domain::{Account, AppId, RoomId};
 use liveroom_protocol::ApiError;
-use liveroom_store::{Listed, Reported, Store};
+use liveroom_store::{Listed, Relay, Reported, Store};
 
 use super::presence;
 use crate::commands::store_error;
@@ -86,7 +86,7 @@ pub(crate) async fn report<S: Store>(
 /// Hands a live-only frame to the room's subscribers here and on every other node.
 pub(crate) fn publish_live<S: Store>(state: &State<S>, app: AppId, room: &RoomId, text: String) {
     if state.store.shares_presence() {
-        state.store.relay(app, room, text.clone());
+        state.store.relay(app, room, Relay::Frame(text.clone()));
     }
     state.realtime.hub.publish_live(app, room, text);
 }

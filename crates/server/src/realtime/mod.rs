@@ -25,7 +25,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use liveroom_domain::{Account, AppId, RoomId};
-use liveroom_store::{Relayed, Reported, Store};
+use liveroom_store::{Relay, Relayed, Reported, Store};
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::config::RealtimeConfig;
@@ -97,7 +97,7 @@ pub(crate) fn background<S: Store>(
         }
     };
     let events = fanout::run(realtime.hub.clone(), forget, feed);
-    let relay = relay(realtime.hub.clone(), relayed);
+    let relay = relay(state.clone(), relayed);
     let upkeep = upkeep(state);
     async move {
         tokio::select! {
@@ -108,16 +108,39 @@ pub(crate) fn background<S: Store>(
     }
 }
 
-/// Hands the frames other nodes relay to this node's subscribers.
-async fn relay(hub: Arc<Hub>, relayed: Option<broadcast::Receiver<Arc<[Relayed]>>>) {
+/// Hands what other nodes relay to this node: live frames to the rooms' subscribers; a user
+/// who entered a room through another node ends its connection to that room here.
+async fn relay<S: Store>(
+    state: Arc<State<S>>,
+    relayed: Option<broadcast::Receiver<Arc<[Relayed]>>>,
+) {
     let Some(mut relayed) = relayed else {
         return std::future::pending().await;
     };
+    let realtime = &state.realtime;
     loop {
         match relayed.recv().await {
-            Ok(frames) => {
-                for frame in frames.iter() {
-                    hub.publish_live(frame.app, &frame.room, frame.text.clone());
+            Ok(batch) => {
+                for relayed in batch.iter() {
+                    let (app, room) = (relayed.app, &relayed.room);
+                    match &relayed.relay {
+                        Relay::Frame(text) => realtime.hub.publish_live(app, room, text.clone()),
+                        Relay::Replace { account } => {
+                            let Some(connection) = realtime.presence.hand_over(app, room, account)
+                            else {
+                                continue;
+                            };
+                            realtime.hub.replace(app, room, connection);
+                            let out = Reported::Out {
+                                app,
+                                room: room.clone(),
+                                account: account.clone(),
+                            };
+                            if let Err(error) = members::report(&state, vec![out]).await {
+                                tracing::warn!(error = %error.info, "a replaced member not reported");
+                            }
+                        }
+                    }
                 }
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {

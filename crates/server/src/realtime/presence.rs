@@ -194,6 +194,20 @@ impl Presence {
         Some(left)
     }
 
+    /// Takes `user` out of the room without a departure, for it entered through another
+    /// node: its connection here, if it had one.
+    pub fn hand_over(&self, app: AppId, room: &RoomId, user: &str) -> Option<ConnectionId> {
+        let mut rooms = self.rooms();
+        let key = (app, room.clone());
+        let members = rooms.get_mut(&key)?;
+        let online = members.online.remove(user)?;
+        members.recount = true;
+        if members.online.is_empty() && members.interrupted.is_empty() {
+            rooms.remove(&key);
+        }
+        Some(online.connection)
+    }
+
     /// Everyone is out: the room was destroyed.
     pub fn forget_room(&self, app: AppId, room: &RoomId) {
         self.rooms().remove(&(app, room.clone()));

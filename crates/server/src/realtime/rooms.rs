@@ -13,7 +13,7 @@ use liveroom_domain::{
     ProfileValue, RoomChange, RoomId, RoomState, RoomStats, select_metadata,
 };
 use liveroom_protocol::{ApiError, Command, ErrorCode, Fields, RoomInfoWire};
-use liveroom_store::{Reported, Since, Store};
+use liveroom_store::{Relay, Reported, Returning, Since, Store};
 use serde_json::{Map, Value, json};
 
 use super::frames::{self, Op};
@@ -392,18 +392,18 @@ impl<S: Store> Session<S> {
         let Some(mut cause) = entered.cause else {
             return Ok(());
         };
+        let mut elsewhere = false;
         if cause == Cause::Enter && self.state.store.shares_presence() {
-            // Back within the grace period through another node: a recovery there too.
+            // In the room through another node already, or back within the grace period
+            // through another node (docs/cluster.md §4).
             let now_ms = self.call().now.as_millis() as u64;
             let grace_ms = realtime.config.presence_grace.as_millis() as u64;
             let since = now_ms.saturating_sub(grace_ms);
             let store = &self.state.store;
-            match store
-                .recover_member(self.app, room, &self.user, since)
-                .await
-            {
-                Ok(true) => cause = Cause::HeartbeatRecover,
-                Ok(false) => {}
+            match store.returning(self.app, room, &self.user, since).await {
+                Ok(Returning::New) => {}
+                Ok(Returning::Recovered) => cause = Cause::HeartbeatRecover,
+                Ok(Returning::Elsewhere) => elsewhere = true,
                 Err(error) => {
                     self.depart_silently(room);
                     return Err(store_error(error));
@@ -414,6 +414,15 @@ impl<S: Store> Session<S> {
         if let Err(error) = reported {
             self.depart_silently(room);
             return Err(error);
+        }
+        if elsewhere {
+            // The newer connection wins: the other node's is told, and the user stays a
+            // member, neither announced nor counted again.
+            let account = self.user.clone();
+            self.state
+                .store
+                .relay(self.app, room, Relay::Replace { account });
+            return Ok(());
         }
         if cause == Cause::Enter {
             let counted = RoomStats {

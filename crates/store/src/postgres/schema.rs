@@ -131,6 +131,8 @@ CREATE UNLOGGED TABLE live_frames (
     app      BIGINT NOT NULL,
     room_id  TEXT   NOT NULL,
     frame    TEXT   NOT NULL,
+    -- Set for a replacement (the account whose other connections end), with no frame.
+    replaces TEXT,
     PRIMARY KEY (node_key, seq)
 );
 CREATE INDEX live_frames_age ON live_frames (at_ms);

@@ -13,7 +13,9 @@ use liveroom_domain::{Account, AppId, RoomId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{CHANNEL, Failure, Inner, big, committed, describe, unsigned};
-use crate::{Departed, Listed, MemberInfo, Relayed, Reported, Roster, StoreResult, Swept};
+use crate::{
+    Departed, Listed, MemberInfo, Relay, Relayed, Reported, Returning, Roster, StoreResult, Swept,
+};
 
 /// Reports and frames that may wait for the task; a report beyond waits for room, a frame
 /// beyond is dropped (and counted).
@@ -35,7 +37,7 @@ pub(super) enum Job {
         app: AppId,
         room: RoomId,
         at_ms: i64,
-        text: String,
+        relay: Relay,
     },
 }
 
@@ -60,8 +62,14 @@ const UPSERT_MEMBER: &str = "INSERT INTO members VALUES ($1, $2, $3, $4, $5, $6,
     DO UPDATE SET nick = EXCLUDED.nick, avatar = EXCLUDED.avatar, interrupted_ms = NULL";
 const INTERRUPT_MEMBER: &str = "UPDATE members SET interrupted_ms = $5 \
     WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key = $4";
-const RECOVER_MEMBER: &str = "DELETE FROM members \
-    WHERE app = $1 AND room_id = $2 AND account = $3 AND interrupted_ms >= $4";
+/// Whether the member is connected through another node (`$4` this one), and if not, takes
+/// over its rows interrupted at `$5` or later.
+const RETURNING: &str = "WITH elsewhere AS (SELECT 1 FROM members \
+    WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key <> $4 \
+    AND interrupted_ms IS NULL LIMIT 1), \
+    taken AS (DELETE FROM members WHERE app = $1 AND room_id = $2 AND account = $3 \
+    AND interrupted_ms >= $5 AND NOT EXISTS (SELECT 1 FROM elsewhere) RETURNING 1) \
+    SELECT EXISTS (SELECT 1 FROM elsewhere), EXISTS (SELECT 1 FROM taken)";
 const END_INTERRUPTION: &str = "DELETE FROM members \
     WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key = $4 \
     AND interrupted_ms IS NOT NULL";
@@ -69,7 +77,7 @@ const DELETE_MEMBER: &str =
     "DELETE FROM members WHERE app = $1 AND room_id = $2 AND account = $3 AND node_key = $4";
 const CLEAR_ROOM: &str = "DELETE FROM members WHERE app = $1 AND room_id = $2";
 const INSERT_FRAMES: &str = "INSERT INTO live_frames SELECT $1, * FROM \
-    UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])";
+    UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[])";
 /// Removes the members of nodes whose lease ended; answers those no other node still has.
 const SWEEP_NODES: &str = "WITH dead AS \
     (DELETE FROM nodes WHERE lease_until_ms < $1 RETURNING node_key), \
@@ -87,7 +95,7 @@ const MEMBER_PAGE: &str = "SELECT DISTINCT ON (account) account, nick, avatar FR
 const MEMBER_COUNTS: &str = "SELECT count(DISTINCT account), \
     count(DISTINCT account) FILTER (WHERE account = ANY($3)) \
     FROM members WHERE app = $1 AND room_id = $2 AND interrupted_ms IS NULL";
-const FRAMES_AFTER: &str = "SELECT f.node_key, f.seq, f.app, f.room_id, f.frame \
+const FRAMES_AFTER: &str = "SELECT f.node_key, f.seq, f.app, f.room_id, f.frame, f.replaces \
     FROM live_frames f LEFT JOIN UNNEST($2::bigint[], $3::bigint[]) AS c(node_key, seq) \
     ON c.node_key = f.node_key WHERE f.node_key <> $1 AND f.seq > COALESCE(c.seq, 0) \
     ORDER BY f.node_key, f.seq LIMIT $4";
@@ -139,6 +147,7 @@ async fn apply(
     let mut apps = Vec::new();
     let mut rooms = Vec::new();
     let mut texts = Vec::new();
+    let mut replaces = Vec::new();
     for job in jobs {
         match job {
             Job::Report(changes, _) => {
@@ -194,20 +203,25 @@ async fn apply(
                 app,
                 room,
                 at_ms,
-                text,
+                relay,
             } => {
                 seqs.push(first_seq + seqs.len() as i64);
                 at.push(*at_ms);
                 apps.push(i64::from(*app));
                 rooms.push(room.as_str());
-                texts.push(text.as_str());
+                let (text, replaced) = match relay {
+                    Relay::Frame(text) => (text.as_str(), None),
+                    Relay::Replace { account } => ("", Some(account.as_str())),
+                };
+                texts.push(text);
+                replaces.push(replaced);
             }
         }
     }
     if !seqs.is_empty() {
         tx.execute(
             &tx.prepare_cached(INSERT_FRAMES).await?,
-            &[&key, &seqs, &at, &apps, &rooms, &texts],
+            &[&key, &seqs, &at, &apps, &rooms, &texts, &replaces],
         )
         .await?;
         if inner.notify {
@@ -277,39 +291,42 @@ pub(super) async fn deregister(inner: &Inner) {
     }
 }
 
-/// Deletes the member rows `sql` selects (`$1` app, `$2` room, `$3` account, `$4` as given):
-/// whether there were any.
-pub(super) async fn take_member(
+pub(super) async fn returning(
     inner: &Inner,
-    sql: &'static str,
     (app, room, account): (AppId, &RoomId, &str),
-    fourth: i64,
-) -> StoreResult<bool> {
-    let app = i64::from(app);
+    since_ms: u64,
+) -> StoreResult<Returning> {
+    let (app, key, since) = (i64::from(app), inner.node_key, big(since_ms));
     inner
-        .transact("taking a member over", |client| async move {
-            let statement = client.prepare_cached(sql).await?;
-            let taken = client
-                .execute(&statement, &[&app, &room.as_str(), &account, &fourth])
+        .transact("finding a member", |client| async move {
+            let statement = client.prepare_cached(RETURNING).await?;
+            let row = client
+                .query_one(&statement, &[&app, &room.as_str(), &account, &key, &since])
                 .await?;
-            Ok::<_, Failure>(taken > 0)
+            let (elsewhere, recovered): (bool, bool) = (row.get(0), row.get(1));
+            Ok::<_, Failure>(match (elsewhere, recovered) {
+                (true, _) => Returning::Elsewhere,
+                (false, true) => Returning::Recovered,
+                (false, false) => Returning::New,
+            })
         })
         .await
 }
 
-pub(super) async fn recover(
-    inner: &Inner,
-    member: (AppId, &RoomId, &str),
-    since_ms: u64,
-) -> StoreResult<bool> {
-    take_member(inner, RECOVER_MEMBER, member, big(since_ms)).await
-}
-
 pub(super) async fn end_interruption(
     inner: &Inner,
-    member: (AppId, &RoomId, &str),
+    (app, room, account): (AppId, &RoomId, &str),
 ) -> StoreResult<bool> {
-    take_member(inner, END_INTERRUPTION, member, inner.node_key).await
+    let (app, key) = (i64::from(app), inner.node_key);
+    inner
+        .transact("ending an interruption", |client| async move {
+            let statement = client.prepare_cached(END_INTERRUPTION).await?;
+            let taken = client
+                .execute(&statement, &[&app, &room.as_str(), &account, &key])
+                .await?;
+            Ok::<_, Failure>(taken > 0)
+        })
+        .await
 }
 
 fn listed(row: &tokio_postgres::Row, from: usize) -> Listed {
@@ -395,11 +412,11 @@ impl FrameCursors {
                 ) else {
                     continue;
                 };
-                frames.push(Relayed {
-                    app,
-                    room,
-                    text: row.get(4),
-                });
+                let relay = match row.get::<_, Option<String>>(5) {
+                    Some(account) => Relay::Replace { account },
+                    None => Relay::Frame(row.get(4)),
+                };
+                frames.push(Relayed { app, room, relay });
             }
             if !frames.is_empty() {
                 // Nobody listening is not an error: frames are live only.
