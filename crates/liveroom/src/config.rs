@@ -935,4 +935,39 @@ get_room_list = 10
         .unwrap_err();
         assert!(format!("{error:#}").contains("/nonexistent/liveroom.toml"));
     }
+
+    /// `tls_ca_file` is read at start: a missing or non-PEM file, or one without `tls`, stops
+    /// start-up naming the setting.
+    #[test]
+    fn postgres_tls_settings_are_checked() {
+        let options = |extra: &str| {
+            let text = format!("[storage.postgres]\nurl = \"host=db\"\n{extra}");
+            load_toml(&text)
+                .unwrap()
+                .storage
+                .postgres_options("n", None)
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert!(options("").unwrap().tls.is_none());
+        assert!(options("tls = true").unwrap().tls.is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let file = format!("tls_ca_file = {not_pem:?}");
+        let alone = options(&file).unwrap_err();
+        assert!(
+            alone.contains("storage.postgres.tls_ca_file: set only with tls = true"),
+            "{alone}"
+        );
+        let bad = options(&format!("tls = true\n{file}")).unwrap_err();
+        assert!(
+            bad.contains("storage.postgres.tls_ca_file") && bad.contains("no certificate"),
+            "{bad}"
+        );
+        let missing = options("tls = true\ntls_ca_file = \"/nonexistent/ca.pem\"").unwrap_err();
+        assert!(
+            missing.contains("cannot read /nonexistent/ca.pem"),
+            "{missing}"
+        );
+    }
 }
