@@ -694,8 +694,8 @@ async fn write_batches(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteJob>) {
     }
 }
 
-/// Commits one batch (telling `committing` when its COMMIT is sent), answers its writes, and
-/// sweeps when a sweep is due.
+/// Commits one batch (telling `committing` when its COMMIT is sent), sweeps when a sweep is
+/// due, and answers its writes.
 async fn commit_batch(inner: Arc<Inner>, batch: Vec<WriteJob>, committing: Arc<Notify>) {
     let jobs = &batch;
     let outcome = inner
@@ -711,7 +711,10 @@ async fn commit_batch(inner: Arc<Inner>, batch: Vec<WriteJob>, committing: Arc<N
             }
         })
         .await;
+    // Before the answers: a write answered after a sweep was due sees it done, though the
+    // next batch may already be running.
     let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
+    inner.sweep(now).await;
     match outcome {
         Ok(outcomes) => {
             if outcomes
@@ -730,7 +733,6 @@ async fn commit_batch(inner: Arc<Inner>, batch: Vec<WriteJob>, committing: Arc<N
             }
         }
     }
-    inner.sweep(now).await;
 }
 
 async fn apply_batch(
