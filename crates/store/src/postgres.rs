@@ -435,6 +435,22 @@ fn enqueue<T>(
     }
 }
 
+/// Queues `job` now (so one caller's jobs apply in call order; waiting for room only when the
+/// queue is full), then waits for what its task answers on `answer`.
+fn submit<T: Send + 'static, R: Send + 'static>(
+    queue: &RwLock<Option<mpsc::Sender<T>>>,
+    job: T,
+    answer: oneshot::Receiver<StoreResult<R>>,
+) -> impl Future<Output = StoreResult<R>> + Send + 'static {
+    let waiting = enqueue(queue, job);
+    async move {
+        if let Some((queue, job)) = waiting? {
+            queue.send(job).await.map_err(|_| closed())?;
+        }
+        answer.await.unwrap_or_else(|_| Err(closed()))
+    }
+}
+
 async fn get(pool: &Pool) -> StoreResult<Object> {
     pool.get().await.map_err(|e| {
         StoreError::Unavailable(format!("cannot reach PostgreSQL: {}", pool_error(&e)))
@@ -1589,13 +1605,7 @@ impl Feed for PostgresStore {
             now,
             reply,
         };
-        let waiting = enqueue(&self.members, job);
-        async move {
-            if let Some((queue, job)) = waiting? {
-                queue.send(job).await.map_err(|_| closed())?;
-            }
-            answer.await.unwrap_or_else(|_| Err(closed()))
-        }
+        submit(&self.members, job, answer)
     }
 
     async fn feed(
@@ -1852,13 +1862,7 @@ impl crate::Shared for PostgresStore {
     ) -> impl Future<Output = StoreResult<()>> + Send {
         // Queued now: one node's reports apply in call order.
         let (reply, answer) = oneshot::channel();
-        let waiting = enqueue(&self.shared, shared::Job::Report(changes, reply));
-        async move {
-            if let Some((queue, job)) = waiting? {
-                queue.send(job).await.map_err(|_| closed())?;
-            }
-            answer.await.unwrap_or_else(|_| Err(closed()))
-        }
+        submit(&self.shared, shared::Job::Report(changes, reply), answer)
     }
 
     async fn members(
