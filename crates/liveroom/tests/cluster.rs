@@ -324,13 +324,15 @@ fn a_killed_nodes_members_leave_and_its_clients_resume_elsewhere() {
         json!({"RoomId": "p", "Metadata": [{"Key": "k", "Value": "after the kill"}]}),
     );
     assert_eq!(set["ErrorCode"], 0, "{set}");
-    runtime.block_on(async {
-        let (_bob, entered) = Client::resume(&survivor_ws, &credentials("bob"), &bob)
+    // The resumed client is kept open until the listing: dropping it would start bob's leave.
+    let _resumed_bob = runtime.block_on(async {
+        let (resumed, entered) = Client::resume(&survivor_ws, &credentials("bob"), &bob)
             .await
             .unwrap();
         let (_, entered) = &entered[0];
         assert_eq!(entered.mode, Mode::Delta);
         assert_eq!(entered.events.len(), 1, "the one write it missed");
+        resumed
     });
     assert_eq!(listed(&survivor), ["alice", "bob"]);
     survivor.stop();
