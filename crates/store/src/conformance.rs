@@ -1916,6 +1916,29 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
         "3 still waits for its retry"
     );
     assert_eq!(store.replay(APP, None).await.unwrap(), 0);
+
+    // A replayed entry behind others of its room that were delivered does not send them again.
+    create(store, APP, "r3", NOW).await; // 6
+    store
+        .set_metadata(APP, id("r3"), entries(&[("k", "v")]))
+        .await
+        .unwrap(); // 7
+    let park = Outcome::Park { error: "x".into() };
+    store.settle(APP, vec![(6, park)]).await.unwrap();
+    store
+        .settle(APP, vec![(7, Outcome::Delivered)])
+        .await
+        .unwrap();
+    assert!(store.due(APP, now, 10).await.unwrap().is_empty());
+    assert_eq!(store.replay(APP, Some(vec![6])).await.unwrap(), 1);
+    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(6, 0)]);
+    store
+        .settle(APP, vec![(6, Outcome::Delivered)])
+        .await
+        .unwrap();
+    assert!(store.due(APP, now, 10).await.unwrap().is_empty());
+    let backlog = store.backlog(APP).await.unwrap();
+    assert_eq!((backlog.pending, backlog.parked), (1, 0), "3 still waits");
 }
 
 /// The PostgreSQL server of the tests: the one `TEST_POSTGRES` names (`scripts/test` starts a

@@ -365,6 +365,24 @@ async fn a_version_1_database_is_upgraded_with_everything_kept() {
             .revision,
         4
     );
+    store.close().await;
+    drop(store);
+    // The upgraded database has exactly a new one's tables and indexes.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh_path = db_path(&fresh_dir);
+    std::fs::create_dir_all(fresh_path.parent().unwrap()).unwrap();
+    open(&fresh_path).close().await;
+    let schema = |path: &std::path::Path| -> Vec<(String, String)> {
+        Connection::open(path)
+            .unwrap()
+            .prepare("SELECT type, name FROM sqlite_master ORDER BY type, name")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(schema(&path), schema(&fresh_path));
 }
 
 #[tokio::test]
