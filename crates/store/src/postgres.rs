@@ -1324,13 +1324,7 @@ impl RoomStore for PostgresStore {
             now,
             reply,
         };
-        let queued = enqueue(&self.writes, job);
-        async move {
-            if let Some((queue, job)) = queued? {
-                queue.send(job).await.map_err(|_| closed())?;
-            }
-            answer.await.unwrap_or_else(|_| Err(closed()))
-        }
+        submit(&self.writes, job, answer)
     }
 
     async fn room(&self, app: AppId, room: &RoomId) -> StoreResult<Option<Arc<RoomState>>> {

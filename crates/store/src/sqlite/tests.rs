@@ -370,9 +370,8 @@ async fn a_version_1_database_is_upgraded_with_everything_kept() {
     // The upgraded database has exactly a new one's tables and indexes.
     let fresh_dir = tempfile::tempdir().unwrap();
     let fresh_path = db_path(&fresh_dir);
-    std::fs::create_dir_all(fresh_path.parent().unwrap()).unwrap();
     open(&fresh_path).close().await;
-    let schema = |path: &std::path::Path| -> Vec<(String, String)> {
+    let schema = |path: &Path| -> Vec<(String, String)> {
         Connection::open(path)
             .unwrap()
             .prepare("SELECT type, name FROM sqlite_master ORDER BY type, name")
