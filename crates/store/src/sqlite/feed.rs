@@ -11,6 +11,8 @@ use crate::{Backlog, Outboxes, Outcome, Parked, Pending, codec};
 /// (swept after the feed's retention), 1 while its webhook waits, 2 when parked.
 /// `feed_apps`: each app's last seq, so that numbers never repeat after a sweep.
 /// `outbox`: for each room with entries waiting, the first of them and its attempts so far.
+/// Statements name the index they need (`INDEXED BY`): SQLite, without statistics, would
+/// otherwise walk the app's whole feed (see `every_statement_uses_its_index`).
 macro_rules! feed_tables {
     () => {
         "CREATE TABLE feed (
@@ -134,7 +136,8 @@ const FEED_OF_APP: &str = concat!(
 const FEED_OF_ROOM: &str = concat!(
     "SELECT ",
     entry_columns!(),
-    " FROM feed f WHERE app = ?1 AND room_id = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    " FROM feed f INDEXED BY feed_room \
+     WHERE app = ?1 AND room_id = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
 );
 
 pub(super) fn read(
@@ -194,7 +197,7 @@ const HEAD_OF_ENTRY: &str = "SELECT o.room_id FROM feed f \
 const SET_STATE: &str = "UPDATE feed SET state = ?3, error = ?4 WHERE app = ?1 AND seq = ?2";
 const RETRY_AT: &str =
     "UPDATE outbox SET attempts = attempts + 1, due_ms = ?3 WHERE app = ?1 AND room_id = ?2";
-const NEXT_WAITING: &str = "SELECT seq, at_ms FROM feed \
+const NEXT_WAITING: &str = "SELECT seq, at_ms FROM feed INDEXED BY feed_room \
     WHERE app = ?1 AND room_id = ?2 AND seq > ?3 AND state = 1 ORDER BY seq LIMIT 1";
 const MOVE_HEAD: &str = "UPDATE outbox SET seq = ?3, attempts = 0, due_ms = ?4 \
     WHERE app = ?1 AND room_id = ?2";
@@ -248,7 +251,8 @@ pub(super) fn settle(
 const PARKED_AFTER: &str = concat!(
     "SELECT ",
     entry_columns!(),
-    ", f.error FROM feed f WHERE app = ?1 AND state = 2 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    ", f.error FROM feed f INDEXED BY feed_kept \
+     WHERE app = ?1 AND state > 0 AND state = 2 AND seq > ?2 ORDER BY seq LIMIT ?3"
 );
 
 pub(super) fn parked(
@@ -269,7 +273,8 @@ pub(super) fn parked(
 }
 
 const PARKED_ROOM: &str = "SELECT room_id FROM feed WHERE app = ?1 AND seq = ?2 AND state = 2";
-const ALL_PARKED: &str = "SELECT seq, room_id FROM feed WHERE app = ?1 AND state = 2 ORDER BY seq";
+const ALL_PARKED: &str = "SELECT seq, room_id FROM feed INDEXED BY feed_kept \
+    WHERE app = ?1 AND state > 0 AND state = 2 ORDER BY seq";
 /// The replayed entry becomes its room's first unless an earlier one already is.
 const REQUEUE: &str = "INSERT INTO outbox VALUES (?1, ?2, ?3, 0, 0) \
     ON CONFLICT (app, room_id) DO UPDATE SET seq = excluded.seq, attempts = 0, due_ms = 0 \
@@ -305,9 +310,10 @@ pub(super) fn replay(conn: &Connection, app: AppId, seqs: Option<&[u64]>) -> rus
 }
 
 const BACKLOG: &str = "SELECT \
-    (SELECT COUNT(*) FROM feed WHERE app = ?1 AND state = 1), \
-    (SELECT COUNT(*) FROM feed WHERE app = ?1 AND state = 2), \
-    (SELECT at_ms FROM feed WHERE app = ?1 AND state = 1 ORDER BY seq LIMIT 1)";
+    (SELECT COUNT(*) FROM feed INDEXED BY feed_kept WHERE app = ?1 AND state > 0 AND state = 1), \
+    (SELECT COUNT(*) FROM feed INDEXED BY feed_kept WHERE app = ?1 AND state > 0 AND state = 2), \
+    (SELECT at_ms FROM feed INDEXED BY feed_kept \
+     WHERE app = ?1 AND state > 0 AND state = 1 ORDER BY seq LIMIT 1)";
 
 pub(super) fn backlog(conn: &Connection, app: AppId) -> rusqlite::Result<Backlog> {
     conn.prepare_cached(BACKLOG)?.query_row([app], |row| {
@@ -324,7 +330,8 @@ const SWEEP_LIMIT: usize = 2000;
 const SWEEP_DONE: &str = "DELETE FROM feed WHERE (app, seq) IN \
     (SELECT app, seq FROM feed WHERE state = 0 AND at_ms < ?1 LIMIT ?2)";
 const SWEEP_PARKED: &str = "DELETE FROM feed WHERE (app, seq) IN \
-    (SELECT app, seq FROM feed WHERE state = 2 AND at_ms < ?1 LIMIT ?2)";
+    (SELECT f.app, f.seq FROM feed_apps a CROSS JOIN feed f INDEXED BY feed_kept \
+     ON f.app = a.app AND f.state > 0 AND f.state = 2 WHERE f.at_ms < ?1 LIMIT ?2)";
 
 /// Forgets delivered entries committed before `done_cutoff_ms` and parked ones before
 /// `parked_cutoff_ms`; returns whether more may be left.
@@ -340,4 +347,52 @@ pub(super) fn sweep(
         .prepare_cached(SWEEP_PARKED)?
         .execute(params![clamp(parked_cutoff_ms), SWEEP_LIMIT as i64])?;
     Ok(done == SWEEP_LIMIT || parked == SWEEP_LIMIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::sql::{SCHEMA, query_plan};
+
+    /// Every statement finds its rows through the index meant for it, whatever the tables
+    /// hold: with no statistics, SQLite took the primary key's range `(app, seq > ?)` for the
+    /// per-room and per-state reads, so that each delivery walked the app's whole feed after
+    /// the delivered entry. `INDEXED BY` pins the choice; a partial index is only usable when
+    /// the statement repeats its condition, hence the `state > 0` beside `state = 1` or `2`.
+    #[test]
+    fn every_statement_uses_its_index() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let room = "USING INDEX feed_room (app=? AND room_id=? AND seq>?)";
+        let kept = "INDEX feed_kept (app=? AND state=?";
+        let one_entry = "USING PRIMARY KEY (app=? AND seq=?)";
+        let expected = [
+            (FEED_OF_APP, "USING PRIMARY KEY (app=? AND seq>?)"),
+            (FEED_OF_ROOM, room),
+            (NEXT_WAITING, room),
+            (DUE, "USING INDEX outbox_due (app=? AND due_ms<?)"),
+            (HEAD_OF_ENTRY, one_entry),
+            (SET_STATE, one_entry),
+            (PARKED_ROOM, one_entry),
+            (PARKED_AFTER, kept),
+            (ALL_PARKED, kept),
+            (BACKLOG, kept),
+            (SWEEP_DONE, "USING COVERING INDEX feed_done_age (at_ms<?)"),
+            (
+                SWEEP_PARKED,
+                "SCAN a; SEARCH f USING INDEX feed_kept (app=? AND state=?)",
+            ),
+            (RETRY_AT, "USING PRIMARY KEY (app=? AND room_id=?)"),
+            (MOVE_HEAD, "USING PRIMARY KEY (app=? AND room_id=?)"),
+            (DROP_HEAD, "USING PRIMARY KEY (app=? AND room_id=?)"),
+        ];
+        for (sql, index) in expected {
+            let plan = query_plan(&conn, sql);
+            assert!(plan.contains(index), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+            let scans = plan.matches("SCAN ").count() - plan.matches("SCAN CONSTANT ROW").count();
+            let allowed = usize::from(sql == SWEEP_PARKED); // over `feed_apps`: one row per app
+            assert_eq!(scans, allowed, "{sql}: {plan}");
+        }
+    }
 }

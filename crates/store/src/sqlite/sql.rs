@@ -976,6 +976,19 @@ pub(super) fn insert_room(
     Ok(())
 }
 
+/// Tests: how SQLite plans `sql` on `conn`, its steps joined by "; ".
+#[cfg(test)]
+pub(super) fn query_plan(conn: &Connection, sql: &str) -> String {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let params = std::iter::repeat_n(0, statement.parameter_count());
+    let plan: Vec<String> = statement
+        .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    plan.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1007,14 +1020,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
         for sql in [LIST_FIRST, LIST_SAME_TIME, LIST_OLDER, LIST_FEWER_VIEWS] {
-            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let params = std::iter::repeat_n(0, statement.parameter_count());
-            let plan: Vec<String> = statement
-                .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            let plan = plan.join("; ");
+            let plan = query_plan(&conn, sql);
             assert!(
                 plan.contains("USING INDEX rooms_list_order"),
                 "{sql}: {plan}"
