@@ -1,8 +1,8 @@
 //! The webhook sender (docs/webhooks.md §5): for each app with a webhook, a task that asks the
 //! store's outbox for the rooms whose first waiting entry is due, sends each one (up to
 //! `max_in_flight` rooms at once, one entry per room at a time), and records every outcome
-//! durably. It holds no more than `2 × max_in_flight` entries whatever the backlog: the
-//! backlog stays on disk.
+//! durably. It holds no more than `3 × max_in_flight` entries whatever the backlog (those being
+//! sent, and one outbox read of at most twice that): the backlog stays on disk.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -115,26 +115,41 @@ impl<S: Store> AppSender<S> {
         // slots at a time, so that one outbox read and one store write serve many deliveries.
         let batch = (limit / 4).max(1);
         let mut running: JoinSet<Attempted> = JoinSet::new();
-        let mut in_flight: HashSet<RoomId> = HashSet::new();
+        // Rooms being sent to or waiting for their outcome to be recorded: none of them gets
+        // its next entry before that (in order per room). At most `2 × limit`.
+        let mut held: HashSet<RoomId> = HashSet::new();
         let mut finished: Vec<Attempted> = Vec::new();
+        // One record at a time, in its own task, so that attempts go on while it commits (it
+        // waits in the writer's queue behind the API's writes); the rooms it frees.
+        let mut recording: JoinSet<()> = JoinSet::new();
+        let mut recorded_rooms: Vec<RoomId> = Vec::new();
         let mut record_by = tokio::time::Instant::now();
+        // Whether the outbox may have a room to start: set by commits, the poll, freed rooms,
+        // and finished attempts while the last read left due rooms unstarted.
+        let mut look = true;
+        let mut more_due = false;
         let mut gauges = tokio::time::interval(GAUGES_EVERY);
         loop {
             let stopping = *stop.borrow();
-            if !finished.is_empty()
+            if recording.is_empty()
+                && !finished.is_empty()
                 && (running.is_empty()
                     || stopping
                     || finished.len() >= batch
                     || tokio::time::Instant::now() >= record_by)
             {
-                self.record(std::mem::take(&mut finished), &mut in_flight)
-                    .await;
+                recorded_rooms = finished.iter().map(|done| done.room.clone()).collect();
+                recording.spawn(self.record(std::mem::take(&mut finished)));
             }
-            if stopping && running.is_empty() && finished.is_empty() {
+            if stopping && running.is_empty() && finished.is_empty() && recording.is_empty() {
                 return;
             }
-            if !stopping && (running.is_empty() || in_flight.len() + batch <= limit) {
-                self.start_due(&mut running, &mut in_flight).await;
+            let free = limit
+                .saturating_sub(running.len())
+                .min((2 * limit).saturating_sub(held.len()));
+            if look && !stopping && free > 0 && (running.is_empty() || free >= batch) {
+                more_due = self.start_due(free, &mut running, &mut held).await;
+                look = false;
             }
             tokio::select! {
                 Some(done) = running.join_next(), if !running.is_empty() => {
@@ -145,39 +160,55 @@ impl<S: Store> AppSender<S> {
                     while let Some(done) = running.try_join_next() {
                         finished.extend(done.ok());
                     }
+                    look |= more_due;
                 }
-                _ = tokio::time::sleep_until(record_by), if !finished.is_empty() => {}
-                _ = wake.notified(), if !stopping => {}
-                _ = tokio::time::sleep(POLL), if !stopping => {}
+                Some(_) = recording.join_next(), if !recording.is_empty() => {
+                    for room in recorded_rooms.drain(..) {
+                        held.remove(&room);
+                    }
+                    look = true;
+                }
+                _ = tokio::time::sleep_until(record_by), if !finished.is_empty() && recording.is_empty() => {}
+                _ = wake.notified(), if !stopping => look = true,
+                _ = tokio::time::sleep(POLL), if !stopping => look = true,
                 _ = gauges.tick() => self.refresh_gauges().await,
                 _ = stop.changed(), if !stopping => {
-                    tracing::debug!(app, in_flight = in_flight.len(), "webhooks: stopping");
+                    tracing::debug!(app, held = held.len(), "webhooks: stopping");
                 }
             }
         }
     }
 
-    /// Starts an attempt for each due room not already being delivered to, up to the limit.
-    async fn start_due(&self, running: &mut JoinSet<Attempted>, in_flight: &mut HashSet<RoomId>) {
-        let limit = self.app.config.max_in_flight;
-        // The rooms in flight are due too, and are at most `in_flight.len()` of the first
-        // `limit` due rooms: the rest are enough to fill every free slot.
+    /// Starts an attempt for each due room not already held, up to `free` of them; returns
+    /// whether due rooms may be left unstarted.
+    async fn start_due(
+        &self,
+        free: usize,
+        running: &mut JoinSet<Attempted>,
+        held: &mut HashSet<RoomId>,
+    ) -> bool {
+        // The held rooms are due too, and are at most `held.len()` of the first due rooms:
+        // the rest are enough to fill every free slot. At most `2 × max_in_flight` entries.
+        let wanted = held.len() + free;
         let due = match self
             .store
-            .due(self.app.app, self.clock.unix_ms(), limit)
+            .due(self.app.app, self.clock.unix_ms(), wanted)
             .await
         {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(app = self.app.app, %error, "webhooks: cannot read the outbox");
-                return;
+                return false;
             }
         };
+        let full = due.len() == wanted;
+        let mut started = 0;
         for pending in due {
-            if in_flight.len() >= limit {
+            if started == free {
                 break;
             }
-            if in_flight.insert(pending.entry.room.clone()) {
+            if held.insert(pending.entry.room.clone()) {
+                started += 1;
                 let attempt = Attempt {
                     client: self.client.clone(),
                     clock: Arc::clone(&self.clock),
@@ -186,18 +217,22 @@ impl<S: Store> AppSender<S> {
                 running.spawn(attempt.run(pending));
             }
         }
+        full
     }
 
     /// Records finished attempts in one store write. If that fails, the entries stay first in
     /// their rooms and are sent again: at least once.
-    async fn record(&self, finished: Vec<Attempted>, in_flight: &mut HashSet<RoomId>) {
-        let mut outcomes = Vec::with_capacity(finished.len());
-        for done in finished {
-            in_flight.remove(&done.room);
-            outcomes.push((done.seq, done.outcome));
-        }
-        if let Err(error) = self.store.settle(self.app.app, outcomes).await {
-            tracing::error!(app = self.app.app, %error, "webhooks: cannot record deliveries; they will be sent again");
+    fn record(&self, finished: Vec<Attempted>) -> impl Future<Output = ()> + Send + 'static {
+        let store = Arc::clone(&self.store);
+        let app = self.app.app;
+        let outcomes: Vec<_> = finished
+            .into_iter()
+            .map(|done| (done.seq, done.outcome))
+            .collect();
+        async move {
+            if let Err(error) = store.settle(app, outcomes).await {
+                tracing::error!(app, %error, "webhooks: cannot record deliveries; they will be sent again");
+            }
         }
     }
 
