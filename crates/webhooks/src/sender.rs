@@ -116,7 +116,8 @@ impl<S: Store> AppSender<S> {
         let batch = (limit / 4).max(1);
         let mut running: JoinSet<Attempted> = JoinSet::new();
         // Rooms being sent to or waiting for their outcome to be recorded: none of them gets
-        // its next entry before that (in order per room). At most `2 × limit`.
+        // its next entry before that (in order per room).
+        let max_held = 2 * limit;
         let mut held: HashSet<RoomId> = HashSet::new();
         let mut finished: Vec<Attempted> = Vec::new();
         // One record at a time, in its own task, so that attempts go on while it commits (it
@@ -138,15 +139,19 @@ impl<S: Store> AppSender<S> {
                     || finished.len() >= batch
                     || tokio::time::Instant::now() >= record_by)
             {
-                recorded_rooms = finished.iter().map(|done| done.room.clone()).collect();
-                recording.spawn(self.record(std::mem::take(&mut finished)));
+                let outcomes;
+                (recorded_rooms, outcomes) = finished
+                    .drain(..)
+                    .map(|done| (done.room, (done.seq, done.outcome)))
+                    .unzip();
+                recording.spawn(self.record(outcomes));
             }
             if stopping && running.is_empty() && finished.is_empty() && recording.is_empty() {
                 return;
             }
             let free = limit
                 .saturating_sub(running.len())
-                .min((2 * limit).saturating_sub(held.len()));
+                .min(max_held.saturating_sub(held.len()));
             if look && !stopping && free > 0 && (running.is_empty() || free >= batch) {
                 more_due = self.start_due(free, &mut running, &mut held).await;
                 look = false;
@@ -188,7 +193,8 @@ impl<S: Store> AppSender<S> {
         held: &mut HashSet<RoomId>,
     ) -> bool {
         // The held rooms are due too, and are at most `held.len()` of the first due rooms:
-        // the rest are enough to fill every free slot. At most `2 × max_in_flight` entries.
+        // the rest are enough to fill every free slot. `held.len() + free` is at most
+        // `2 × max_in_flight` entries.
         let wanted = held.len() + free;
         let due = match self
             .store
@@ -222,13 +228,9 @@ impl<S: Store> AppSender<S> {
 
     /// Records finished attempts in one store write. If that fails, the entries stay first in
     /// their rooms and are sent again: at least once.
-    fn record(&self, finished: Vec<Attempted>) -> impl Future<Output = ()> + Send + 'static {
+    fn record(&self, outcomes: Vec<(u64, Outcome)>) -> impl Future<Output = ()> + Send + 'static {
         let store = Arc::clone(&self.store);
         let app = self.app.app;
-        let outcomes: Vec<_> = finished
-            .into_iter()
-            .map(|done| (done.seq, done.outcome))
-            .collect();
         async move {
             if let Err(error) = store.settle(app, outcomes).await {
                 tracing::error!(app, %error, "webhooks: cannot record deliveries; they will be sent again");

@@ -12,7 +12,8 @@ use crate::{Backlog, Outboxes, Outcome, Parked, Pending, codec};
 /// `feed_apps`: each app's last seq, so that numbers never repeat after a sweep.
 /// `outbox`: for each room with entries waiting, the first of them and its attempts so far.
 /// Statements name the index they need (`INDEXED BY`): SQLite, without statistics, would
-/// otherwise walk the app's whole feed (see `every_statement_uses_its_index`).
+/// otherwise walk the app's whole feed (see `every_statement_uses_its_index`). Those on
+/// `feed_kept` repeat its condition (`state > 0`), without which SQLite cannot use it.
 macro_rules! feed_tables {
     () => {
         "CREATE TABLE feed (
