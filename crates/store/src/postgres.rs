@@ -844,36 +844,44 @@ async fn apply_batch(
         }));
     }
 
-    save_rooms(tx, &rooms, &inner.retention).await?;
+    // Nothing below needs another statement's answer: the batch's saves and feed entries are
+    // sent together (pipelined), and the batch waits for the database once, not per statement.
+    let mut statements = save_rooms(tx, &rooms, &inner.retention).await?;
     for (app, entries) in feed {
-        append_feed(tx, inner, app, entries).await?;
+        statements.extend(append_feed(tx, inner, app, entries).await?);
     }
+    futures_util::future::try_join_all(statements).await?;
     Ok(outcomes)
 }
+
+/// A statement of a batch, sent when first polled; its answer is awaited with the others'.
+type Pipelined<'a> = futures_util::future::BoxFuture<'a, Result<(), Failure>>;
 
 /// Whether a batch left the room in the incarnation it found it in (only its row changes).
 fn stays(work: &RoomWork) -> bool {
     matches!((&work.slot.live, work.was), (Some(now), Some(was)) if was == now.position.incarnation)
 }
 
-/// Writes what a batch did to its rooms (as each `work.slot` now holds it) and appends their
-/// events to their logs: the rooms that stay in their incarnation in one statement, every
-/// event in one, so that a batch costs the database a few statements however many rooms it
-/// touched.
-async fn save_rooms(
-    tx: &Transaction<'_>,
-    rooms: &BTreeMap<(AppId, &RoomId), RoomWork>,
+/// The statements that write what a batch did to its rooms (as each `work.slot` now holds it)
+/// and append their events to their logs: the rooms that stay in their incarnation in one
+/// statement, every event in one, so that a batch costs the database a few statements however
+/// many rooms it touched.
+async fn save_rooms<'a>(
+    tx: &'a Transaction<'_>,
+    rooms: &'a BTreeMap<(AppId, &RoomId), RoomWork>,
     retention: &Retention,
-) -> Result<(), Failure> {
+) -> Result<Vec<Pipelined<'a>>, Failure> {
     let changed: Vec<_> = rooms
         .iter()
         .filter(|(_, work)| !work.events.is_empty())
         .collect();
-    let structural = changed
+    let mut statements: Vec<Pipelined<'a>> = changed
         .iter()
         .filter(|(_, work)| !stays(work))
-        .map(|((app, id), work)| save_structure(tx, i64::from(*app), id.as_str(), work));
-    futures_util::future::try_join_all(structural).await?;
+        .map(|&((app, id), work)| {
+            Box::pin(save_structure(tx, i64::from(*app), id.as_str(), work)) as Pipelined<'a>
+        })
+        .collect();
 
     let (mut apps, mut ids, mut texts, mut metadata, mut people, mut seqs, mut public) = (
         Vec::new(),
@@ -896,11 +904,14 @@ async fn save_rooms(
     }
     if !apps.is_empty() {
         let update = tx.prepare_cached(UPDATE_ROOMS).await?;
-        tx.execute(
-            &update,
-            &[&apps, &ids, &texts, &metadata, &people, &seqs, &public],
-        )
-        .await?;
+        statements.push(Box::pin(async move {
+            tx.execute(
+                &update,
+                &[&apps, &ids, &texts, &metadata, &people, &seqs, &public],
+            )
+            .await?;
+            Ok(())
+        }));
     }
 
     let (mut apps, mut ids, mut incarnations, mut seqs, mut times, mut changes) = (
@@ -921,28 +932,38 @@ async fn save_rooms(
             changes.push(codec::encode(&event.change));
         }
     }
-    let insert = tx.prepare_cached(INSERT_EVENTS).await?;
-    tx.execute(
-        &insert,
-        &[&apps, &ids, &incarnations, &seqs, &times, &changes],
-    )
-    .await?;
+    if !apps.is_empty() {
+        let insert = tx.prepare_cached(INSERT_EVENTS).await?;
+        statements.push(Box::pin(async move {
+            tx.execute(
+                &insert,
+                &[&apps, &ids, &incarnations, &seqs, &times, &changes],
+            )
+            .await?;
+            Ok(())
+        }));
+    }
 
     let prune = tx.prepare_cached(PRUNE_EVENTS).await?;
-    let prunes = changed.iter().filter_map(|((app, id), work)| {
-        let (first, last) = (work.events.first()?, work.events.last()?);
-        let beyond = last.position.seq.checked_sub(retention.events_per_room)?;
-        (beyond > 0 && first.position.incarnation == last.position.incarnation).then(|| {
-            let (app, prune) = (i64::from(*app), &prune);
-            let incarnation = big(last.position.incarnation);
-            async move {
-                tx.execute(prune, &[&app, &id.as_str(), &incarnation, &big(beyond)])
-                    .await
-            }
-        })
-    });
-    futures_util::future::try_join_all(prunes).await?;
-    Ok(())
+    for ((app, id), work) in &changed {
+        let (Some(first), Some(last)) = (work.events.first(), work.events.last()) else {
+            continue;
+        };
+        let Some(beyond) = last.position.seq.checked_sub(retention.events_per_room) else {
+            continue;
+        };
+        if beyond == 0 || first.position.incarnation != last.position.incarnation {
+            continue;
+        }
+        let (app, prune) = (i64::from(*app), prune.clone());
+        let incarnation = big(last.position.incarnation);
+        statements.push(Box::pin(async move {
+            tx.execute(&prune, &[&app, &id.as_str(), &incarnation, &big(beyond)])
+                .await?;
+            Ok(())
+        }));
+    }
+    Ok(statements)
 }
 
 /// A room the batch created, created again or destroyed: its row replaced or removed (and its
@@ -1050,17 +1071,24 @@ const DONE: i16 = 0;
 const WAITING: i16 = 1;
 const PARKED: i16 = 2;
 
-/// Takes `$2` numbers of the app's feed, in commit order: the row stays locked until COMMIT.
-const NEXT_SEQS: &str = "INSERT INTO feed_apps VALUES ($1, $2) ON CONFLICT (app) \
-    DO UPDATE SET last_seq = feed_apps.last_seq + EXCLUDED.last_seq RETURNING last_seq";
-const INSERT_ENTRIES: &str = "INSERT INTO feed (app, seq, room_id, at_ms, entry, state) \
-    SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::SMALLINT[])";
-/// Each room's first waiting entry, unless it has one already. The existing row is locked all the
-/// same (`DO UPDATE … WHERE false`), so that a delivery settling concurrently either sees this
-/// entry or finishes first; without the lock it could drop the room from the queue while this
-/// entry waits behind it.
-const QUEUE_ROOMS: &str = "INSERT INTO outbox (app, room_id, seq, attempts, due_ms) \
-    SELECT $1, r, s, 0, t FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[]) AS q(r, s, t) \
+/// Appends a batch's entries (`$2` of them) to the app's feed and queues each room whose
+/// entries wait for the webhook, in one statement. The entries take the next `$2` numbers of
+/// the app's feed: its row stays locked until COMMIT, so that numbers follow commit order.
+/// A room already queued keeps its first entry, and its row is locked all the same
+/// (`DO UPDATE … WHERE false`), so that a delivery settling concurrently either sees the new
+/// entries or finishes first; without the lock it could drop the room from the queue while
+/// they wait behind it. Rooms are queued in key order, so that batches cannot deadlock.
+const APPEND_ENTRIES: &str = "WITH numbered AS (INSERT INTO feed_apps VALUES ($1, $2) \
+    ON CONFLICT (app) DO UPDATE SET last_seq = feed_apps.last_seq + EXCLUDED.last_seq \
+    RETURNING last_seq), \
+    appended AS (INSERT INTO feed (app, seq, room_id, at_ms, entry, state) \
+    SELECT $1, n.last_seq - $2 + e.nth, e.room_id, e.at_ms, e.entry, e.state FROM numbered n, \
+    UNNEST($3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::SMALLINT[]) \
+    WITH ORDINALITY AS e(room_id, at_ms, entry, state, nth) \
+    RETURNING seq, room_id, at_ms, state) \
+    INSERT INTO outbox (app, room_id, seq, attempts, due_ms) \
+    SELECT DISTINCT ON (room_id) $1, room_id, seq, 0, at_ms FROM appended WHERE state = 1 \
+    ORDER BY room_id, seq \
     ON CONFLICT (app, room_id) DO UPDATE SET seq = outbox.seq WHERE false";
 const ENTRY_COLUMNS: &str = "seq, room_id, at_ms, entry";
 /// Rooms whose first entry is due and not leased to another node, leased to this one.
@@ -1114,82 +1142,47 @@ pub(super) struct NewEntry<'a> {
     item: FeedItem,
 }
 
-/// Appends `entries` (in order) to the app's feed, numbered in commit order, queues each room
-/// whose entries wait for the webhook, and tells the other nodes. Four statements whatever the
-/// number of entries: the app's feed row stays locked from the first to COMMIT, so that time is
-/// kept short.
-async fn append_feed(
-    tx: &Transaction<'_>,
+/// The statements that append `entries` (in order) to the app's feed, numbered in commit
+/// order, queue each room whose entries wait for the webhook, and tell the other nodes.
+async fn append_feed<'a>(
+    tx: &'a Transaction<'_>,
     inner: &Inner,
     app: AppId,
-    entries: Vec<NewEntry<'_>>,
-) -> Result<(), Failure> {
+    entries: Vec<NewEntry<'a>>,
+) -> Result<Vec<Pipelined<'a>>, Failure> {
+    let mut statements: Vec<Pipelined<'a>> = Vec::new();
     if entries.is_empty() {
-        return Ok(());
+        return Ok(statements);
     }
     let app64 = i64::from(app);
     let count = entries.len() as i64;
-    let last: i64 = tx
-        .query_one(&tx.prepare_cached(NEXT_SEQS).await?, &[&app64, &count])
-        .await?
-        .get(0);
-    let mut columns = FeedColumns::default();
-    let mut queued: HashMap<&str, (i64, i64)> = HashMap::new();
-    for (seq, entry) in (last - count + 1..).zip(&entries) {
+    let (mut rooms, mut times, mut bodies, mut states) = (
+        Vec::with_capacity(entries.len()),
+        Vec::with_capacity(entries.len()),
+        Vec::with_capacity(entries.len()),
+        Vec::with_capacity(entries.len()),
+    );
+    for entry in &entries {
         let waiting = crate::queued(&inner.outboxes, app, &entry.item);
-        columns.seqs.push(seq);
-        columns.rooms.push(entry.room.as_str());
-        columns.times.push(big(entry.at_ms));
-        columns
-            .bodies
-            .push(codec::encode_feed(entry.by, &entry.item));
-        columns.states.push(if waiting { WAITING } else { DONE });
-        if waiting {
-            queued
-                .entry(entry.room.as_str())
-                .or_insert((seq, big(entry.at_ms)));
-        }
+        rooms.push(entry.room.as_str());
+        times.push(big(entry.at_ms));
+        bodies.push(codec::encode_feed(entry.by, &entry.item));
+        states.push(if waiting { WAITING } else { DONE });
     }
-    tx.execute(
-        &tx.prepare_cached(INSERT_ENTRIES).await?,
-        &[
-            &app64,
-            &columns.seqs,
-            &columns.rooms,
-            &columns.times,
-            &columns.bodies,
-            &columns.states,
-        ],
-    )
-    .await?;
-    if !queued.is_empty() {
-        let mut rooms: Vec<&str> = queued.keys().copied().collect();
-        rooms.sort_unstable();
-        let (seqs, times): (Vec<i64>, Vec<i64>) = rooms.iter().map(|r| queued[r]).unzip();
-        tx.execute(
-            &tx.prepare_cached(QUEUE_ROOMS).await?,
-            &[&app64, &rooms, &seqs, &times],
-        )
-        .await?;
-    }
+    let append = tx.prepare_cached(APPEND_ENTRIES).await?;
+    statements.push(Box::pin(async move {
+        tx.execute(&append, &[&app64, &count, &rooms, &times, &bodies, &states])
+            .await?;
+        Ok(())
+    }));
     if inner.notify {
-        tx.execute(
-            &tx.prepare_cached("SELECT pg_notify($1, $2)").await?,
-            &[&CHANNEL, &app.to_string()],
-        )
-        .await?;
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        statements.push(Box::pin(async move {
+            tx.execute(&notify, &[&CHANNEL, &app.to_string()]).await?;
+            Ok(())
+        }));
     }
-    Ok(())
-}
-
-/// The columns of [`INSERT_ENTRIES`].
-#[derive(Default)]
-struct FeedColumns<'a> {
-    seqs: Vec<i64>,
-    rooms: Vec<&'a str>,
-    times: Vec<i64>,
-    bodies: Vec<String>,
-    states: Vec<i16>,
+    Ok(statements)
 }
 
 async fn settle_one(
@@ -1277,9 +1270,11 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
                         }
                         found.push(exists);
                     }
+                    let mut statements = Vec::new();
                     for (app, entries) in entries {
-                        append_feed(&tx, inner, app, entries).await?;
+                        statements.extend(append_feed(&tx, inner, app, entries).await?);
                     }
+                    futures_util::future::try_join_all(statements).await?;
                     Ok(found)
                 })
             })
