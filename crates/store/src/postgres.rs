@@ -1252,14 +1252,19 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
             .transact("recording members", |client| {
                 let (inner, jobs) = (&*inner, &jobs);
                 committed!(client, tx => {
-                    let mut found = Vec::with_capacity(jobs.len());
+                    // Every room's lookup at once (pipelined).
+                    let head = tx.prepare_cached(SELECT_HEAD).await?;
+                    let found = futures_util::future::try_join_all(jobs.iter().map(|job| {
+                        let (app, head) = (i64::from(job.app), &head);
+                        let tx = &tx;
+                        async move {
+                            let row = tx.query_opt(head, &[&app, &job.room.as_str()]).await?;
+                            Ok::<_, Failure>(row.is_some())
+                        }
+                    }))
+                    .await?;
                     let mut entries: BTreeMap<AppId, Vec<NewEntry<'_>>> = BTreeMap::new();
-                    for job in jobs {
-                        let app = i64::from(job.app);
-                        let exists = tx
-                            .query_opt(&tx.prepare_cached(SELECT_HEAD).await?, &[&app, &job.room.as_str()])
-                            .await?
-                            .is_some();
+                    for (job, &exists) in jobs.iter().zip(&found) {
                         if exists {
                             entries.entry(job.app).or_default().push(NewEntry {
                                 room: &job.room,
@@ -1268,7 +1273,6 @@ async fn record_members(inner: Arc<Inner>, mut queue: mpsc::Receiver<MembersJob>
                                 item: FeedItem::Members(job.change.clone()),
                             });
                         }
-                        found.push(exists);
                     }
                     let mut statements = Vec::new();
                     for (app, entries) in entries {
