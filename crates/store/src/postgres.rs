@@ -152,7 +152,7 @@ const MAX_BATCH: usize = 256;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Tombstones, and entries of each kind, one sweep removes at most.
 const SWEEP_LIMIT: i64 = 2000;
-/// The channel commits notify on; its payload is the app.
+/// The channel commits notify on; its payload is the key of the node that committed.
 const CHANNEL: &str = "liveroom_feed";
 
 /// The PostgreSQL store of one node.
@@ -1177,8 +1177,9 @@ async fn append_feed<'a>(
     }));
     if inner.notify {
         let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        let me = inner.node_key.to_string();
         statements.push(Box::pin(async move {
-            tx.execute(&notify, &[&CHANNEL, &app.to_string()]).await?;
+            tx.execute(&notify, &[&CHANNEL, &me]).await?;
             Ok(())
         }));
     }

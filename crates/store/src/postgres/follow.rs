@@ -60,22 +60,23 @@ impl Follower {
     ) {
         let heard = Arc::new(Notify::new());
         let listener = listen.map(|(config, tls)| {
-            let heard = Arc::clone(&heard);
+            let (heard, me) = (Arc::clone(&heard), self.node_key);
             match tls {
-                Some(tls) => tokio::spawn(listener(config, tls, heard)),
-                None => tokio::spawn(listener(config, NoTls, heard)),
+                Some(tls) => tokio::spawn(listener(config, tls, me, heard)),
+                None => tokio::spawn(listener(config, NoTls, me, heard)),
             }
         });
         let mut ticks = tokio::time::interval(self.poll.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = self.committed.notified() => {}
-                _ = heard.notified() => {}
-                _ = ticks.tick() => {}
+            // This node's own commits bring no other node's live frames.
+            let frames_too = tokio::select! {
+                _ = self.committed.notified() => false,
+                _ = heard.notified() => true,
+                _ = ticks.tick() => true,
                 _ = stop.wait_for(|stop| *stop) => break,
-            }
-            if let Err(error) = self.catch_up().await {
+            };
+            if let Err(error) = self.catch_up(frames_too).await {
                 tracing::warn!(%error, "postgres store: cannot read the feed; trying again");
             }
         }
@@ -84,11 +85,14 @@ impl Follower {
         }
     }
 
-    /// Publishes every app's entries after its cursor, in order, then relays the other
-    /// nodes' live frames.
-    async fn catch_up(&mut self) -> Result<(), String> {
+    /// Publishes every app's entries after its cursor, in order, then (`frames_too`) relays
+    /// the other nodes' live frames.
+    async fn catch_up(&mut self, frames_too: bool) -> Result<(), String> {
         let client = self.pool.get().await.map_err(|e| super::pool_error(&e))?;
         self.publish_feed(&client).await?;
+        if !frames_too {
+            return Ok(());
+        }
         self.frames
             .catch_up(&client, self.node_key, &self.relayed)
             .await
@@ -161,10 +165,10 @@ fn room_event(app: i64, row: &tokio_postgres::Row) -> Option<RoomEvent> {
     }
 }
 
-/// Keeps a connection that `LISTEN`s on [`CHANNEL`], and tells `heard` of every notification
-/// and of every new connection (what was notified while it was down is lost: the follower must
+/// Keeps a connection that `LISTEN`s on [`CHANNEL`], and tells `heard` of every other node's
+/// notification and of every new connection (what was notified while it was down is lost: the follower must
 /// read).
-async fn listener<T>(config: tokio_postgres::Config, tls: T, heard: Arc<Notify>)
+async fn listener<T>(config: tokio_postgres::Config, tls: T, me: i64, heard: Arc<Notify>)
 where
     T: MakeTlsConnect<Socket> + Clone,
     T::Stream: Send,
@@ -191,6 +195,9 @@ where
                             }
                         },
                         message = messages.next() => match message {
+                            // A node's own notifications: its commits woke it already.
+                            Some(Ok(AsyncMessage::Notification(notice)))
+                                if notice.payload() == me.to_string() => {}
                             Some(Ok(AsyncMessage::Notification(_))) => heard.notify_one(),
                             Some(Ok(_)) => {}
                             Some(Err(error)) => {

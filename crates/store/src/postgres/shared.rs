@@ -225,7 +225,8 @@ async fn apply(
         )
         .await?;
         if inner.notify {
-            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &key.to_string()])
+                .await?;
         }
     }
     Ok(())
