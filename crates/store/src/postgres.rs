@@ -857,6 +857,17 @@ async fn apply_batch(
 /// A statement of a batch, sent when first polled; its answer is awaited with the others'.
 type Pipelined<'a> = futures_util::future::BoxFuture<'a, Result<(), Failure>>;
 
+/// Wakes the other nodes' followers at COMMIT (docs/cluster.md §4). The payload names this
+/// node, whose own listener ignores it: its commits wake its follower directly.
+fn notify_others<'a>(tx: &'a Transaction<'_>, inner: &Inner) -> Pipelined<'a> {
+    let me = inner.node_key.to_string();
+    Box::pin(async move {
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        tx.execute(&notify, &[&CHANNEL, &me]).await?;
+        Ok(())
+    })
+}
+
 /// Whether a batch left the room in the incarnation it found it in (only its row changes).
 fn stays(work: &RoomWork) -> bool {
     matches!((&work.slot.live, work.was), (Some(now), Some(was)) if was == now.position.incarnation)
@@ -1176,12 +1187,7 @@ async fn append_feed<'a>(
         Ok(())
     }));
     if inner.notify {
-        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
-        let me = inner.node_key.to_string();
-        statements.push(Box::pin(async move {
-            tx.execute(&notify, &[&CHANNEL, &me]).await?;
-            Ok(())
-        }));
+        statements.push(notify_others(tx, inner));
     }
     Ok(statements)
 }

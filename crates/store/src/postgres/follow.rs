@@ -166,8 +166,8 @@ fn room_event(app: i64, row: &tokio_postgres::Row) -> Option<RoomEvent> {
 }
 
 /// Keeps a connection that `LISTEN`s on [`CHANNEL`], and tells `heard` of every other node's
-/// notification and of every new connection (what was notified while it was down is lost: the follower must
-/// read).
+/// notification and of every new connection (what was notified while it was down is lost:
+/// the follower must read).
 async fn listener<T>(config: tokio_postgres::Config, tls: T, me: i64, heard: Arc<Notify>)
 where
     T: MakeTlsConnect<Socket> + Clone,
@@ -197,7 +197,7 @@ where
                         message = messages.next() => match message {
                             // A node's own notifications: its commits woke it already.
                             Some(Ok(AsyncMessage::Notification(notice)))
-                                if notice.payload() == me.to_string() => {}
+                                if notice.payload().parse() == Ok(me) => {}
                             Some(Ok(AsyncMessage::Notification(_))) => heard.notify_one(),
                             Some(Ok(_)) => {}
                             Some(Err(error)) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use liveroom_domain::{Account, AppId, RoomId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{CHANNEL, Failure, Inner, big, committed, describe, unsigned};
+use super::{Failure, Inner, big, committed, describe, unsigned};
 use crate::{
     Departed, Listed, MemberInfo, Relay, Relayed, Reported, Returning, Roster, StoreResult, Swept,
 };
@@ -225,8 +225,7 @@ async fn apply(
         )
         .await?;
         if inner.notify {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &key.to_string()])
-                .await?;
+            super::notify_others(tx, inner).await?;
         }
     }
     Ok(())
