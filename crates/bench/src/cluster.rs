@@ -267,6 +267,7 @@ async fn measure(
                 sum.latency.add(&outcome.latency)?;
                 sum.window = sum.window.max(outcome.window);
                 sum.server_cpu += outcome.server_cpu;
+                sum.writer_cpu += outcome.writer_cpu;
                 sum.server_rss += outcome.server_rss;
                 sum.generator_cpu = sum.generator_cpu.max(outcome.generator_cpu);
                 sum

@@ -56,6 +56,9 @@ pub struct Load {
 }
 
 /// What one measurement saw.
+/// The name liveroom's SQLite store gives its one writer thread.
+const WRITER_THREAD: &str = "liveroom-writer";
+
 pub struct Outcome {
     /// Measured requests answered inside the measured window.
     pub requests: u64,
@@ -66,6 +69,8 @@ pub struct Outcome {
     pub latency: Histogram<u64>,
     pub window: Duration,
     pub server_cpu: Duration,
+    /// The part of `server_cpu` spent by the SQLite writer thread (zero on other backends).
+    pub writer_cpu: Duration,
     pub server_rss: u64,
     pub generator_cpu: Duration,
 }
@@ -152,6 +157,7 @@ pub async fn run(load: &Load, workload: &Workload, server_pid: u32) -> anyhow::R
     let mut total = Tally::new();
     tokio::time::sleep_until(window.measure_from).await;
     let server_before = system::cpu_time(server_pid)?;
+    let writer_before = system::thread_cpu_time(server_pid, WRITER_THREAD)?;
     let self_before = system::cpu_time(std::process::id())?;
     // The window closes at its end, or earlier once every script has run out.
     let measured_until = loop {
@@ -164,6 +170,8 @@ pub async fn run(load: &Load, workload: &Workload, server_pid: u32) -> anyhow::R
         }
     };
     let server_cpu = system::cpu_time(server_pid)?.saturating_sub(server_before);
+    let writer_cpu =
+        system::thread_cpu_time(server_pid, WRITER_THREAD)?.saturating_sub(writer_before);
     let generator_cpu = system::cpu_time(std::process::id())?.saturating_sub(self_before);
     let server_rss = system::rss_bytes(server_pid)?;
 
@@ -190,6 +198,7 @@ pub async fn run(load: &Load, workload: &Workload, server_pid: u32) -> anyhow::R
         latency: total.latency,
         window: measured_until.saturating_duration_since(window.measure_from),
         server_cpu,
+        writer_cpu,
         server_rss,
         generator_cpu,
     })

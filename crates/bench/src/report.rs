@@ -27,6 +27,8 @@ pub struct Run {
     pub max_ms: f64,
     /// CPU time the server used over the window, in cores (1.0 = one core busy throughout).
     pub server_cpu_cores: f64,
+    /// The SQLite writer thread's part of `server_cpu_cores`.
+    pub writer_cpu_cores: f64,
     pub server_rss_mb: f64,
     /// The load generator's own CPU use: near 1.0 when pinned means it may be the bottleneck.
     pub generator_cpu_cores: f64,
@@ -48,6 +50,7 @@ impl Run {
             p999_ms: ms(0.999),
             max_ms: outcome.latency.max() as f64 / 1000.0,
             server_cpu_cores: outcome.server_cpu.as_secs_f64() / secs,
+            writer_cpu_cores: outcome.writer_cpu.as_secs_f64() / secs,
             server_rss_mb: outcome.server_rss as f64 / MB,
             generator_cpu_cores: outcome.generator_cpu.as_secs_f64() / secs,
             first_error: outcome.first_error.clone(),
@@ -76,6 +79,7 @@ impl Series {
             p999_ms: m(|r| r.p999_ms),
             max_ms: m(|r| r.max_ms),
             server_cpu_cores: m(|r| r.server_cpu_cores),
+            writer_cpu_cores: m(|r| r.writer_cpu_cores),
             server_rss_mb: m(|r| r.server_rss_mb),
             generator_cpu_cores: m(|r| r.generator_cpu_cores),
             first_error: runs.iter().find_map(|r| r.first_error.clone()),

@@ -64,6 +64,11 @@ const PATIENCE_WRITES_PER_SEC: u64 = 500;
 const POLL: Duration = Duration::from_millis(20);
 const MAX_LATENCY_US: u64 = 600_000_000;
 
+/// CPU microseconds per acknowledged write of `run`, given `cores` of it over its window.
+fn per_write_us(cores: f64, run: &Run) -> f64 {
+    cores * 1e6 / run.requests_per_sec.max(1e-9)
+}
+
 /// What the webhook scenarios are run with.
 pub struct Settings {
     /// The `liveroom` binary, copied into the run's directory.
@@ -1097,18 +1102,21 @@ impl WebhooksReport {
             let row = |out: &mut String, name: &str, r: &Run| {
                 let _ = writeln!(
                     out,
-                    "| {OVERHEAD} | {name} | {} | {:.3} | {:.3} | {:.3} | {} | {:.2} cores |",
+                    "| {OVERHEAD} | {name} | {} | {:.3} | {:.3} | {:.3} | {} | {:.2} cores | {:.0} | {:.0} |",
                     thousands(r.requests_per_sec),
                     r.p50_ms,
                     r.p99_ms,
                     r.max_ms,
                     r.errors,
-                    r.server_cpu_cores
+                    r.server_cpu_cores,
+                    per_write_us(r.server_cpu_cores, r),
+                    per_write_us(r.writer_cpu_cores, r),
                 );
             };
             out.push_str(
-                "| scenario | webhook | writes/s | p50 ms | p99 ms | max ms | errors | server CPU |\n\
-                 |---|---|--:|--:|--:|--:|--:|--:|\n",
+                "| scenario | webhook | writes/s | p50 ms | p99 ms | max ms | errors | server CPU | \
+                 server CPU µs per write | writer thread µs per write |\n\
+                 |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
             );
             row(&mut out, "off", &o.off.median);
             row(&mut out, "on", &o.on.median);
@@ -1129,6 +1137,20 @@ impl WebhooksReport {
                 o.p99_ratio,
                 thousands(per_sec),
                 caught_up
+            );
+            let (off, on) = (&o.off.median, &o.on.median);
+            let _ = writeln!(
+                out,
+                "\nCPU per write: the whole server {:.0} µs off, {:.0} µs on (off ÷ on {:.2} ×: what \
+                 writes/s can reach when the server's cores are all busy); its SQLite writer \
+                 thread {:.0} µs off, {:.0} µs on (off ÷ on {:.2} ×: what they can reach when the \
+                 one writer thread is what limits them, on a machine with cores to spare).",
+                per_write_us(off.server_cpu_cores, off),
+                per_write_us(on.server_cpu_cores, on),
+                per_write_us(off.server_cpu_cores, off) / per_write_us(on.server_cpu_cores, on),
+                per_write_us(off.writer_cpu_cores, off),
+                per_write_us(on.writer_cpu_cores, on),
+                per_write_us(off.writer_cpu_cores, off) / per_write_us(on.writer_cpu_cores, on),
             );
         }
         if let Some(d) = &self.delivery {
