@@ -27,6 +27,13 @@ impl RoomId {
     }
 }
 
+/// Room identifiers order and hash as their strings, so sets of them are looked up by `&str`.
+impl std::borrow::Borrow<str> for RoomId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A user account (`Owner_Account` and the like): 1–32 bytes with no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Account(String);

@@ -964,6 +964,17 @@ fn a_receiver_down_then_up_gets_every_entry_in_order() {
         saw_connect,
         "no failure with reason connect while the receiver was down:\n{metrics}"
     );
+    // Each of the 27 entries was delivered once at least, each delivery counted and timed.
+    let delivered = metric(
+        &metrics,
+        "liveroom_webhook_attempts_total",
+        "outcome=\"delivered\"",
+    );
+    assert!(delivered >= 27.0, "{metrics}");
+    assert!(
+        metric(&metrics, "liveroom_webhook_delivery_seconds_count", "") >= 27.0,
+        "{metrics}"
+    );
 }
 
 // ---- 4. SIGKILL mid-delivery ---------------------------------------------------------------

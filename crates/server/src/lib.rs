@@ -42,6 +42,8 @@ pub async fn serve<S: Store>(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    // The recorder first: the webhook sender registers its metrics as it starts.
+    metrics::handle();
     let connections = config.connections.clone();
     let tls = config.tls.clone();
     let webhooks = webhooks(&config.apps);
@@ -55,7 +57,6 @@ pub async fn serve<S: Store>(
     ));
     let node = config.node.clone();
     let state = Arc::new(gateway::State::new(store, config, clock));
-    metrics::handle();
     if !node.is_empty() {
         // Which node's metrics these are, for dashboards over a cluster (docs/cluster.md §6).
         ::metrics::gauge!("liveroom_node_info", "node" => node).set(1.0);

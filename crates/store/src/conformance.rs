@@ -6,7 +6,7 @@
 //!
 //! [`conformance_tests!`]: crate::conformance_tests
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -1821,6 +1821,7 @@ pub async fn feed_numbers_entries_per_app_in_commit_order<S: Store>(store: &S) {
 
 pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
     use crate::Outcome;
+    let idle = HashSet::new();
     use liveroom_domain::ops::MuteMembers;
     create(store, APP, "r1", NOW).await; // 1
     store
@@ -1847,10 +1848,22 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
         heads
     };
     assert_eq!(
-        heads(store.due(APP, now, 10).await.unwrap()),
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
         [(1, 0), (3, 0)]
     );
-    assert!(store.due(OTHER_APP, now, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due(OTHER_APP, now, 10, &idle)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Rooms the caller is busy with are passed over, and leave the limit to the others.
+    let busy = HashSet::from([id("r1")]);
+    assert_eq!(
+        heads(store.due(APP, now, 1, &busy).await.unwrap()),
+        [(3, 0)]
+    );
     let backlog = store.backlog(APP).await.unwrap();
     assert_eq!((backlog.pending, backlog.parked), (4, 0));
     assert_eq!(backlog.oldest_pending_ms, Some(NOW * 1000));
@@ -1862,7 +1875,7 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
         .await
         .unwrap();
     assert_eq!(
-        heads(store.due(APP, now, 10).await.unwrap()),
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
         [(2, 0), (3, 0)]
     );
     // A retry waits until it is due, and counts.
@@ -1871,18 +1884,24 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
         error: "timeout".into(),
     };
     store.settle(APP, vec![(3, retry)]).await.unwrap();
-    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(2, 0)]);
     assert_eq!(
-        heads(store.due(APP, now + 5000, 10).await.unwrap()),
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
+        [(2, 0)]
+    );
+    assert_eq!(
+        heads(store.due(APP, now + 5000, 10, &idle).await.unwrap()),
         [(2, 0), (3, 1)]
     );
-    assert_eq!(store.due(APP, now + 5000, 1).await.unwrap().len(), 1);
+    assert_eq!(store.due(APP, now + 5000, 1, &idle).await.unwrap().len(), 1);
     // Parked: kept aside with its reason, and the room goes on.
     let park = Outcome::Park {
         error: "HTTP 500".into(),
     };
     store.settle(APP, vec![(2, park)]).await.unwrap();
-    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(5, 0)]);
+    assert_eq!(
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
+        [(5, 0)]
+    );
     let parked = store.parked(APP, 0, 10).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(
@@ -1894,12 +1913,18 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
     assert_eq!((backlog.pending, backlog.parked), (2, 1));
     // Replayed: first again in its room, before the later entry.
     assert_eq!(store.replay(APP, Some(vec![2, 5, 99])).await.unwrap(), 1);
-    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(2, 0)]);
+    assert_eq!(
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
+        [(2, 0)]
+    );
     store
         .settle(APP, vec![(2, Outcome::Delivered)])
         .await
         .unwrap();
-    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(5, 0)]);
+    assert_eq!(
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
+        [(5, 0)]
+    );
     store
         .settle(APP, vec![(5, Outcome::Park { error: "x".into() })])
         .await
@@ -1929,14 +1954,17 @@ pub async fn outbox_delivers_each_room_in_order<S: Store>(store: &S) {
         .settle(APP, vec![(7, Outcome::Delivered)])
         .await
         .unwrap();
-    assert!(store.due(APP, now, 10).await.unwrap().is_empty());
+    assert!(store.due(APP, now, 10, &idle).await.unwrap().is_empty());
     assert_eq!(store.replay(APP, Some(vec![6])).await.unwrap(), 1);
-    assert_eq!(heads(store.due(APP, now, 10).await.unwrap()), [(6, 0)]);
+    assert_eq!(
+        heads(store.due(APP, now, 10, &idle).await.unwrap()),
+        [(6, 0)]
+    );
     store
         .settle(APP, vec![(6, Outcome::Delivered)])
         .await
         .unwrap();
-    assert!(store.due(APP, now, 10).await.unwrap().is_empty());
+    assert!(store.due(APP, now, 10, &idle).await.unwrap().is_empty());
     let backlog = store.backlog(APP).await.unwrap();
     assert_eq!((backlog.pending, backlog.parked), (1, 0), "3 still waits");
 }

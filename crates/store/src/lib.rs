@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use liveroom_domain::{
     Account, AppId, DomainError, FeedEntry, FeedItem, Hooks, IfExists, ListPosition, MemberChange,
@@ -228,12 +228,14 @@ pub struct Backlog {
 /// Which entries are queued is fixed when the store opens ([`Outboxes`]).
 pub trait Outbox: Send + Sync + 'static {
     /// The first undelivered entry of up to `limit` rooms of the app whose next attempt is due
-    /// at `now_ms`, the longest due first. A room's later entries wait for its first.
+    /// at `now_ms`, the longest due first, passing over the rooms in `busy` (those whose first
+    /// entry the caller is sending already). A room's later entries wait for its first.
     fn due(
         &self,
         app: AppId,
         now_ms: u64,
         limit: usize,
+        busy: &HashSet<RoomId>,
     ) -> impl Future<Output = StoreResult<Vec<Pending>>> + Send;
 
     /// Records what became of attempts, by entry `seq`, durably and together. An outcome for

@@ -1,7 +1,7 @@
 //! The in-memory backend: one map behind one mutex. Nothing survives the process; tests and
 //! the conformance suite use it as the reference for what every backend must do.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -578,9 +578,20 @@ impl Feed for MemoryStore {
 }
 
 impl Outbox for MemoryStore {
-    async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
+    async fn due(
+        &self,
+        app: AppId,
+        now_ms: u64,
+        limit: usize,
+        busy: &HashSet<RoomId>,
+    ) -> StoreResult<Vec<Pending>> {
         Ok(self.read_feed(app, |feed| {
-            let mut due: Vec<&Head> = feed.heads.values().filter(|h| h.due_ms <= now_ms).collect();
+            let mut due: Vec<&Head> = feed
+                .heads
+                .iter()
+                .filter(|(room, h)| h.due_ms <= now_ms && !busy.contains(*room))
+                .map(|(_, h)| h)
+                .collect();
             due.sort_by_key(|h| h.due_ms);
             due.into_iter()
                 .take(limit)

@@ -17,7 +17,7 @@ mod follow;
 mod schema;
 mod shared;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -1105,7 +1105,7 @@ const ENTRY_COLUMNS: &str = "seq, room_id, at_ms, entry";
 /// Rooms whose first entry is due and not leased to another node, leased to this one.
 const DUE: &str = "WITH picked AS (SELECT app, room_id FROM outbox \
     WHERE app = $1 AND due_ms <= $2 AND (lease_until_ms <= $2 OR lease_node = $3) \
-    ORDER BY due_ms LIMIT $4 FOR UPDATE SKIP LOCKED) \
+    AND room_id <> ALL($6) ORDER BY due_ms LIMIT $4 FOR UPDATE SKIP LOCKED) \
     UPDATE outbox o SET lease_node = $3, lease_until_ms = $5 FROM picked p, feed f \
     WHERE o.app = p.app AND o.room_id = p.room_id AND f.app = o.app AND f.seq = o.seq \
     RETURNING f.seq, f.room_id, f.at_ms, f.entry, o.attempts, o.due_ms";
@@ -1649,9 +1649,16 @@ impl Feed for PostgresStore {
 }
 
 impl Outbox for PostgresStore {
-    async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
+    async fn due(
+        &self,
+        app: AppId,
+        now_ms: u64,
+        limit: usize,
+        busy: &HashSet<RoomId>,
+    ) -> StoreResult<Vec<Pending>> {
         let inner = &*self.inner;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let busy: &Vec<&str> = &busy.iter().map(RoomId::as_str).collect();
         let until = big(now_ms.saturating_add(inner.lease.as_millis() as u64));
         let mut due = inner
             .transact("reading the outbox", |client| {
@@ -1662,7 +1669,7 @@ impl Outbox for PostgresStore {
                     let rows = tx
                         .query(
                             &tx.prepare_cached(DUE).await?,
-                            &[&i64::from(app), &big(now_ms), &inner.node, &limit, &until],
+                            &[&i64::from(app), &big(now_ms), &inner.node, &limit, &until, busy],
                         )
                         .await?;
                     rows.iter()

@@ -14,6 +14,7 @@ mod feed;
 mod sql;
 mod writer;
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -555,8 +556,15 @@ impl Feed for SqliteStore {
 }
 
 impl Outbox for SqliteStore {
-    async fn due(&self, app: AppId, now_ms: u64, limit: usize) -> StoreResult<Vec<Pending>> {
-        self.read(move |conn| feed::due(conn, app, now_ms, limit))
+    async fn due(
+        &self,
+        app: AppId,
+        now_ms: u64,
+        limit: usize,
+        busy: &HashSet<RoomId>,
+    ) -> StoreResult<Vec<Pending>> {
+        let busy = busy.clone();
+        self.read(move |conn| feed::due(conn, app, now_ms, limit, &busy))
             .await
     }
 

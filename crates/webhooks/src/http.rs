@@ -106,14 +106,21 @@ impl HttpClient {
                 .ok()
                 .map(|collected| collected.to_bytes());
             let error_code = answer
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .and_then(|value| value.get("ErrorCode")?.as_i64());
+                .and_then(|bytes| serde_json::from_slice::<Envelope>(&bytes).ok())
+                .and_then(|envelope| envelope.error_code);
             Ok(Answer { status, error_code })
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(HttpError::Timeout))
     }
+}
+
+/// The one field of a receiver's answer that is read; the others are skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(rename = "ErrorCode")]
+    error_code: Option<i64>,
 }
 
 /// An error and its causes, in one line.

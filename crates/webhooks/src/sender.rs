@@ -1,8 +1,9 @@
 //! The webhook sender (docs/webhooks.md §5): for each app with a webhook, a task that asks the
 //! store's outbox for the rooms whose first waiting entry is due, sends each one (up to
 //! `max_in_flight` rooms at once, one entry per room at a time), and records every outcome
-//! durably. It holds no more than `3 × max_in_flight` entries whatever the backlog (those being
-//! sent, and one outbox read of at most twice that): the backlog stays on disk.
+//! durably. It holds no more than `2 × max_in_flight` entries whatever the backlog (those being
+//! sent, and one outbox read of at most as many, which passes over the rooms it is busy with):
+//! the backlog stays on disk.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub async fn run<S: Store>(
             store: Arc::clone(&store),
             client: client.clone(),
             clock: Arc::clone(&clock),
+            meters: Arc::new(Meters::of(webhook.app)),
             app: Arc::new(webhook),
         };
         apps.spawn(sender.run(wake, stop.clone()));
@@ -98,6 +100,29 @@ struct AppSender<S> {
     client: HttpClient,
     clock: Arc<dyn Clock>,
     app: Arc<AppWebhook>,
+    meters: Arc<Meters>,
+}
+
+/// An app's metrics of every attempt (docs/webhooks.md §6), registered once rather than
+/// looked up by name and labels for each delivery.
+struct Meters {
+    delivery_seconds: metrics::Histogram,
+    delivered: metrics::Counter,
+    retried: metrics::Counter,
+    parked: metrics::Counter,
+}
+
+impl Meters {
+    fn of(app: AppId) -> Self {
+        let app = app.to_string();
+        let attempts = |outcome: &'static str| metrics::counter!("liveroom_webhook_attempts_total", "app" => app.clone(), "outcome" => outcome);
+        Self {
+            delivery_seconds: metrics::histogram!("liveroom_webhook_delivery_seconds", "app" => app.clone()),
+            delivered: attempts("delivered"),
+            retried: attempts("retry"),
+            parked: attempts("parked"),
+        }
+    }
 }
 
 /// An attempt's result: the entry, and what became of it.
@@ -192,13 +217,9 @@ impl<S: Store> AppSender<S> {
         running: &mut JoinSet<Attempted>,
         held: &mut HashSet<RoomId>,
     ) -> bool {
-        // The held rooms are due too, and are at most `held.len()` of the first due rooms:
-        // the rest are enough to fill every free slot. `held.len() + free` is at most
-        // `2 × max_in_flight` entries.
-        let wanted = held.len() + free;
         let due = match self
             .store
-            .due(self.app.app, self.clock.unix_ms(), wanted)
+            .due(self.app.app, self.clock.unix_ms(), free, held)
             .await
         {
             Ok(due) => due,
@@ -207,21 +228,16 @@ impl<S: Store> AppSender<S> {
                 return false;
             }
         };
-        let full = due.len() == wanted;
-        let mut started = 0;
+        let full = due.len() == free;
         for pending in due {
-            if started == free {
-                break;
-            }
-            if held.insert(pending.entry.room.clone()) {
-                started += 1;
-                let attempt = Attempt {
-                    client: self.client.clone(),
-                    clock: Arc::clone(&self.clock),
-                    app: Arc::clone(&self.app),
-                };
-                running.spawn(attempt.run(pending));
-            }
+            held.insert(pending.entry.room.clone());
+            let attempt = Attempt {
+                client: self.client.clone(),
+                clock: Arc::clone(&self.clock),
+                app: Arc::clone(&self.app),
+                meters: Arc::clone(&self.meters),
+            };
+            running.spawn(attempt.run(pending));
         }
         full
     }
@@ -259,23 +275,22 @@ struct Attempt {
     client: HttpClient,
     clock: Arc<dyn Clock>,
     app: Arc<AppWebhook>,
+    meters: Arc<Meters>,
 }
 
 impl Attempt {
     async fn run(self, pending: Pending) -> Attempted {
         let Pending { entry, attempts } = pending;
         let result = self.send(&entry).await;
-        let app = self.app.app.to_string();
         let now_ms = self.clock.unix_ms();
         let outcome = match result {
             Ok(()) => {
                 let latency = now_ms.saturating_sub(entry.at_ms) as f64 / 1000.0;
-                metrics::histogram!("liveroom_webhook_delivery_seconds", "app" => app.clone())
-                    .record(latency);
+                self.meters.delivery_seconds.record(latency);
                 Outcome::Delivered
             }
             Err((reason, error)) => {
-                metrics::counter!("liveroom_webhook_failures_total", "app" => app.clone(), "reason" => reason)
+                metrics::counter!("liveroom_webhook_failures_total", "app" => self.app.app.to_string(), "reason" => reason)
                     .increment(1);
                 let outcome = self.after_failure(&entry, attempts, now_ms, error);
                 match &outcome {
@@ -292,13 +307,12 @@ impl Attempt {
                 outcome
             }
         };
-        let label = match outcome {
-            Outcome::Delivered => "delivered",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Park { .. } => "parked",
+        let attempts = match outcome {
+            Outcome::Delivered => &self.meters.delivered,
+            Outcome::Retry { .. } => &self.meters.retried,
+            Outcome::Park { .. } => &self.meters.parked,
         };
-        metrics::counter!("liveroom_webhook_attempts_total", "app" => app, "outcome" => label)
-            .increment(1);
+        attempts.increment(1);
         Attempted {
             seq: entry.seq,
             room: entry.room,

@@ -3,6 +3,8 @@
 //! record; readers page through them.
 
 use liveroom_domain::{Account, AppId, FeedEntry, FeedItem, RoomEvent, RoomId};
+use std::collections::HashSet;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Backlog, Outboxes, Outcome, Parked, Pending, codec};
@@ -180,21 +182,33 @@ const DUE: &str = concat!(
      WHERE o.app = ?1 AND o.due_ms <= ?2 ORDER BY o.due_ms LIMIT ?3"
 );
 
+/// The busy rooms are among the first due (they wait for their outcome), so that `limit` rows
+/// past them are enough; their entries are passed over before being decoded.
 pub(super) fn due(
     conn: &Connection,
     app: AppId,
     now_ms: u64,
     limit: usize,
+    busy: &HashSet<RoomId>,
 ) -> rusqlite::Result<Vec<Pending>> {
-    conn.prepare_cached(DUE)?
-        .query(params![app, clamp(now_ms), limit as i64])?
-        .mapped(|row| {
-            Ok(Pending {
+    let mut statement = conn.prepare_cached(DUE)?;
+    let mut rows = statement.query(params![
+        app,
+        clamp(now_ms),
+        limit.saturating_add(busy.len()) as i64
+    ])?;
+    let mut due = Vec::new();
+    while due.len() < limit
+        && let Some(row) = rows.next()?
+    {
+        if !busy.contains(row.get_ref(1)?.as_str()?) {
+            due.push(Pending {
                 entry: entry_of(row)?,
                 attempts: row.get(4)?,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(due)
 }
 
 const HEAD_OF_ENTRY: &str = "SELECT o.room_id FROM feed f \

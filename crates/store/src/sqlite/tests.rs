@@ -89,7 +89,10 @@ async fn the_outbox_survives_reopening() {
     let mut options = SqliteOptions::new(&path);
     options.outboxes = crate::conformance::suite_outboxes();
     let reopened = SqliteStore::open(options).unwrap();
-    let due = reopened.due(app, u64::MAX >> 1, 10).await.unwrap();
+    let due = reopened
+        .due(app, u64::MAX >> 1, 10, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].entry.seq, &due[0].entry.by), (1, &by));
     reopened
@@ -111,7 +114,14 @@ async fn the_outbox_survives_reopening() {
         .unwrap();
     let feed = reopened.feed(app, None, 0, 10).await.unwrap();
     assert_eq!(feed.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-    assert!(reopened.due(app, u64::MAX >> 1, 10).await.unwrap().len() == 1);
+    assert!(
+        reopened
+            .due(app, u64::MAX >> 1, 10, &Default::default())
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
 }
 
 /// The same suite with a metadata cache too small for more than a few rooms, so that reads
