@@ -789,6 +789,7 @@ mod tests {
             p999_ms: 0.0,
             max_ms: 0.0,
             server_cpu_cores: 0.0,
+            writer_cpu_cores: 0.0,
             server_rss_mb: 0.0,
             generator_cpu_cores: 0.0,
             first_error: None,
