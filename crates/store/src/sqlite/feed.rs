@@ -372,7 +372,7 @@ pub(super) fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::sql::{SCHEMA, query_plan};
+    use crate::sqlite::sql::{SCHEMA, opcodes, query_plan};
 
     /// Every statement finds its rows through the index meant for it, whatever the tables
     /// hold: with no statistics, SQLite took the primary key's range `(app, seq > ?)` for the
@@ -424,14 +424,10 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
         for sql in [BUMP_SEQ, LAST_SEQ, INSERT_ENTRY, QUEUE_ROOM] {
-            let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
-            let params = std::iter::repeat_n(0, explain.parameter_count());
-            let opcodes: Vec<String> = explain
-                .query_map(rusqlite::params_from_iter(params), |row| row.get(1))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{sql}");
+            assert!(
+                !opcodes(&conn, sql).iter().any(|op| op == "OpenEphemeral"),
+                "{sql}"
+            );
         }
     }
 }

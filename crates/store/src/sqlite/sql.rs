@@ -979,14 +979,25 @@ pub(super) fn insert_room(
 /// Tests: how SQLite plans `sql` on `conn`, its steps joined by "; ".
 #[cfg(test)]
 pub(super) fn query_plan(conn: &Connection, sql: &str) -> String {
-    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    explain(conn, "EXPLAIN QUERY PLAN", sql, 3).join("; ")
+}
+
+/// Tests: the opcodes of the program SQLite compiles `sql` into on `conn`.
+#[cfg(test)]
+pub(super) fn opcodes(conn: &Connection, sql: &str) -> Vec<String> {
+    explain(conn, "EXPLAIN", sql, 1)
+}
+
+/// Column `column` of every row `{explain} {sql}` answers, with every parameter bound to 0.
+#[cfg(test)]
+fn explain(conn: &Connection, explain: &str, sql: &str, column: usize) -> Vec<String> {
+    let mut statement = conn.prepare(&format!("{explain} {sql}")).unwrap();
     let params = std::iter::repeat_n(0, statement.parameter_count());
-    let plan: Vec<String> = statement
-        .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
+    statement
+        .query_map(rusqlite::params_from_iter(params), |row| row.get(column))
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    plan.join("; ")
+        .unwrap()
 }
 
 #[cfg(test)]
