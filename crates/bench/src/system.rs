@@ -91,7 +91,7 @@ pub fn filesystem(path: &Path) -> String {
 
 /// CPU time (user + system) a process has used so far.
 pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
-    stat_cpu_time(&format!("/proc/{pid}/stat"))
+    stat_cpu_time(Path::new(&format!("/proc/{pid}/stat")))
 }
 
 /// CPU time (user + system) used so far by a process's threads named `name`: zero if none is.
@@ -104,14 +104,14 @@ pub fn thread_cpu_time(pid: u32, name: &str) -> std::io::Result<Duration> {
             continue;
         };
         if comm.trim_end() == name {
-            total += stat_cpu_time(&task.join("stat").to_string_lossy()).unwrap_or_default();
+            total += stat_cpu_time(&task.join("stat")).unwrap_or_default();
         }
     }
     Ok(total)
 }
 
 /// utime + stime of a `/proc/…/stat` file (proc(5)).
-fn stat_cpu_time(path: &str) -> std::io::Result<Duration> {
+fn stat_cpu_time(path: &Path) -> std::io::Result<Duration> {
     let stat = std::fs::read_to_string(path)?;
     // The command name may hold spaces and parentheses; the fields after its last ')' do not.
     // Counted from there, utime and stime are fields 12 and 13 (14 and 15 of proc(5)).
@@ -121,7 +121,10 @@ fn stat_cpu_time(path: &str) -> std::io::Result<Duration> {
         .unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
-        return Err(std::io::Error::other(format!("unexpected {path}")));
+        return Err(std::io::Error::other(format!(
+            "unexpected {}",
+            path.display()
+        )));
     };
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;

@@ -1139,18 +1139,26 @@ impl WebhooksReport {
                 caught_up
             );
             let (off, on) = (&o.off.median, &o.on.median);
+            let (server_off, server_on) = (
+                per_write_us(off.server_cpu_cores, off),
+                per_write_us(on.server_cpu_cores, on),
+            );
+            let (writer_off, writer_on) = (
+                per_write_us(off.writer_cpu_cores, off),
+                per_write_us(on.writer_cpu_cores, on),
+            );
             let _ = writeln!(
                 out,
                 "\nCPU per write: the whole server {:.0} µs off, {:.0} µs on (off ÷ on {:.2} ×: what \
                  writes/s can reach when the server's cores are all busy); its SQLite writer \
                  thread {:.0} µs off, {:.0} µs on (off ÷ on {:.2} ×: what they can reach when the \
                  one writer thread is what limits them, on a machine with cores to spare).",
-                per_write_us(off.server_cpu_cores, off),
-                per_write_us(on.server_cpu_cores, on),
-                per_write_us(off.server_cpu_cores, off) / per_write_us(on.server_cpu_cores, on),
-                per_write_us(off.writer_cpu_cores, off),
-                per_write_us(on.writer_cpu_cores, on),
-                per_write_us(off.writer_cpu_cores, off) / per_write_us(on.writer_cpu_cores, on),
+                server_off,
+                server_on,
+                server_off / server_on,
+                writer_off,
+                writer_on,
+                writer_off / writer_on,
             );
         }
         if let Some(d) = &self.delivery {

@@ -209,8 +209,8 @@ impl<S: Store> AppSender<S> {
         }
     }
 
-    /// Starts an attempt for each due room not already held, up to `free` of them; returns
-    /// whether due rooms may be left unstarted.
+    /// Starts an attempt for each due room that is not held already (the store passes over
+    /// those), up to `free` of them; returns whether due rooms may be left unstarted.
     async fn start_due(
         &self,
         free: usize,
